@@ -1,0 +1,128 @@
+"""The simulation's configuration: one frozen, validated dataclass, and its memory estimate."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .activations import get_activation
+from .errors import ConfigError, unknown_name
+from .schemes import get_bias_init, get_scheme
+
+GIB = 1024**3
+DEFAULT_MEMORY_LIMIT = 2 * GIB
+
+NORMS = ("none", "batch", "layer")
+INPUT_DISTRIBUTIONS = ("normal", "uniform")
+DTYPES = ("float32", "float64")
+
+# Inclusive ranges of the integer fields: the window's spin boxes and the CLI use the same ones.
+RANGES: dict[str, tuple[int, int]] = {
+    "layers": (1, 1000),
+    "width": (1, 4096),
+    "batch": (1, 8192),
+    "input_width": (1, 4096),
+    "seed": (0, 2**63 - 1),
+    "bins": (2, 1024),
+}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """An MLP of ``layers`` dense layers of ``width`` units on a batch of ``batch`` inputs."""
+
+    layers: int = 20
+    width: int = 256
+    batch: int = 512
+    activation: str = "relu"
+    activation_params: Mapping[str, Any] = field(default_factory=dict)
+    init: str = "kaiming_normal"
+    init_params: Mapping[str, Any] = field(default_factory=dict)
+    bias_init: str = "zeros"
+    bias_params: Mapping[str, Any] = field(default_factory=dict)
+    norm: str = "none"  # normalization before the activation: none, batch or layer
+    input_width: int | None = None  # None: the same as width
+    input_dist: str = "normal"  # unit variance either way
+    seed: int = 0
+    dtype: str = "float32"
+    bins: int = 64
+    memory_limit: int = DEFAULT_MEMORY_LIMIT  # bytes; larger configs are refused
+
+    @property
+    def fan_in_first(self) -> int:
+        return self.input_width or self.width
+
+    def fans(self, layer: int) -> tuple[int, int]:
+        """(fan_in, fan_out) of 1-based layer ``layer``."""
+        return (self.fan_in_first if layer == 1 else self.width), self.width
+
+    def replace(self, **changes: Any) -> SimConfig:
+        return dataclasses.replace(self, **changes)
+
+    def validated(self) -> SimConfig:
+        """This config with canonical names and every parameter resolved, or a ConfigError."""
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if name == "input_width" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                raise ConfigError(name, f"got {value!r}, expected an integer in [{low}, {high}]")
+        scheme = get_scheme(self.init)
+        activation = get_activation(self.activation)
+        bias = get_bias_init(self.bias_init)
+        for name, allowed in (("norm", NORMS), ("input_dist", INPUT_DISTRIBUTIONS), ("dtype", DTYPES)):
+            if getattr(self, name) not in allowed:
+                raise unknown_name(name, str(getattr(self, name)), allowed)
+        if not isinstance(self.memory_limit, int) or self.memory_limit <= 0:
+            raise ConfigError("memory_limit", f"got {self.memory_limit!r}, expected a positive byte count")
+        config = self.replace(
+            init=scheme.name, init_params=scheme.params(self.init_params),
+            activation=activation.name, activation_params=activation.params(self.activation_params),
+            bias_init=bias.name, bias_params=bias.params(self.bias_params),
+            layers=int(self.layers), width=int(self.width), batch=int(self.batch), seed=int(self.seed),
+            input_width=None if self.input_width in (None, self.width) else int(self.input_width),
+        )
+        needed = memory_estimate(config)
+        if needed > config.memory_limit:
+            raise ConfigError(
+                "memory", f"this config needs about {needed / GIB:.2f} GiB, over the limit of "
+                f"{config.memory_limit / GIB:.2f} GiB (reduce layers, width or batch)")
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values, every field present."""
+        out = dataclasses.asdict(self)
+        for key in ("activation_params", "init_params", "bias_params"):
+            out[key] = dict(out[key])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SimConfig:
+        """A config from a mapping; unknown keys are refused with the closest valid names."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in known:
+                raise unknown_name("config", key, known)
+        return cls(**{k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()})
+
+
+def memory_estimate(config: SimConfig) -> int:
+    """Peak bytes a simulation of ``config`` holds: weights and one cached array per layer kept
+    for the backward pass, plus a few working buffers."""
+    item = np.dtype(config.dtype).itemsize
+    fan_in = config.fan_in_first
+    width, batch, layers = config.width, config.batch, config.layers
+    weights = fan_in * width + (layers - 1) * width * width + layers * width
+    cached = layers * batch * width + batch * fan_in
+    working = 4 * batch * max(width, fan_in) + max(fan_in, width) * width
+    norm_extra = layers * (width if config.norm == "batch" else batch) if config.norm != "none" else 0
+    return int(item * (weights + cached + working + norm_extra))
+
+
+def estimate_text(config: SimConfig) -> str:
+    return f"{memory_estimate(config) / 2**20:,.0f} MiB"
+

@@ -1,0 +1,100 @@
+"""Parameters shared by init schemes, bias inits and activations.
+
+A parameter has one name everywhere (registry, config, CLI flag ``--name-with-dashes``, UI control),
+so ``gain`` means the same thing in every scheme that takes it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+ParamValue = float | str
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    help: str
+    choices: tuple[str, ...] = ()
+    low: float = -math.inf
+    high: float = math.inf
+    low_inclusive: bool = True
+
+    @property
+    def is_choice(self) -> bool:
+        return bool(self.choices)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def allowed(self) -> str:
+        if self.is_choice:
+            return "one of " + ", ".join(self.choices)
+        left = "[" if self.low_inclusive else "("
+        return f"a number in {left}{self.low:g}, {self.high:g}]"
+
+    def validate(self, owner: str, value: ParamValue) -> ParamValue:
+        """Return the value coerced to its type, or raise a ConfigError naming the parameter."""
+        field = f"{owner}.{self.name}"
+        if self.is_choice:
+            key = str(value).strip().lower()
+            if key not in self.choices:
+                raise ConfigError(field, f"got {value!r}, expected {self.allowed()}")
+            return key
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(field, f"got {value!r}, expected {self.allowed()}") from None
+        too_low = number < self.low or (number == self.low and not self.low_inclusive)
+        if not math.isfinite(number) or too_low or number > self.high:
+            raise ConfigError(field, f"got {value!r}, expected {self.allowed()}")
+        return number
+
+
+FAN_MODES = ("fan_in", "fan_out", "fan_avg")
+NONLINEARITIES = (
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
+)
+
+PARAMS: dict[str, Param] = {
+    p.name: p
+    for p in (
+        Param("gain", "multiplies the scheme's standard deviation (PyTorch's gain)", low=0.0),
+        Param("mode", "which fan sets the variance", choices=FAN_MODES),
+        Param("nonlinearity", "activation whose PyTorch gain is used", choices=NONLINEARITIES),
+        Param("negative_slope", "PyTorch's `a` of kaiming_*: the leaky_relu slope in the gain",
+              low=0.0, high=1e3),
+        Param("std", "standard deviation of the normal before any truncation", low=0.0),
+        Param("mean", "mean of the normal", low=-1e6, high=1e6),
+        Param("low", "lower cut of trunc_normal, an absolute value (not in units of std)",
+              low=-1e6, high=1e6),
+        Param("high", "upper cut of trunc_normal, an absolute value (not in units of std)",
+              low=-1e6, high=1e6),
+        Param("limit", "half-width of the symmetric uniform U(-limit, limit)", low=0.0, high=1e6),
+        Param("scale", "variance scale of variance_scaling (1: LeCun/Glorot, 2: He)",
+              low=0.0, high=1e6, low_inclusive=False),
+        Param("distribution", "variance_scaling's distribution",
+              choices=("truncated_normal", "untruncated_normal", "uniform")),
+        Param("value", "the constant every entry takes", low=-1e6, high=1e6),
+        Param("sparsity", "fraction of zeros in each column of the PyTorch weight", low=0.0, high=1.0),
+        Param("slope", "leaky_relu's negative slope", low=0.0, high=1e3),
+        Param("alpha", "elu's alpha", low=0.0, high=1e3),
+        Param("approximate", "gelu: exact erf form or the tanh approximation",
+              choices=("none", "tanh")),
+    )
+}
+
+
+def resolve(owner: str, defaults: dict[str, ParamValue], given: dict[str, ParamValue]) -> dict:
+    """Defaults overlaid with the given values, each validated; unknown names are refused."""
+    for name in given:
+        if name not in defaults:
+            takes = ", ".join(defaults) or "no parameters"
+            raise ConfigError(f"{owner}.{name}", f"{owner} does not take {name!r} (it takes: {takes})")
+    return {name: PARAMS[name].validate(owner, given.get(name, default))
+            for name, default in defaults.items()}

@@ -1,0 +1,1 @@
+"""Shipped data: presets, tours, icons, styles. Installed as the package initsim.resources."""
