@@ -95,6 +95,6 @@ def resolve(owner: str, defaults: dict[str, ParamValue], given: dict[str, ParamV
     for name in given:
         if name not in defaults:
             takes = ", ".join(defaults) or "no parameters"
-            raise ConfigError(f"{owner}.{name}", f"{owner} does not take {name!r} (it takes: {takes})")
+            raise ConfigError(f"{owner}.{name}", f"not a parameter of {owner} (it takes: {takes})")
     return {name: PARAMS[name].validate(owner, given.get(name, default))
             for name, default in defaults.items()}

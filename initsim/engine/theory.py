@@ -86,7 +86,7 @@ def fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0=1.0,
 
 def depth_scale(chi: float) -> float:
     """Layers over which the gradient variance changes by a factor e: 1 / |ln chi_1|."""
-    if not chi > 0 or chi == 1:
+    if not chi > 0 or math.isclose(chi, 1.0, rel_tol=1e-9):
         return math.inf
     return 1 / abs(math.log(chi))
 

@@ -1,0 +1,297 @@
+"""The `initsim` command: the window with no subcommand, headless work with one.
+
+Headless subcommands import only the engine; the app (and Qt) is imported only to open the window.
+Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from .engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig
+from .engine.params import PARAMS
+from .engine.presets import get_preset, presets
+
+EXIT_USAGE = 2
+
+SCHEME_PARAMS = ("gain", "mode", "nonlinearity", "negative_slope", "std", "mean", "low", "high",
+                 "limit", "scale", "distribution", "value", "sparsity")
+ACTIVATION_PARAMS = ("slope", "alpha", "approximate")
+BIAS_PARAMS = {"bias_std": "std", "bias_value": "value"}
+
+
+class UsageError(Exception):
+    """Bad command-line input; main() prints it on one line and exits with status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UsageError(message)
+
+
+def _param_type(name: str) -> Callable[[str], Any]:
+    return str if PARAMS[name].is_choice else float
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The network and initialization flags shared by every headless command that simulates."""
+    net = parser.add_argument_group("network")
+    net.add_argument("--preset", help="start from a preset (see `initsim presets`); flags override it")
+    for name in ("layers", "width", "batch", "input_width", "seed", "bins"):
+        low, high = RANGES[name]
+        net.add_argument("--" + name.replace("_", "-"), type=int, metavar="N", help=f"{low}..{high}")
+    net.add_argument("--activation", metavar="NAME", help=", ".join(ACTIVATIONS))
+    net.add_argument("--norm", metavar="NAME", help="normalization before the activation: none, batch, layer")
+    net.add_argument("--input-dist", metavar="NAME", help="input distribution (unit variance): normal, uniform")
+    net.add_argument("--dtype", metavar="NAME", help="float32 (default) or float64")
+    net.add_argument("--memory-limit-gib", type=float, metavar="GIB",
+                     help="refuse configs whose estimated memory is over this (default 2)")
+    init = parser.add_argument_group("initialization")
+    init.add_argument("--init", metavar="NAME", help="scheme (see `initsim schemes`)")
+    init.add_argument("--bias-init", metavar="NAME", help=", ".join(BIAS_INITS))
+    for name in SCHEME_PARAMS + ACTIVATION_PARAMS:
+        spec = PARAMS[name]
+        init.add_argument(spec.flag, type=_param_type(name), metavar="X", help=spec.help)
+    init.add_argument("--bias-std", type=float, metavar="X", help="std of the normal bias init")
+    init.add_argument("--bias-value", type=float, metavar="X", help="value of the constant bias init")
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """The validated config the flags describe (a preset, overridden by the flags given)."""
+    base = get_preset(args.preset).config if args.preset else SimConfig()
+    changes: dict[str, Any] = {}
+    for name in ("layers", "width", "batch", "input_width", "seed", "bins", "activation", "norm",
+                 "input_dist", "dtype", "init", "bias_init"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    # Parameters belong to their scheme: naming a new scheme starts from its defaults.
+    init_params = {} if "init" in changes else dict(base.init_params)
+    act_params = {} if "activation" in changes else dict(base.activation_params)
+    bias_params = {} if "bias_init" in changes else dict(base.bias_params)
+    init_params.update({n: getattr(args, n) for n in SCHEME_PARAMS if getattr(args, n) is not None})
+    act_params.update({n: getattr(args, n) for n in ACTIVATION_PARAMS if getattr(args, n) is not None})
+    bias_params.update({p: getattr(args, f) for f, p in BIAS_PARAMS.items() if getattr(args, f) is not None})
+    if args.memory_limit_gib is not None:
+        if not args.memory_limit_gib > 0:
+            raise ConfigError("memory_limit", "expected a positive number of GiB")
+        changes["memory_limit"] = int(args.memory_limit_gib * 2**30)
+    return base.replace(init_params=init_params, activation_params=act_params,
+                        bias_params=bias_params, **changes).validated()
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON: non-finite floats become null (JSON has no NaN or Infinity)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def print_json(data: Any) -> None:
+    json.dump(json_safe(data), sys.stdout, indent=1, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+# --- simulate ------------------------------------------------------------------------------
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .engine import simulate
+
+    result = simulate(config_from_args(args))
+    theory = result.theory
+    if args.json:
+        print_json({"config": result.config.to_dict(),
+                    "theory": {"q_star": theory.q_star, "chi1": theory.chi1,
+                               "depth_scale": theory.depth_scale, "sigma_w2": theory.sigma_w2,
+                               "sigma_b2": theory.sigma_b2},
+                    "seconds": result.seconds, "layers": result.layer_records()})
+        return 0
+    c = result.config
+    print(f"{c.layers} x {c.width} {c.activation}, init {c.init} {_params_text(c.init_params)}, "
+          f"bias {c.bias_init}, norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}")
+    header = ("layer", "pre std", "act mean", "act std", "dead %", "sat %", "grad std",
+              "theory pre", "theory grad", "nonfinite")
+    print("  ".join(f"{h:>10}" for h in header))
+    for row in result.layer_records():
+        cells = (row["index"], _fmt(row["pre_std"]), _fmt(row["post_mean"]), _fmt(row["post_std"]),
+                 f"{100 * row['dead_fraction']:.1f}", f"{100 * row['saturated_fraction']:.1f}",
+                 _fmt(row["grad_std"]), _fmt(row["theory_pre_std"]), _fmt(row["theory_grad_std"]),
+                 row["nonfinite"])
+        print("  ".join(f"{str(cell):>10}" for cell in cells))
+    print(f"mean field: sigma_w^2 = {_fmt(theory.sigma_w2[-1])}, sigma_b^2 = {_fmt(theory.sigma_b2)}, "
+          f"q* = {_fmt(theory.q_star)}, chi_1 = {_fmt(theory.chi1)}, "
+          f"depth scale = {_fmt(theory.depth_scale)} layers; {result.seconds:.3f} s")
+    return 0
+
+
+def _params_text(params: dict) -> str:
+    return "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in params.items()) + ")" if params else ""
+
+
+# --- weights -------------------------------------------------------------------------------
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .engine import get_scheme, initial_weights
+
+    out = Path(args.out)
+    if args.layers is not None or args.preset:
+        if out.suffix != ".npz":
+            raise UsageError("a whole network (--layers or --preset) is written as .npz")
+        if args.fan_in is not None:
+            args.input_width = args.fan_in
+        if args.fan_out is not None:
+            args.width = args.fan_out
+        config = config_from_args(args)
+        arrays = {}
+        for index, (w, b) in enumerate(initial_weights(config), 1):
+            arrays[f"W{index}"], arrays[f"b{index}"] = w, b
+        arrays["config_json"] = np.array(json.dumps(json_safe(config.to_dict())))
+        _write(out, lambda f: np.savez(f, **arrays))
+        print(f"wrote {config.layers} layers of {config.init} to {out}")
+        return 0
+    if out.suffix != ".npy":
+        raise UsageError("one matrix is written as .npy (use --layers N for a whole network as .npz)")
+    if args.fan_in is None or args.fan_out is None:
+        raise UsageError("--fan-in and --fan-out are required for one matrix")
+    for name, value in (("fan_in", args.fan_in), ("fan_out", args.fan_out)):
+        if not 1 <= value <= 65536:
+            raise ConfigError(name, f"got {value}, expected an integer in [1, 65536]")
+    scheme = get_scheme(args.init or "kaiming_normal")
+    if scheme.data_dependent:
+        raise ConfigError("init", f"{scheme.name} depends on data: write a network with --layers")
+    params = scheme.params({n: getattr(args, n) for n in SCHEME_PARAMS if getattr(args, n) is not None})
+    seed = args.seed if args.seed is not None else 0
+    w = scheme.sample(args.fan_in, args.fan_out, np.random.default_rng(seed),
+                      args.dtype or "float32", params)
+    _write(out, lambda f: np.save(f, w))
+    print(f"wrote {scheme.name} {w.shape} (std {w.std():.4g}, formula std "
+          f"{scheme.std(args.fan_in, args.fan_out, params):.4g}) to {out}")
+    return 0
+
+
+def _write(path: Path, save: Callable[[Any], None]) -> None:
+    """Write through a temporary file renamed into place: a failed write leaves nothing behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            save(f)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+# --- registries ----------------------------------------------------------------------------
+
+def cmd_schemes(args: argparse.Namespace) -> int:
+    rows = [{"name": s.name, "label": s.label, "family": s.family, "truncated": s.truncated,
+             "formula": s.formula, "params": dict(s.defaults), "aliases": list(s.aliases),
+             "pytorch": s.pytorch, "keras": s.keras, "description": s.description,
+             "data_dependent": s.data_dependent} for s in SCHEMES.values()]
+    if args.json:
+        print_json(rows)
+        return 0
+    for row in rows:
+        print(f"{row['label']}\n    {row['formula']}\n    params: {_params_text(row['params']) or '-'}"
+              f"\n    PyTorch: {row['pytorch']}\n    Keras:   {row['keras']}")
+    return 0
+
+
+def cmd_activations(args: argparse.Namespace) -> int:
+    rows = []
+    for a in ACTIVATIONS.values():
+        p = a.params()
+        rows.append({"name": a.name, "formula": a.formula, "params": dict(a.defaults),
+                     "gain": a.gain(), "pytorch_gain": a.torch_gain is not None,
+                     "recommended": a.recommended, "recommended_params": a.recommended_params(p),
+                     "why": a.why, "can_die": a.can_die(p),
+                     "saturation": list(a.saturation) if a.saturation else None})
+    if args.json:
+        print_json(rows)
+        return 0
+    for row in rows:
+        source = "PyTorch" if row["pytorch_gain"] else "mean field"
+        print(f"{row['name']:<11} gain {row['gain']:.4f} ({source})  ->  {row['recommended']} "
+              f"{_params_text(row['recommended_params'])}\n    {row['formula']}\n    {row['why']}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    rows = [{"name": p.name, "title": p.title, "explanation": p.explanation,
+             "config": p.config.to_dict()} for p in presets().values()]
+    if args.json:
+        print_json(rows)
+        return 0
+    for row in rows:
+        print(f"{row['name']:<22} {row['title']}")
+    return 0
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+def build_parser() -> Parser:
+    parser = Parser(prog="initsim", description="See what weight initialization does to a deep "
+                    "network. With no command, opens the window.")
+    parser.add_argument("--version", action="version", version=f"initsim {__import__('initsim').__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    simulate = commands.add_parser("simulate", help="simulate a network and print per-layer statistics")
+    add_config_flags(simulate)
+    simulate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    simulate.set_defaults(run=cmd_simulate)
+
+    weights = commands.add_parser("weights", help="write sampled initial weights (.npy, or .npz for a net)")
+    add_config_flags(weights)
+    weights.add_argument("--fan-in", type=int, metavar="N")
+    weights.add_argument("--fan-out", type=int, metavar="N")
+    weights.add_argument("--out", required=True, metavar="FILE", help=".npy (one matrix) or .npz (network)")
+    weights.set_defaults(run=cmd_weights)
+
+    for name, run, text in (("schemes", cmd_schemes, "list the initialization schemes"),
+                            ("activations", cmd_activations, "list the activations"),
+                            ("presets", cmd_presets, "list the presets")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--json", action="store_true")
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, rest = build_parser().parse_known_args(argv)
+        if args.command is None:  # the window; Qt takes what it knows of the rest (-platform ...)
+            from .app import run
+
+            return run(rest)
+        if rest:
+            raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
+        return args.run(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"initsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into e.g. `head`
+        return 0
