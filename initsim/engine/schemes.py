@@ -94,7 +94,9 @@ class Scheme:
 
     def sample(self, fan_in: int, fan_out: int, rng: np.random.Generator,
                dtype=np.float32, params: dict | None = None) -> np.ndarray:
-        w = self.sampler(fan_in, fan_out, rng, np.dtype(dtype), self.params(params))
+        """A (fan_in, fan_out) matrix. Drawn in float64 whatever ``dtype`` is, so that a seed gives
+        the same network in float32 and float64 (up to rounding)."""
+        w = self.sampler(fan_in, fan_out, rng, np.dtype(np.float64), self.params(params))
         return np.ascontiguousarray(w, dtype=dtype)
 
     @property
@@ -244,7 +246,8 @@ _KAIMING_DEFAULTS = {"negative_slope": 0.0, "mode": "fan_in", "nonlinearity": "l
 def _trunc_moments(fan_in, fan_out, p):
     dist = stats.truncnorm((p["low"] - p["mean"]) / p["std"], (p["high"] - p["mean"]) / p["std"],
                            loc=p["mean"], scale=p["std"])
-    return float(dist.mean()), float(dist.std())
+    with np.errstate(all="ignore"):  # bounds far out in the tail: scipy's asymptotic branch
+        return float(dist.mean()), float(dist.std())
 
 
 def _trunc_check(p):
@@ -447,7 +450,7 @@ class BiasInit:
         return mean * mean + std * std
 
     def sample(self, fan_in, fan_out, rng, dtype=np.float32, params=None) -> np.ndarray:
-        b = self.sampler(fan_in, fan_out, rng, np.dtype(dtype), self.params(params))
+        b = self.sampler(fan_in, fan_out, rng, np.dtype(np.float64), self.params(params))
         return np.ascontiguousarray(b, dtype=dtype)
 
 

@@ -9,14 +9,8 @@ loss function: the measured gradient std is how the network transforms a unit-si
 way back. Per layer it reports the gradient w.r.t. the layer's linear output h (before the
 normalization, when there is one) and w.r.t. the weights.
 
-Memory: the backward pass needs, per layer, the weights and one batch-by-width array. Where the
-activation's derivative can be had from its output (relu, tanh, sigmoid, ...) and there is no
-normalization, that array is the output itself, which the next layer's weight gradient needs anyway;
-otherwise it is the activation's input u_l, and the output is recomputed when needed.
-
-Randomness: one numpy SeedSequence per config seed, spawned into independent streams for the input,
-for each layer's weights and bias, and for the output gradient; a layer's weights thus depend only on
-the seed, the layer's index and its shape, and `initial_weights` returns the very same matrices.
+The layers' forward and backward passes, their memory discipline and the seeding of their
+weights are in `network.py`, shared with training.
 """
 
 from __future__ import annotations
@@ -28,15 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import Activation, get_activation
 from .config import SimConfig
-from .schemes import BiasInit, Scheme, get_bias_init, get_scheme
+from .network import Layer, Network, backward, linear, lsuv_rescale
 from .stats import Stats, std_of, summarize
 from .theory import TheoryPrediction, predict
-
-NORM_EPS = 1e-5
-LSUV_TOLERANCE = 0.1
-LSUV_MAX_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -101,115 +90,44 @@ class SimResult:
         return records
 
 
-@dataclass(frozen=True)
-class _Parts:
-    """A validated config's registry entries, looked up once."""
-
-    config: SimConfig
-    scheme: Scheme
-    bias: BiasInit
-    act: Activation
-    dtype: np.dtype
-
-    @classmethod
-    def of(cls, config: SimConfig) -> _Parts:
-        config = config.validated()
-        return cls(config, get_scheme(config.init), get_bias_init(config.bias_init),
-                   get_activation(config.activation), np.dtype(config.dtype))
-
-
-def _streams(config: SimConfig) -> list[np.random.Generator]:
-    """[input, layer 1, ..., layer L, output gradient]."""
-    seeds = np.random.SeedSequence(config.seed).spawn(config.layers + 2)
-    return [np.random.default_rng(s) for s in seeds]
-
-
 def _input(config: SimConfig, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     shape = (config.batch, config.fan_in_first)
     if config.input_dist == "uniform":  # U(-sqrt 3, sqrt 3) has unit variance
-        x = rng.random(shape, dtype=dtype)
-        x *= 2 * math.sqrt(3)
-        x -= math.sqrt(3)
-        return x
-    return rng.standard_normal(shape, dtype=dtype)
+        x = rng.uniform(-math.sqrt(3), math.sqrt(3), shape)
+    else:
+        x = rng.standard_normal(shape)
+    return x.astype(dtype)  # drawn in float64: the same input in float32 and float64
 
 
-def _sample_layer(parts: _Parts, layer: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    c = parts.config
-    fan_in, fan_out = c.fans(layer)
-    w = parts.scheme.sample(fan_in, fan_out, rng, parts.dtype, c.init_params)
-    b = parts.bias.sample(fan_in, fan_out, rng, parts.dtype, c.bias_params)
-    return w, b
-
-
-def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    np.matmul(x, w, out=out)
-    if b.any():
-        out += b
-    return out
-
-
-def _lsuv_rescale(x, w, b, h) -> None:
-    """Mishkin & Matas: divide W by the std of the layer's output until its variance is ~1."""
-    for _ in range(LSUV_MAX_ROUNDS):
-        var = float(h.var(dtype=np.float64))
-        if not math.isfinite(var) or var == 0 or abs(var - 1) < LSUV_TOLERANCE:
-            return
-        w /= w.dtype.type(math.sqrt(var))
-        _linear(x, w, b, h)
-
-
-def _normalize(h: np.ndarray, norm: str) -> np.ndarray:
-    """Normalize h in place (batch: each unit over the batch; layer: each sample over its units),
-    without the affine part; returns the inverse std the backward pass needs."""
-    axis = 0 if norm == "batch" else 1
-    mean = h.mean(axis=axis, keepdims=True)
-    h -= mean
-    inv_std = 1 / np.sqrt(np.mean(h * h, axis=axis, keepdims=True) + NORM_EPS)
-    h *= inv_std
-    return inv_std
-
-
-def _normalize_backward(grad_u: np.ndarray, u: np.ndarray, inv_std: np.ndarray, norm: str) -> np.ndarray:
-    """dL/dh from dL/du for u = (h - mean) * inv_std (in place on grad_u)."""
-    axis = 0 if norm == "batch" else 1
-    mean_grad = grad_u.mean(axis=axis, keepdims=True)
-    mean_grad_u = (grad_u * u).mean(axis=axis, keepdims=True)
-    grad_u -= mean_grad
-    grad_u -= u * mean_grad_u
-    grad_u *= inv_std
-    return grad_u
-
-
-def _fractions(parts: _Parts, y: np.ndarray) -> tuple[float, float]:
-    p = parts.config.activation_params
+def _fractions(net: Network, y: np.ndarray) -> tuple[float, float]:
+    act, p = net.block.act, net.config.activation_params
     dead = 0.0
-    if parts.act.can_die(p):  # phi' = 0 exactly where the output is <= 0
+    if act.can_die(p):  # phi' = 0 exactly where the output is <= 0
         dead = float(np.count_nonzero(y.max(axis=0) <= 0)) / y.shape[1]
     saturated = 0.0
-    if parts.act.saturation is not None:
-        low, high = parts.act.saturation
+    if act.saturation is not None:
+        low, high = act.saturation
         saturated = float(np.count_nonzero((y < low) | (y > high))) / y.size
     return dead, saturated
 
 
-def _theory(parts: _Parts, weights: list[np.ndarray] | None) -> TheoryPrediction:
+def _theory(net: Network, weights: list[np.ndarray] | None) -> TheoryPrediction:
     """The mean-field prediction from the scheme's formula (or, for a data-dependent scheme, from
     the weights it ended up with)."""
-    c = parts.config
+    c = net.config
     sigma_w2, ratio = [], []
     for layer in range(1, c.layers + 1):
         fan_in, fan_out = c.fans(layer)
-        if parts.scheme.data_dependent:
+        if net.scheme.data_dependent:
             second = float(np.mean(np.square(weights[layer - 1], dtype=np.float64))) if weights else math.nan
         else:
-            second = parts.scheme.second_moment(fan_in, fan_out, c.init_params)
+            second = net.scheme.second_moment(fan_in, fan_out, c.init_params)
         sigma_w2.append(fan_in * second)
         ratio.append(fan_out / fan_in)
-    sigma_b2 = parts.bias.second_moment(c.width, c.bias_params)
-    return predict(parts.act, c.activation_params, sigma_w2, ratio, sigma_b2,
+    sigma_b2 = net.bias.second_moment(c.width, c.bias_params)
+    return predict(net.block.act, c.activation_params, sigma_w2, ratio, sigma_b2,
                    normalized=c.norm != "none",
-                   pre_variance=[1.0] * c.layers if parts.scheme.data_dependent else None)
+                   pre_variance=[1.0] * c.layers if net.scheme.data_dependent else None)
 
 
 def simulate_stream(config: SimConfig, should_stop: Callable[[], bool] | None = None
@@ -219,47 +137,45 @@ def simulate_stream(config: SimConfig, should_stop: Callable[[], bool] | None = 
     Stops early, cleanly, when the caller stops iterating or ``should_stop()`` turns true.
     Raises ConfigError (before yielding anything) for an invalid config.
     """
-    parts = _Parts.of(config)
-    yield from _run(parts, should_stop or (lambda: False), {})
+    net = Network.of(config)
+    yield from _run(net, should_stop or (lambda: False), {})
 
 
 def simulate(config: SimConfig) -> SimResult:
     """Run the whole simulation and collect its events."""
-    parts = _Parts.of(config)
+    net = Network.of(config)
     started = time.perf_counter()
     sink: dict = {}
-    events = list(_run(parts, lambda: False, sink))
+    events = list(_run(net, lambda: False, sink))
     forward = tuple(e for e in events if isinstance(e, ForwardEvent))
     backward = tuple(sorted((e for e in events if isinstance(e, BackwardEvent)), key=lambda e: e.index))
-    return SimResult(parts.config, forward, backward, sink["theory"], time.perf_counter() - started)
+    return SimResult(net.config, forward, backward, sink["theory"], time.perf_counter() - started)
 
 
-def initial_weights(config: SimConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+def initial_weights(config: SimConfig) -> list[Layer]:
     """The (W, b) of every layer exactly as `simulate` uses them (W: (fan_in, fan_out)).
 
     Data-dependent schemes (LSUV) run the forward pass on the config's input batch.
     """
-    parts = _Parts.of(config)
-    c = parts.config
-    if not parts.scheme.data_dependent:
-        streams = _streams(c)
-        return [_sample_layer(parts, layer, streams[layer]) for layer in range(1, c.layers + 1)]
+    net = Network.of(config)
+    c = net.config
+    if not net.scheme.data_dependent:
+        streams = net.streams()
+        return [net.sample_layer(c.fans(layer), streams[layer]) for layer in range(1, c.layers + 1)]
     sink: dict = {}
-    for event in _run(parts, lambda: False, sink):
+    for event in _run(net, lambda: False, sink):
         if event.index == c.layers:  # the forward pass is done; the backward pass is not needed
             break
     return sink["layers"]
 
 
-def _run(parts: _Parts, should_stop: Callable[[], bool], sink: dict) -> Iterator[LayerEvent]:
+def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[LayerEvent]:
     """The simulation; ``sink`` receives "layers" (the (W, b) pairs) and "theory" as they are known."""
-    c = parts.config
-    act, p, dtype = parts.act, c.activation_params, parts.dtype
-    store_output = act.derivative_from_output is not None and c.norm == "none"
-    streams = _streams(c)
+    c, block, dtype = net.config, net.block, net.dtype
+    streams = net.streams()
     x0 = _input(c, streams[0], dtype)
-    theory = _theory(parts, None)
-    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    theory = _theory(net, None)
+    layers: list[Layer] = []
     sink["layers"] = layers
     cache, inv_stds = [], []
     # Two working buffers: a layer's output goes into one while the other, holding the previous
@@ -271,51 +187,31 @@ def _run(parts: _Parts, should_stop: Callable[[], bool], sink: dict) -> Iterator
             if should_stop():
                 return
             work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
-            w, b = _sample_layer(parts, layer, streams[layer])
-            h = _linear(x, w, b, np.empty((c.batch, c.width), dtype))
-            if parts.scheme.data_dependent:
-                _lsuv_rescale(x, w, b, h)
-            if c.norm != "none":
-                inv_stds.append(_normalize(h, c.norm))
+            w, b = net.sample_layer(c.fans(layer), streams[layer])
+            h = linear(x, w, b, np.empty((c.batch, c.width), dtype))
+            if net.scheme.data_dependent:
+                lsuv_rescale(x, w, b, h)
+            stats = block.normalize(h)
+            if stats is not None:
+                inv_stds.append(stats[1])
             layers.append((w, b))
             pre = summarize(h, c.bins, spare)
-            if store_output:
-                y = act.forward(h, p)
-            else:
-                np.copyto(work, h)
-                y = act.forward(work, p)
-            cache.append(h)  # h is y itself when store_output
+            y, kept = block.activate(h, work)
+            cache.append(kept)
             post = summarize(y, c.bins, spare)
-            dead, saturated = _fractions(parts, y)
+            dead, saturated = _fractions(net, y)
             yield ForwardEvent(layer, c.layers, pre, post, dead, saturated,
                                std_of(w), theory.pre_std[layer - 1])
             x = y
-        if parts.scheme.data_dependent:
-            theory = _theory(parts, [w for w, _ in layers])
+        if net.scheme.data_dependent:
+            theory = _theory(net, [w for w, _ in layers])
         sink["theory"] = theory
 
         grad = streams[-1].standard_normal((c.batch, c.width), dtype=dtype)
-        for layer in range(c.layers, 0, -1):
+        weights = [w for w, _ in layers]
+        for layer, grad_h, x_in in backward(grad, cache, inv_stds, weights, block, x0, buffers[1]):
             if should_stop():
                 return
-            kept = cache.pop()
-            if store_output:
-                grad *= act.derivative_from_output(kept, p)
-            else:
-                grad *= act.derivative(kept, p)
-            if c.norm != "none":
-                _normalize_backward(grad, kept, inv_stds.pop(), c.norm)
-            del kept
-            grad_stats = summarize(grad, c.bins, buffers[0])
-            if layer == 1:
-                x_in = x0
-            elif store_output:
-                x_in = cache[-1]
-            else:
-                np.copyto(buffers[1], cache[-1])
-                x_in = act.forward(buffers[1], p)
-            weight_grad_std = std_of(x_in.T @ grad)
-            w, _ = layers.pop()
-            grad = grad @ w.T
-            yield BackwardEvent(layer, c.layers, grad_stats, weight_grad_std,
+            grad_stats = summarize(grad_h, c.bins, buffers[0])
+            yield BackwardEvent(layer, c.layers, grad_stats, std_of(x_in.T @ grad_h),
                                 theory.grad_std[layer - 1])
