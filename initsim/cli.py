@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from .engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig
+from .engine.export import ExportError, atomic_write, export_weights, json_safe
 from .engine.params import PARAMS
 from .engine.presets import get_preset, presets
 
@@ -88,19 +89,6 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                         bias_params=bias_params, **changes).validated()
 
 
-def json_safe(value: Any) -> Any:
-    """Plain JSON: non-finite floats become null (JSON has no NaN or Infinity)."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def print_json(data: Any) -> None:
     json.dump(json_safe(data), sys.stdout, indent=1, allow_nan=False)
     sys.stdout.write("\n")
@@ -154,7 +142,7 @@ def _params_text(params: dict) -> str:
 # --- weights -------------------------------------------------------------------------------
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from .engine import get_scheme, initial_weights
+    from .engine import get_scheme
 
     out = Path(args.out)
     if args.layers is not None or args.preset:
@@ -165,11 +153,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
         if args.fan_out is not None:
             args.width = args.fan_out
         config = config_from_args(args)
-        arrays = {}
-        for index, (w, b) in enumerate(initial_weights(config), 1):
-            arrays[f"W{index}"], arrays[f"b{index}"] = w, b
-        arrays["config_json"] = np.array(json.dumps(json_safe(config.to_dict())))
-        _write(out, lambda f: np.savez(f, **arrays))
+        export_weights(config, out)
         print(f"wrote {config.layers} layers of {config.init} to {out}")
         return 0
     if out.suffix != ".npy":
@@ -186,22 +170,10 @@ def cmd_weights(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else 0
     w = scheme.sample(args.fan_in, args.fan_out, np.random.default_rng(seed),
                       args.dtype or "float32", params)
-    _write(out, lambda f: np.save(f, w))
+    atomic_write(out, lambda f: np.save(f, w))
     print(f"wrote {scheme.name} {w.shape} (std {w.std():.4g}, formula std "
           f"{scheme.std(args.fan_in, args.fan_out, params):.4g}) to {out}")
     return 0
-
-
-def _write(path: Path, save: Callable[[Any], None]) -> None:
-    """Write through a temporary file renamed into place: a failed write leaves nothing behind."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            save(f)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 # --- registries ----------------------------------------------------------------------------
@@ -290,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest:
             raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
         return args.run(args)
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, ExportError) as exc:
         print(f"initsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into e.g. `head`
