@@ -222,6 +222,17 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install_desktop(args: argparse.Namespace) -> int:
+    from .desktop import data_home, install_desktop_entry
+
+    try:
+        written = install_desktop_entry(Path(args.prefix) if args.prefix else None)
+    except OSError as exc:
+        raise UsageError(f"cannot install under {args.prefix or data_home()}: {exc.strerror or exc}") from None
+    print("installed the desktop entry and icons:\n  " + "\n  ".join(str(p) for p in written))
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 def build_parser() -> Parser:
@@ -241,6 +252,12 @@ def build_parser() -> Parser:
     weights.add_argument("--fan-out", type=int, metavar="N")
     weights.add_argument("--out", required=True, metavar="FILE", help=".npy (one matrix) or .npz (network)")
     weights.set_defaults(run=cmd_weights)
+
+    desktop = commands.add_parser("install-desktop", help="add initsim to the desktop's application menu "
+                                  "(for the current user)")
+    desktop.add_argument("--prefix", metavar="DIR",
+                         help="data folder to install into (default: $XDG_DATA_HOME or ~/.local/share)")
+    desktop.set_defaults(run=cmd_install_desktop)
 
     for name, run, text in (("schemes", cmd_schemes, "list the initialization schemes"),
                             ("activations", cmd_activations, "list the activations"),

@@ -26,6 +26,8 @@ def test_non_editable_wheel_ships_the_resources(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {p.name for p in (ROOT / "resources" / "presets").glob("*.json")}
     assert shipped and {f"initsim/resources/presets/{n}" for n in shipped} <= set(names)
+    assert {"initsim/resources/tours/classic.toml", "initsim/resources/initsim.desktop",
+            "initsim/resources/icons/initsim.svg", "initsim/resources/icons/initsim-256.png"} <= set(names)
     target = tmp_path / "site"
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
                                 "--target", str(target), str(wheel)], capture_output=True, text=True,
