@@ -207,7 +207,7 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
             theory = _theory(net, [w for w, _ in layers])
         sink["theory"] = theory
 
-        grad = streams[-1].standard_normal((c.batch, c.width), dtype=dtype)
+        grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)  # float64 draw, as the input
         weights = [w for w, _ in layers]
         for layer, grad_h, x_in in backward(grad, cache, inv_stds, weights, block, x0, buffers[1]):
             if should_stop():

@@ -1,0 +1,197 @@
+"""The network's layers, forward and backward, shared by the simulation and training.
+
+A hidden layer computes h = x W + b (W of shape (fan_in, fan_out)), optionally normalizes h over the
+batch or over the layer (without the affine part), and applies the activation: y = phi(u), u = norm(h).
+
+Backpropagation is written once, in `backward`: the simulation drives it with a random gradient at
+the network's output, training with the gradient of its loss.
+
+Memory: the backward pass needs, per layer, the weights and one batch-by-width array. Where the
+activation's derivative can be had from its output (relu, tanh, sigmoid, ...) and there is no
+normalization, that array is the output itself, which the next layer's weight gradient needs anyway;
+otherwise it is the activation's input u, and the output is recomputed when needed.
+
+Randomness: one numpy SeedSequence per config seed, spawned into independent streams: the input, each
+layer's weights and bias, the output gradient, then whatever else a caller asks for (training's output
+layer and batch order). A SeedSequence's k-th child does not depend on how many are spawned, so a
+layer's weights depend only on the seed, the layer's index and its shape, in the simulation and in
+training alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import Activation, get_activation
+from .config import SimConfig
+from .schemes import BiasInit, Scheme, get_bias_init, get_scheme
+
+NORM_EPS = 1e-5
+LSUV_TOLERANCE = 0.1
+LSUV_MAX_ROUNDS = 10
+
+Layer = tuple[np.ndarray, np.ndarray]  # (W, b)
+NormStats = tuple[np.ndarray, np.ndarray]  # (mean, inverse std) of a normalization
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """x W + b, into ``out`` (a new array when None)."""
+    out = np.matmul(x, w, out=out)
+    if b.any():
+        out += b
+    return out
+
+
+def lsuv_rescale(x: np.ndarray, w: np.ndarray, b: np.ndarray, h: np.ndarray) -> None:
+    """Mishkin & Matas: divide W (in place) by the std of the layer's output h = x W + b until its
+    variance is ~1; h is kept up to date."""
+    for _ in range(LSUV_MAX_ROUNDS):
+        var = float(h.var(dtype=np.float64))
+        if not math.isfinite(var) or var == 0 or abs(var - 1) < LSUV_TOLERANCE:
+            return
+        w /= w.dtype.type(math.sqrt(var))
+        linear(x, w, b, h)
+
+
+def normalize_backward(grad_u: np.ndarray, u: np.ndarray, inv_std: np.ndarray, norm: str) -> np.ndarray:
+    """dL/dh from dL/du for u = (h - mean) * inv_std (in place on grad_u)."""
+    axis = 0 if norm == "batch" else 1
+    mean_grad = grad_u.mean(axis=axis, keepdims=True)
+    mean_grad_u = (grad_u * u).mean(axis=axis, keepdims=True)
+    grad_u -= mean_grad
+    grad_u -= u * mean_grad_u
+    grad_u *= inv_std
+    return grad_u
+
+
+@dataclass(frozen=True)
+class Block:
+    """What a hidden layer does after its linear part: the normalization and the activation."""
+
+    act: Activation
+    params: dict
+    norm: str  # none, batch or layer
+
+    @property
+    def keeps_output(self) -> bool:
+        """Whether the backward pass keeps the layer's output (else its activation input u)."""
+        return self.act.derivative_from_output is not None and self.norm == "none"
+
+    def normalize(self, h: np.ndarray, population: NormStats | None = None) -> NormStats | None:
+        """Normalize h in place (batch: each unit over the batch; layer: each sample over its units).
+
+        ``population``: batch norm's (mean, inv_std) taken from another batch instead of this one
+        (evaluating on points that are not a sample of the data). Returns the statistics used.
+        """
+        if self.norm == "none":
+            return None
+        if population is not None and self.norm == "batch":
+            mean, inv_std = population
+            h -= mean
+        else:
+            axis = 0 if self.norm == "batch" else 1
+            mean = h.mean(axis=axis, keepdims=True)
+            h -= mean
+            inv_std = 1 / np.sqrt(np.mean(h * h, axis=axis, keepdims=True) + NORM_EPS)
+        h *= inv_std
+        return mean, inv_std
+
+    def activate(self, u: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(y, kept): the output y = phi(u) and the array the backward pass keeps. When the output
+        is what is kept, y is u overwritten; otherwise y is written into ``work``."""
+        if self.keeps_output:
+            y = self.act.forward(u, self.params)
+            return y, y
+        np.copyto(work, u)
+        return self.act.forward(work, self.params), u
+
+    def output_of(self, kept: np.ndarray, work: np.ndarray) -> np.ndarray:
+        """The layer's output from its kept array (recomputed into ``work`` when that is u)."""
+        if self.keeps_output:
+            return kept
+        np.copyto(work, kept)
+        return self.act.forward(work, self.params)
+
+    def backward(self, grad: np.ndarray, kept: np.ndarray, inv_std: np.ndarray | None) -> np.ndarray:
+        """dL/dh from dL/dy, in place on ``grad``."""
+        if self.keeps_output:
+            grad *= self.act.derivative_from_output(kept, self.params)
+        else:
+            grad *= self.act.derivative(kept, self.params)
+        if self.norm != "none":
+            normalize_backward(grad, kept, inv_std, self.norm)
+        return grad
+
+
+@dataclass(frozen=True)
+class Network:
+    """A validated config's registry entries, looked up once: how to sample and run its layers."""
+
+    config: SimConfig
+    scheme: Scheme
+    bias: BiasInit
+    block: Block
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, config: SimConfig) -> Network:
+        config = config.validated()
+        block = Block(get_activation(config.activation), config.activation_params, config.norm)
+        return cls(config, get_scheme(config.init), get_bias_init(config.bias_init), block,
+                   np.dtype(config.dtype))
+
+    def streams(self, extra: int = 0) -> list[np.random.Generator]:
+        """[input, layer 1, ..., layer L, output gradient], then ``extra`` more streams."""
+        seeds = np.random.SeedSequence(self.config.seed).spawn(self.config.layers + 2 + extra)
+        return [np.random.default_rng(s) for s in seeds]
+
+    def sample_layer(self, fans: tuple[int, int], rng: np.random.Generator) -> Layer:
+        """A fresh (W, b) of shape (fan_in, fan_out) from the config's scheme and bias init."""
+        c = self.config
+        w = self.scheme.sample(*fans, rng, self.dtype, c.init_params)
+        b = self.bias.sample(*fans, rng, self.dtype, c.bias_params)
+        return w, b
+
+
+def hidden_forward(x: np.ndarray, layers: Sequence[Layer], block: Block, lsuv: bool = False,
+                   population: Sequence[NormStats | None] | None = None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, NormStats | None]]:
+    """Run ``x`` through the hidden layers; yield each layer's (y, kept, normalization statistics).
+
+    A yielded y may live in a working buffer that the layer after next overwrites: use it before
+    then (the last layer's stays valid). ``lsuv`` rescales each W in place (LSUV) before its
+    normalization; ``population`` gives batch norm's statistics per layer (see `Block.normalize`).
+    """
+    buffers = [np.empty((x.shape[0], w.shape[1]), x.dtype) for w, _ in layers[:2]]
+    for index, (w, b) in enumerate(layers):
+        h = linear(x, w, b)
+        if lsuv:
+            lsuv_rescale(x, w, b, h)
+        stats = block.normalize(h, population[index] if population else None)
+        x, kept = block.activate(h, buffers[index % 2])
+        yield x, kept, stats
+
+
+def backward(grad: np.ndarray, cache: list[np.ndarray], inv_stds: list[np.ndarray],
+             weights: Sequence[np.ndarray], block: Block, x0: np.ndarray, scratch: np.ndarray
+             ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Backpropagate dL/dy of the last hidden layer (``grad``, overwritten) down to layer 1.
+
+    For each layer L..1, yields (layer, dL/dh, x_in): the gradient w.r.t. the layer's linear output
+    and the layer's input, from which dL/dW = x_in.T @ dL/dh and dL/db = the batch sum of dL/dh;
+    then hands dL/dx_in = dL/dh @ W.T on to the layer below. ``cache`` (the kept arrays) and
+    ``inv_stds`` are popped as it goes, releasing each layer's array once used; x_in may live in
+    ``scratch``, which the next layer overwrites.
+    """
+    for layer in range(len(cache), 0, -1):
+        kept = cache.pop()
+        grad = block.backward(grad, kept, inv_stds.pop() if inv_stds else None)
+        del kept
+        x_in = x0 if layer == 1 else block.output_of(cache[-1], scratch)
+        yield layer, grad, x_in
+        if layer > 1:
+            grad = grad @ weights[layer - 1].T
