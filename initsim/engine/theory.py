@@ -2,13 +2,20 @@
 
 Weights with E[W^2] = sigma_w^2 / fan_in and biases with E[b^2] = sigma_b^2, in the infinite-width
 limit, give the pre-activation variance recursion
-    q^1 = sigma_w^2 E[x^2] + sigma_b^2,   q^l = sigma_w^2 E_z[phi(sqrt(q^{l-1}) z)^2] + sigma_b^2
+    q^1 = sigma_w^2 E[x^2] + sigma_b^2,   q^l = sigma_w^2 E_z[phi(sqrt(q^{l-1}) z)^2] + sigma_b^2,
+the correlation map of two inputs
+    c^l = (sigma_w^2 E[phi(u_1) phi(u_2)] + sigma_b^2) / q^l,  (u_1, u_2) ~ N(0, q^{l-1} [[1, c], [c, 1]]),
 and the backward recursion of the gradient variance, one factor sigma_w^2 E_z[phi'(sqrt(q^l) z)^2]
-per layer (chi_1 at the fixed point q*).
+per layer (chi_1 at the fixed point q*): chi_1 < 1 ordered, > 1 chaotic, = 1 critical.
 
 Gaussian expectations use Gauss-Legendre quadrature on z in [-10, 0] and [0, 10] separately: every
 activation here is smooth on each half-line and at most kinked at 0, where plain Gauss-Hermite loses
-several digits (ReLU, leaky ReLU, ELU, SELU). All functions take numpy arrays of q and broadcast.
+several digits (ReLU, leaky ReLU, ELU, SELU). Each half-line is cut where |u| = sqrt(q) |z| reaches
+20, beyond which every activation is flat or linear to double precision, so that a large q does not
+hide the activation's bend between two nodes. All functions take numpy arrays and broadcast.
+
+Grids (the phase diagram, the critical line) do not integrate per point: E[phi^2] and E[phi'^2]
+depend on q alone, so `moment_table` integrates them once on a log grid of q and interpolates.
 """
 
 from __future__ import annotations
@@ -18,31 +25,88 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from .activations import Activation
+from .config import SimConfig
+from .schemes import get_bias_init, get_scheme
 
-_HALF_NODES = 96
+_NODES_PER_SEGMENT = 48
 _Z_MAX = 10.0  # P(|z| > 10) ~ 1e-23: the tail is far below float64 resolution of the integrals
+_FEATURE_U = 20.0  # beyond |u| = 20, every activation is flat or linear to double precision
+
+# The moment table spans q in [1e-10, 1e10]: a fixed point below is reported as 0, above as inf.
+_Q_MIN, _Q_MAX = 1e-10, 1e10
+_TABLE_PER_DECADE = 32  # cubic-spline interpolation error ~1e-8 relative
+_SEARCH_STRIDE = 4  # the first crossing of the variance map is searched on every 4th table node
+_BISECTIONS = 48  # halves a search cell (ln q width 0.29) down to ~1e-15
+_CHUNK = 8192  # grid points per block of the crossing search (bounds its memory to ~10 MB)
 
 
-def _nodes() -> tuple[np.ndarray, np.ndarray]:
-    x, w = np.polynomial.legendre.leggauss(_HALF_NODES)
-    half_z = (x + 1) * (_Z_MAX / 2)  # map [-1, 1] to [0, Z_MAX]
-    half_w = w * (_Z_MAX / 2)
-    z = np.concatenate([-half_z[::-1], half_z])
-    weights = np.concatenate([half_w[::-1], half_w]) * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return z, weights
+def _unit_rule() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1]."""
+    x, w = np.polynomial.legendre.leggauss(_NODES_PER_SEGMENT)
+    return (x + 1) / 2, w / 2
 
 
-_Z, _W = _nodes()
+_X, _WX = _unit_rule()
+
+
+def _graded_nodes(start: np.ndarray, end: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights from ``start`` towards ``end`` (either direction): one segment within
+    ``feature`` of the start, where the integrand bends, and one over the rest."""
+    length = end - start
+    near = np.sign(length) * np.minimum(np.abs(length), feature)
+    nodes = np.concatenate(np.broadcast_arrays(start + near * _X, start + near + (length - near) * _X), -1)
+    weights = np.concatenate(np.broadcast_arrays(np.abs(near) * _WX, np.abs(length - near) * _WX), -1)
+    return nodes, weights
+
+
+def _normal_pdf(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def _z_rule(scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z and weights (density included) for E_z[f(scale z)], shape scale.shape + (nodes,)."""
+    scale = scale[..., None]
+    with np.errstate(divide="ignore"):
+        feature = _FEATURE_U / scale
+    zero = np.zeros_like(scale)
+    up, up_w = _graded_nodes(zero, zero + _Z_MAX, feature)
+    down, down_w = _graded_nodes(zero, zero - _Z_MAX, feature)
+    z = np.concatenate([down, up], -1)
+    return z, np.concatenate([down_w, up_w], -1) * _normal_pdf(z)
 
 
 def gauss_expectation(func: Callable[[np.ndarray], np.ndarray], q) -> np.ndarray:
     """E_z[func(sqrt(q) z)], z ~ N(0, 1), for every entry of the array ``q`` (>= 0)."""
-    q = np.asarray(q, dtype=np.float64)
+    scale = np.sqrt(np.asarray(q, dtype=np.float64))
+    z, weights = _z_rule(scale)
     with np.errstate(over="ignore", invalid="ignore"):
-        values = func(np.sqrt(q)[..., None] * _Z)
-        return np.sum(values * _W, axis=-1)
+        return np.sum(func(scale[..., None] * z) * weights, axis=-1)
+
+
+def pair_expectation(func: Callable[[np.ndarray], np.ndarray], q, c) -> np.ndarray:
+    """E[func(u_1) func(u_2)] for (u_1, u_2) jointly normal, variances ``q``, correlation ``c``
+    (arrays that broadcast).
+
+    With u_1 = sqrt(q) z_1 and u_2 = sqrt(q) (c z_1 + sqrt(1 - c^2) z_2), the inner integral over z_2
+    is cut where u_2 changes sign, so kinked activations stay accurate.
+    """
+    q, c = np.broadcast_arrays(np.asarray(q, np.float64), np.clip(np.asarray(c, np.float64), -1, 1))
+    scale = np.sqrt(q)
+    z1, w1 = _z_rule(scale)  # (..., n)
+    slant = np.sqrt(1 - c * c)[..., None, None]
+    c3, scale3 = c[..., None, None], scale[..., None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kink = np.clip(np.nan_to_num(-c3 * z1[..., None] / slant), -_Z_MAX, _Z_MAX)  # (..., n, 1)
+        feature = _FEATURE_U / (scale3 * slant)
+        up, up_w = _graded_nodes(kink, np.full_like(kink, _Z_MAX), feature)
+        down, down_w = _graded_nodes(kink, np.full_like(kink, -_Z_MAX), feature)
+        z2 = np.concatenate([down, up], -1)  # (..., n, m)
+        w2 = np.concatenate([down_w, up_w], -1) * _normal_pdf(z2)
+        inner = np.sum(func(scale3 * (c3 * z1[..., None] + slant * z2)) * w2, axis=-1)
+        return np.sum(func(scale[..., None] * z1) * inner * w1, axis=-1)
 
 
 def second_moment(act: Activation, params: dict, q) -> np.ndarray:
@@ -61,34 +125,222 @@ def variance_map(act: Activation, params: dict, q, sigma_w2, sigma_b2) -> np.nda
 
 
 def chi1(act: Activation, params: dict, q, sigma_w2) -> np.ndarray:
-    """sigma_w^2 E[phi'(sqrt(q) z)^2]: the per-layer factor of the gradient variance."""
-    return sigma_w2 * slope_moment(act, params, q)
+    """sigma_w^2 E[phi'(sqrt(q) z)^2]: the per-layer factor of the gradient variance.
+
+    q is taken as at least 1e-10: at q = 0 the limit from above is meant (phi' of a kinked activation
+    at exactly 0 is a convention, its average near 0 is not)."""
+    return sigma_w2 * slope_moment(act, params, np.maximum(q, _Q_MIN))
 
 
-def fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0=1.0,
-                iterations: int = 2000, tol: float = 1e-12) -> np.ndarray:
-    """q* by iterating the variance map from q0 (vectorised over the grid of sigma_w2, sigma_b2).
+def correlation_map(act: Activation, params: dict, c, q, sigma_w2, sigma_b2) -> np.ndarray:
+    """One layer of the correlation map: two inputs whose pre-activations have variance ``q`` and
+    correlation ``c`` come out of the next layer with correlation
+    (sigma_w^2 E[phi(u_1) phi(u_2)] + sigma_b^2) / (sigma_w^2 E[phi(u)^2] + sigma_b^2)."""
+    covariance = sigma_w2 * pair_expectation(lambda u: act.forward(u, params), q, c) + sigma_b2
+    return covariance / variance_map(act, params, q, sigma_w2, sigma_b2)
 
-    Where the map has no finite attracting fixed point the iteration runs to inf (kept as inf).
+
+def depth_scale(chi):
+    """Layers over which the gradient variance changes by a factor e: 1 / |ln chi_1| (inf at 1).
+
+    A float for a float, an array for an array."""
+    chi = np.asarray(chi, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(np.isclose(chi, 1.0, rtol=0, atol=1e-9), np.inf, 1 / np.abs(np.log(chi)))
+    return float(scale) if scale.ndim == 0 else scale
+
+
+# --- the moment table and the fixed point, vectorised over grids ---------------------------
+
+@dataclass(frozen=True)
+class MomentTable:
+    """E[phi(sqrt(q) z)^2] and E[phi'(sqrt(q) z)^2] of one activation as cubic splines of ln q.
+
+    Both are smooth positive functions of q, even for kinked activations (the Gaussian averages the
+    kink), and nearly straight on a log-log scale, which the splines exploit. Queries outside
+    [1e-10, 1e10] get the value at the nearer end (the limits q -> 0+ and q -> inf)."""
+
+    log_q: np.ndarray
+    log_second: CubicSpline
+    log_slope: CubicSpline
+
+    def _x(self, q) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.clip(np.log(np.asarray(q, np.float64)), self.log_q[0], self.log_q[-1])
+
+    def second(self, q) -> np.ndarray:
+        return np.exp(self.log_second(self._x(q)))
+
+    def slope(self, q) -> np.ndarray:
+        return np.exp(self.log_slope(self._x(q)))
+
+
+def moment_table(act: Activation, params: dict) -> MomentTable:
+    """Integrate the two moments once on a log grid of q (a few milliseconds)."""
+    decades = round(math.log10(_Q_MAX / _Q_MIN))
+    log_q = np.linspace(math.log(_Q_MIN), math.log(_Q_MAX), decades * _TABLE_PER_DECADE + 1)
+    q = np.exp(log_q)
+    return MomentTable(log_q, CubicSpline(log_q, np.log(second_moment(act, params, q))),
+                       CubicSpline(log_q, np.log(slope_moment(act, params, q))))
+
+
+def _first_crossing(table: MomentTable, sigma_w2: np.ndarray, sigma_b2: np.ndarray, q0: float,
+                    up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For flat arrays: the table cell in which the variance map, iterated from q0, stops moving.
+
+    The map q -> sigma_w^2 E[phi^2] + sigma_b^2 is increasing in q, so its iterates move
+    monotonically, up or down, to the nearest fixed point in that direction. Returns (ln q low,
+    ln q high, found); in that cell the map's excess g(q) = map(q) - q goes from >= 0 to <= 0.
     """
-    sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, float), np.asarray(sigma_b2, float))
-    q = np.full(sigma_w2.shape, float(q0))
-    for _ in range(iterations):
-        with np.errstate(over="ignore", invalid="ignore"):
-            new = variance_map(act, params, q, sigma_w2, sigma_b2)
-            new = np.where(np.isfinite(new) & (new < 1e30), new, np.inf)
-            done = np.all((np.abs(new - q) <= tol * np.maximum(q, 1e-300)) | np.isinf(new))
-        q = new
-        if done:
-            break
+    nodes = table.log_q[::_SEARCH_STRIDE]
+    second = table.second(np.exp(nodes))
+    x0 = math.log(q0)
+    low, high = np.empty(up.shape), np.empty(up.shape)
+    found = np.zeros(up.shape, bool)
+    for start in range(0, up.size, _CHUNK):
+        part = slice(start, start + _CHUNK)
+        excess = sigma_w2[part, None] * second + sigma_b2[part, None] - np.exp(nodes)
+        going_up = up[part, None]
+        # Upward: the first node above q0 where the map no longer rises; downward: the last below.
+        stop = np.where(going_up, (nodes > x0) & (excess <= 0), (nodes < x0) & (excess >= 0))
+        first = np.argmax(stop, axis=1)
+        last = nodes.size - 1 - np.argmax(stop[:, ::-1], axis=1)
+        k = np.where(up[part], first, last)
+        found[part] = stop.any(axis=1)
+        low[part] = np.where(up[part], np.maximum(nodes[np.maximum(k - 1, 0)], x0), nodes[k])
+        high[part] = np.where(up[part], nodes[k], np.minimum(nodes[np.minimum(k + 1, nodes.size - 1)], x0))
+    return low, high, found
+
+
+def _fixed_point(table: MomentTable, sigma_w2: np.ndarray, sigma_b2: np.ndarray, q0: float) -> np.ndarray:
+    """q* of flat arrays of (sigma_w2, sigma_b2), as iterating the variance map from q0 finds it."""
+    q0 = float(np.clip(q0, _Q_MIN, _Q_MAX))
+    step = sigma_w2 * table.second(q0) + sigma_b2 - q0
+    up = step > 0
+    low, high, found = _first_crossing(table, sigma_w2, sigma_b2, q0, up)
+    for _ in range(_BISECTIONS):
+        mid = (low + high) / 2
+        rising = sigma_w2 * table.second(np.exp(mid)) + sigma_b2 > np.exp(mid)
+        low, high = np.where(rising, mid, low), np.where(rising, high, mid)
+    q = np.exp((low + high) / 2)
+    q = np.where(found, q, np.where(up, np.inf, 0.0))
+    q = np.where(np.abs(step) <= 1e-12 * q0, q0, q)  # q0 is itself a fixed point (e.g. ReLU + He)
+    return np.where(np.isnan(step), np.nan, q)
+
+
+def fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0: float = 1.0,
+                table: MomentTable | None = None) -> np.ndarray:
+    """q*: where iterating the variance map from q0 ends (vectorised over sigma_w2, sigma_b2).
+
+    0 where the variance dies out (below 1e-10), inf where it grows without bound (above 1e10).
+    Pass ``table`` to reuse one activation's `moment_table` across calls."""
+    table = table or moment_table(act, params)
+    sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
+    return _fixed_point(table, sigma_w2.ravel(), sigma_b2.ravel(), q0).reshape(sigma_w2.shape)
+
+
+def chi1_at_fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0: float = 1.0,
+                        table: MomentTable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(q*, chi_1 at q*) over a grid, from the moment table (relative accuracy ~1e-8)."""
+    table = table or moment_table(act, params)
+    q_star = fixed_point(act, params, sigma_w2, sigma_b2, q0, table)
+    return q_star, sigma_w2 * table.slope(q_star)
+
+
+# --- the order/chaos phase diagram ---------------------------------------------------------
+
+_CRITICAL_SCAN = np.geomspace(1e-2, 1e3, 96)  # sigma_w^2 values scanned for the critical line
+_CRITICAL_BISECTIONS = 40
+
+
+def critical_line(act: Activation, params: dict, sigma_b2, q0: float = 1.0,
+                  table: MomentTable | None = None) -> np.ndarray:
+    """For each sigma_b^2, the smallest sigma_w^2 in [0.01, 1000] where chi_1 = 1: ordered below
+    it, chaotic above. NaN where chi_1 does not cross 1 in that range."""
+    table = table or moment_table(act, params)
+    sigma_b2 = np.asarray(sigma_b2, np.float64)
+    flat_b2 = sigma_b2.ravel()
+
+    def log_chi(sw: np.ndarray, sb: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(chi1_at_fixed_point(act, params, sw, sb, q0, table)[1])
+
+    scan = np.broadcast_to(_CRITICAL_SCAN, (flat_b2.size, _CRITICAL_SCAN.size))
+    chaotic = log_chi(scan, flat_b2[:, None]) > 0
+    crosses = chaotic[:, 1:] & ~chaotic[:, :-1]
+    k = np.argmax(crosses, axis=1)
+    low, high = np.log(_CRITICAL_SCAN[k]), np.log(_CRITICAL_SCAN[k + 1])
+    for _ in range(_CRITICAL_BISECTIONS):
+        mid = (low + high) / 2
+        above = log_chi(np.exp(mid), flat_b2) > 0
+        low, high = np.where(above, low, mid), np.where(above, mid, high)
+    line = np.where(crosses.any(axis=1), np.exp((low + high) / 2), np.nan)
+    return line.reshape(sigma_b2.shape)
+
+
+@dataclass(frozen=True)
+class PhaseDiagram:
+    """q* and chi_1 over a grid: rows are sigma_b^2 (``sigma_b2[i]``), columns sigma_w^2."""
+
+    activation: str
+    sigma_w2: np.ndarray  # (columns,)
+    sigma_b2: np.ndarray  # (rows,)
+    q_star: np.ndarray  # (rows, columns)
+    chi1: np.ndarray  # (rows, columns)
+    critical_sigma_w2: np.ndarray  # (rows,): the critical line, NaN where there is none in range
+
+    @property
+    def log_chi1(self) -> np.ndarray:
+        """ln chi_1: negative ordered, positive chaotic, 0 on the critical line."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.chi1)
+
+    @property
+    def depth_scale(self) -> np.ndarray:
+        return depth_scale(self.chi1)
+
+
+def phase_axes(act: Activation, params: dict, grid: int = 200, sigma_w2_max: float | None = None,
+               sigma_b2_max: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Default axes that put the critical line in view: sigma_w^2 in (0, 3 w0], sigma_b^2 in
+    [0, 0.1 w0], w0 the critical sigma_w^2 at sigma_b^2 = 0 (1 for tanh, 2 for ReLU)."""
+    if sigma_w2_max is None or sigma_b2_max is None:
+        w0 = float(critical_line(act, params, 0.0))
+        w0 = w0 if math.isfinite(w0) else 1.0
+        sigma_w2_max = 3 * w0 if sigma_w2_max is None else sigma_w2_max
+        sigma_b2_max = 0.1 * w0 if sigma_b2_max is None else sigma_b2_max
+    return (np.linspace(sigma_w2_max / grid, sigma_w2_max, grid), np.linspace(0.0, sigma_b2_max, grid))
+
+
+def phase_diagram(act: Activation, params: dict, sigma_w2: Sequence[float], sigma_b2: Sequence[float],
+                  q0: float = 1.0) -> PhaseDiagram:
+    """The order/chaos diagram on the grid sigma_b2 x sigma_w2 (a 200 x 200 grid in ~0.1 s)."""
+    table = moment_table(act, params)
+    sigma_w2, sigma_b2 = np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64)
+    q_star, chi = chi1_at_fixed_point(act, params, sigma_w2[None, :], sigma_b2[:, None], q0, table)
+    return PhaseDiagram(act.name, sigma_w2, sigma_b2, q_star, chi,
+                        critical_line(act, params, sigma_b2, q0, table))
+
+
+# --- one network: per-layer prediction ----------------------------------------------------
+
+def _variances(act: Activation, params: dict, sigma_w2: Sequence[float], sigma_b2: float,
+               input_second_moment: float) -> np.ndarray:
+    """q^1..q^L of the forward recursion, layer l with its own sigma_w2[l]."""
+    q = np.empty(len(sigma_w2))
+    previous = sigma_w2[0] * input_second_moment + sigma_b2
+    q[0] = previous
+    for l in range(1, len(sigma_w2)):
+        previous = float(variance_map(act, params, previous, sigma_w2[l], sigma_b2))
+        q[l] = previous if math.isfinite(previous) else math.inf
     return q
 
 
-def depth_scale(chi: float) -> float:
-    """Layers over which the gradient variance changes by a factor e: 1 / |ln chi_1|."""
-    if not chi > 0 or math.isclose(chi, 1.0, rel_tol=1e-9):
-        return math.inf
-    return 1 / abs(math.log(chi))
+def _q_star_and_chi1(act: Activation, params: dict, sigma_w2: float, sigma_b2: float,
+                     q0: float) -> tuple[float, float]:
+    """The fixed point, and chi_1 there integrated exactly (not interpolated)."""
+    q_star = float(fixed_point(act, params, sigma_w2, sigma_b2, q0))
+    return q_star, float(chi1(act, params, min(q_star, 1e300), sigma_w2))
 
 
 @dataclass(frozen=True)
@@ -120,12 +372,7 @@ def predict(act: Activation, params: dict, sigma_w2: Sequence[float], fan_ratio:
     elif pre_variance is not None:
         q = np.asarray(pre_variance, float)
     else:
-        q = np.empty(layers)
-        previous = sigma_w2[0] * input_second_moment + sigma_b2
-        q[0] = previous
-        for l in range(1, layers):
-            previous = float(variance_map(act, params, previous, sigma_w2[l], sigma_b2))
-            q[l] = previous if math.isfinite(previous) else math.inf
+        q = _variances(act, params, sigma_w2, sigma_b2, input_second_moment)
     with np.errstate(over="ignore", invalid="ignore"):
         slopes = slope_moment(act, params, np.where(np.isfinite(q), q, 1e300))
         grad_var = np.empty(layers)
@@ -136,11 +383,57 @@ def predict(act: Activation, params: dict, sigma_w2: Sequence[float], fan_ratio:
             grad_var[l - 1] = g
     grad = tuple(None if normalized else float(math.sqrt(v)) if v >= 0 else math.nan for v in grad_var)
     hidden_w2 = sigma_w2[1] if layers > 1 else sigma_w2[0]
-    q_star = float(fixed_point(act, params, hidden_w2, sigma_b2, q0=float(q[0])))
-    chi = float(chi1(act, params, min(q_star, 1e300), hidden_w2)) if not normalized else None
+    q_star, chi = _q_star_and_chi1(act, params, hidden_w2, sigma_b2, float(q[0]))
     return TheoryPrediction(
         pre_std=tuple(float(math.sqrt(v)) for v in q), grad_std=grad,
         sigma_w2=tuple(float(s) for s in sigma_w2), sigma_b2=float(sigma_b2),
-        q_star=q_star if not normalized else 1.0, chi1=chi,
-        depth_scale=depth_scale(chi) if chi is not None else None,
+        q_star=q_star if not normalized else 1.0, chi1=chi if not normalized else None,
+        depth_scale=depth_scale(chi) if not normalized else None,
     )
+
+
+@dataclass(frozen=True)
+class MeanField:
+    """Two inputs through a deep net of one (sigma_w^2, sigma_b^2), layer by layer."""
+
+    activation: str
+    sigma_w2: float
+    sigma_b2: float
+    q: np.ndarray  # (depth,): pre-activation variance q^l
+    c: np.ndarray  # (depth,) + shape of c0: correlation of the two inputs' pre-activations
+    q_star: float
+    chi1: float
+    depth_scale: float
+
+
+def mean_field(act: Activation, params: dict, sigma_w2: float, sigma_b2: float, depth: int,
+               q0: float = 1.0, c0=0.5) -> MeanField:
+    """q^l and c^l for l = 1..depth from inputs with E[x^2] = q0 and correlation c0 (one or many)."""
+    q = _variances(act, params, [sigma_w2] * depth, sigma_b2, q0)
+    c0 = np.asarray(c0, np.float64)
+    c = np.empty((depth,) + c0.shape)
+    c[0] = (sigma_w2 * q0 * c0 + sigma_b2) / q[0]
+    for l in range(1, depth):
+        c[l] = correlation_map(act, params, c[l - 1], min(q[l - 1], 1e300), sigma_w2, sigma_b2)
+    q_star, chi = _q_star_and_chi1(act, params, sigma_w2, sigma_b2, float(q[0]))
+    return MeanField(act.name, float(sigma_w2), float(sigma_b2), q, c, q_star, chi, depth_scale(chi))
+
+
+# --- configs and the (sigma_w^2, sigma_b^2) plane -------------------------------------------
+
+def config_sigmas(config: SimConfig) -> tuple[float, float]:
+    """(sigma_w^2, sigma_b^2) of a config's hidden layers: fan_in E[W^2] and E[b^2], from the
+    scheme's formula (for LSUV, the orthogonal start it rescales)."""
+    layer = 2 if config.layers > 1 else 1
+    fan_in, fan_out = config.fans(layer)
+    sigma_w2 = fan_in * get_scheme(config.init).second_moment(fan_in, fan_out, config.init_params)
+    return sigma_w2, get_bias_init(config.bias_init).second_moment(fan_in, config.bias_params)
+
+
+def config_at(config: SimConfig, sigma_w2: float, sigma_b2: float) -> SimConfig:
+    """``config`` moved to a point of the phase diagram: Gaussian weights of variance
+    sigma_w2 / fan_in (variance_scaling, untruncated) and a normal bias of variance sigma_b2."""
+    return config.replace(
+        init="variance_scaling",
+        init_params={"scale": float(sigma_w2), "mode": "fan_in", "distribution": "untruncated_normal"},
+        bias_init="normal", bias_params={"std": math.sqrt(sigma_b2)}).validated()
