@@ -1,0 +1,108 @@
+"""The desktop app: ``run()`` opens the window, ``create_window()`` builds it for scripts and tests.
+
+Qt is imported only when one of them is called, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+# pyqtgraph picks a Qt binding by itself unless told: every module of the app imports PySide6.
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from initsim.engine import SimConfig
+
+    from .window import MainWindow
+
+APP_NAME = "initsim"
+
+
+def application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication, created (with ``argv``, Qt options such as -platform) if there is none."""
+    from PySide6.QtWidgets import QApplication
+
+    from . import plotstyle
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([APP_NAME, *(sys.argv[1:] if argv is None else argv)])
+        app.setStyle("Fusion")
+    if not app.organizationName():
+        app.setOrganizationName(APP_NAME)
+    if not app.applicationName() or app.applicationName() == "python":
+        app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    plotstyle.configure()
+    return app
+
+
+def create_window(config: SimConfig | None = None, blas_threads: int | None = 1) -> MainWindow:
+    """The main window, built and running its first config (the default preset's if None), not
+    shown and without an event loop: the caller shows it and runs one (or lets qtbot do it)."""
+    from initsim.engine.presets import DEFAULT_PRESET, get_preset
+
+    application()
+    from .window import MainWindow
+
+    return MainWindow(config if config is not None else get_preset(DEFAULT_PRESET).config, blas_threads)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Open the window and run the event loop until it is closed; returns the exit code.
+
+    ``argv``: the command-line arguments after the program name (Qt options such as
+    ``-platform xcb``); None means ``sys.argv[1:]``.
+    """
+    app = application(argv)
+    window = create_window()
+    app.aboutToQuit.connect(window.shutdown)
+    with _quit_on_interrupt(window):
+        window.show()
+        code = app.exec()
+    window.shutdown()
+    window.deleteLater()
+    # A window still alive when the interpreter exits can crash it: let Qt delete it now.
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    return code
+
+
+class _quit_on_interrupt:
+    """Ctrl+C in the terminal closes the window. Python runs its signal handlers only between
+    bytecodes, never inside Qt's event loop, so the handler's wake-up byte goes through a socket
+    that Qt watches."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self._window = window
+
+    def __enter__(self) -> None:
+        from PySide6.QtCore import QSocketNotifier
+
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._old_fd = signal.set_wakeup_fd(self._writer.fileno())
+        self._old_handler = signal.signal(signal.SIGINT, lambda *_: self._window.close())
+        self._notifier = QSocketNotifier(self._reader.fileno(), QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._drain)
+
+    def _drain(self) -> None:
+        try:
+            self._reader.recv(64)
+        except BlockingIOError:
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        self._notifier.setEnabled(False)
+        signal.signal(signal.SIGINT, self._old_handler)
+        signal.set_wakeup_fd(self._old_fd)
+        self._reader.close()
+        self._writer.close()

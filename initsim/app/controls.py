@@ -1,0 +1,427 @@
+"""The controls dock: every field of a SimConfig as a widget, grouped, with tooltips.
+
+The scheme, activation and bias combos and their parameter editors are built from the engine's
+registries and its PARAMS table, so a scheme added to the engine shows up here unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from initsim.engine import (ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig,
+                            get_activation, get_scheme)
+from initsim.engine.params import PARAMS, Param
+from initsim.engine.presets import Preset, presets
+
+# QSpinBox holds a C int: the window offers seeds up to 2^31 - 1 (the engine takes up to 2^63 - 1).
+MAX_SEED = 2**31 - 1
+# Parameters without an upper bound still need one for a spin box.
+NUMBER_LIMIT = 1e6
+CUSTOM = "custom"
+
+NORM_LABELS = {"none": "none", "batch": "BatchNorm (each unit over the batch)",
+               "layer": "LayerNorm (each sample over its units)"}
+INPUT_LABELS = {"normal": "normal N(0, 1)", "uniform": "uniform U(-\u221a3, \u221a3)"}
+DTYPE_LABELS = {"float32": "float32", "float64": "float64"}
+
+
+class NumberBox(QDoubleSpinBox):
+    """A spin box that shows its number as short as it goes (0.01, 1e-05), not with fixed decimals."""
+
+    def __init__(self, param: Param) -> None:
+        super().__init__()
+        self.setDecimals(12)
+        low = max(param.low, -NUMBER_LIMIT)
+        if not param.low_inclusive:  # an open lower bound: the smallest positive step above it
+            low += 1e-12
+        self.setRange(low, min(param.high, NUMBER_LIMIT))
+        self.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+        self.setKeyboardTracking(False)  # "0.05" typed digit by digit is not three runs
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        stripped = text.strip()
+        try:
+            value = float(stripped)
+        except ValueError:
+            partial = stripped in ("", "-", ".", "-.") or stripped[-1:] in ("e", "E", "-", "+")
+            state = QValidator.State.Intermediate if partial else QValidator.State.Invalid
+            return state, text, pos
+        inside = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
+
+
+class ParamEditor(QWidget):
+    """One row per parameter of a scheme, activation or bias init, built from PARAMS."""
+
+    changed = Signal()
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._prefix = prefix  # object names are "<prefix>.<param>", e.g. "init.gain"
+        self._editors: dict[str, QComboBox | NumberBox] = {}
+        self._form = QFormLayout(self)
+        self._form.setContentsMargins(0, 0, 0, 0)
+        self.setVisible(False)
+
+    def set_params(self, values: Mapping[str, Any]) -> None:
+        """Show one editor per entry of ``values`` (a resolved parameter dict), set to its value."""
+        if list(values) != list(self._editors):
+            self._rebuild(list(values))
+        for name, value in values.items():
+            editor = self._editors[name]
+            editor.blockSignals(True)
+            if isinstance(editor, QComboBox):
+                editor.setCurrentIndex(editor.findData(value))
+            else:
+                editor.setValue(float(value))
+            editor.blockSignals(False)
+
+    def values(self) -> dict[str, Any]:
+        return {name: editor.currentData() if isinstance(editor, QComboBox) else editor.value()
+                for name, editor in self._editors.items()}
+
+    def _rebuild(self, names: list[str]) -> None:
+        while self._form.rowCount():
+            self._form.removeRow(0)
+        self._editors = {}
+        for name in names:
+            param = PARAMS[name]
+            if param.is_choice:
+                editor = QComboBox()
+                for choice in param.choices:
+                    editor.addItem(choice, choice)
+                editor.currentIndexChanged.connect(self.changed)
+            else:
+                editor = NumberBox(param)
+                editor.valueChanged.connect(self.changed)
+            editor.setObjectName(f"{self._prefix}.{name}")
+            editor.setToolTip(f"{name}: {param.help} ({param.allowed()})")
+            label = QLabel(name.replace("_", " "))
+            label.setToolTip(editor.toolTip())
+            self._form.addRow(label, editor)
+            self._editors[name] = editor
+        self.setVisible(bool(names))
+
+
+def _combo(name: str, tooltip: str, items: Mapping[str, str]) -> QComboBox:
+    """A combo box named ``name`` whose items show the values of ``items`` and hold its keys."""
+    combo = QComboBox()
+    combo.setObjectName(name)
+    combo.setToolTip(tooltip)
+    # Long labels would set the dock's width; the popup list still shows them whole.
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(16)
+    for key, label in items.items():
+        combo.addItem(label, key)
+    return combo
+
+
+def _spin(name: str, tooltip: str, low: int, high: int) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setObjectName(name)
+    spin.setToolTip(tooltip)
+    spin.setRange(low, high)
+    spin.setAccelerated(True)
+    return spin
+
+
+def _note(object_name: str) -> QLabel:
+    """A wrapped, selectable label for the explanations under a control."""
+    label = QLabel()
+    label.setObjectName(object_name)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setProperty("role", "note")
+    return label
+
+
+def _set_data(combo: QComboBox, key: str) -> None:
+    combo.setCurrentIndex(combo.findData(key))
+
+
+class ControlsPanel(QWidget):
+    """The form. ``changed`` is emitted once per user edit (and once per ``set_config``)."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._muted = 0
+        # Fields without a control of their own, kept from the last set_config.
+        self._kept = SimConfig()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(8)
+        for group in (self._preset_group(), self._network_group(), self._activation_group(),
+                      self._init_group(), self._bias_group(), self._seed_group()):
+            layout.addWidget(group)
+        layout.addStretch(1)
+
+    # --- building -------------------------------------------------------------------------
+
+    def _preset_group(self) -> QGroupBox:
+        self.preset = _combo("preset", "A classic case of good or bad initialization; choosing "
+                             "one sets every control below", {})
+        self.preset.addItem("Custom settings", CUSTOM)
+        self.preset.model().item(0).setEnabled(False)  # shown, never chosen: it means "none matches"
+        for preset in presets().values():
+            self.preset.addItem(preset.title, preset.name)
+            self.preset.setItemData(self.preset.count() - 1, preset.explanation,
+                                    Qt.ItemDataRole.ToolTipRole)
+        self.preset.activated.connect(self._on_preset)
+        self.preset_note = _note("preset_note")
+        return self._group("Preset", [self.preset, self.preset_note])
+
+    def _network_group(self) -> QGroupBox:
+        self.layers = _spin("layers", "Number of dense layers (depth)", *RANGES["layers"])
+        self.width = _spin("width", "Units per layer; also the input's width", *RANGES["width"])
+        self.batch = _spin("batch", "Inputs pushed through the network at once; the statistics "
+                           "and histograms are over the whole batch", *RANGES["batch"])
+        self.input_dist = _combo("input_dist", "Distribution of the input batch (unit variance "
+                                 "either way)", INPUT_LABELS)
+        self.norm = _combo("norm", "Normalization of each layer's pre-activations before the "
+                           "activation, without the learned scale and shift", NORM_LABELS)
+        for spin in (self.layers, self.width, self.batch):
+            spin.valueChanged.connect(self._on_edit)
+        for combo in (self.input_dist, self.norm):
+            combo.currentIndexChanged.connect(self._on_edit)
+        return self._form_group("Network", [("Layers", self.layers), ("Width", self.width),
+                                            ("Batch", self.batch), ("Input", self.input_dist),
+                                            ("Normalization", self.norm)])
+
+    def _activation_group(self) -> QGroupBox:
+        self.activation = _combo("activation", "The nonlinearity after every layer",
+                                 {name: name for name in ACTIVATIONS})
+        for i, act in enumerate(ACTIVATIONS.values()):
+            self.activation.setItemData(i, f"{act.formula}\n{act.why}", Qt.ItemDataRole.ToolTipRole)
+        self.activation_params = ParamEditor("activation")
+        self.activation.currentIndexChanged.connect(self._on_activation)
+        self.activation_params.changed.connect(self._on_edit)
+        self.recommendation = _note("recommendation")
+        self.apply_recommended = QPushButton("Use it")
+        self.apply_recommended.setObjectName("apply_recommended")
+        self.apply_recommended.setToolTip("Set the initialization to the scheme usually paired "
+                                          "with this activation")
+        self.apply_recommended.clicked.connect(self.use_recommended)
+        hint = QHBoxLayout()
+        hint.setContentsMargins(0, 0, 0, 0)
+        hint.addWidget(self.recommendation, 1)
+        hint.addWidget(self.apply_recommended, 0, Qt.AlignmentFlag.AlignTop)
+        hint_row = QWidget()
+        hint_row.setLayout(hint)
+        return self._group("Activation", [self.activation, self.activation_params, hint_row])
+
+    def _init_group(self) -> QGroupBox:
+        self.init = _combo("init", "The weight-initialization scheme: PyTorch names (xavier_*, "
+                           "kaiming_*) keep PyTorch's semantics, Keras names (glorot_*, he_*, "
+                           "lecun_*) Keras's truncated normals",
+                           {scheme.name: scheme.label for scheme in SCHEMES.values()})
+        for i, scheme in enumerate(SCHEMES.values()):
+            self.init.setItemData(i, f"{scheme.formula}\n{scheme.description}",
+                                  Qt.ItemDataRole.ToolTipRole)
+        self.init_params = ParamEditor("init")
+        self.init.currentIndexChanged.connect(self._on_init)
+        self.init_params.changed.connect(self._on_edit)
+        self.init_note = _note("init_note")
+        return self._group("Initialization", [self.init, self.init_params, self.init_note])
+
+    def _bias_group(self) -> QGroupBox:
+        self.bias_init = _combo("bias_init", "How the biases start",
+                                {bias.name: f"{bias.name}: {bias.formula}" for bias in BIAS_INITS.values()})
+        for i, bias in enumerate(BIAS_INITS.values()):
+            self.bias_init.setItemData(i, f"PyTorch: {bias.pytorch}", Qt.ItemDataRole.ToolTipRole)
+        self.bias_params = ParamEditor("bias")
+        self.bias_init.currentIndexChanged.connect(self._on_bias)
+        self.bias_params.changed.connect(self._on_edit)
+        return self._group("Bias", [self.bias_init, self.bias_params])
+
+    def _seed_group(self) -> QGroupBox:
+        self.seed = _spin("seed", "Seed of every random draw (input, weights, biases, output "
+                          "gradient): the same seed gives the same run", 0, MAX_SEED)
+        self.seed.valueChanged.connect(self._on_edit)
+        self.new_seed_button = QPushButton("New seed")
+        self.new_seed_button.setObjectName("new_seed")
+        self.new_seed_button.setToolTip("Draw a random seed (Ctrl+N)")
+        self.new_seed_button.clicked.connect(self.new_seed)
+        seed_row = QHBoxLayout()
+        seed_row.setContentsMargins(0, 0, 0, 0)
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.new_seed_button)
+        seed_widget = QWidget()
+        seed_widget.setLayout(seed_row)
+        self.dtype = _combo("dtype", "Floating-point type of the simulation: float32 as in "
+                            "training, float64 to rule out rounding", DTYPE_LABELS)
+        self.dtype.currentIndexChanged.connect(self._on_edit)
+        return self._form_group("Seed and precision", [("Seed", seed_widget), ("dtype", self.dtype)])
+
+    @staticmethod
+    def _group(title: str, widgets: list[QWidget]) -> QGroupBox:
+        group = QGroupBox(title)
+        layout = QVBoxLayout(group)
+        for widget in widgets:
+            layout.addWidget(widget)
+        return group
+
+    @staticmethod
+    def _form_group(title: str, rows: list[tuple[str, QWidget]]) -> QGroupBox:
+        group = QGroupBox(title)
+        form = QFormLayout(group)
+        for label, widget in rows:
+            caption = QLabel(label)
+            caption.setToolTip(widget.toolTip())
+            form.addRow(caption, widget)
+        return group
+
+    # --- reading and writing the config ---------------------------------------------------
+
+    def config(self) -> SimConfig:
+        """What the controls say: validated when valid, else as it is (``validated()`` says why)."""
+        config = self._kept.replace(
+            layers=self.layers.value(), width=self.width.value(), batch=self.batch.value(),
+            input_dist=self.input_dist.currentData(), norm=self.norm.currentData(),
+            activation=self.activation.currentData(), activation_params=self.activation_params.values(),
+            init=self.init.currentData(), init_params=self.init_params.values(),
+            bias_init=self.bias_init.currentData(), bias_params=self.bias_params.values(),
+            seed=self.seed.value(), dtype=self.dtype.currentData())
+        try:
+            return config.validated()
+        except ConfigError:
+            return config
+
+    def set_config(self, config: SimConfig) -> None:
+        """Set every control from ``config``; raises ConfigError if it is invalid."""
+        config = config.validated()
+        if config.seed > MAX_SEED:
+            raise ConfigError("seed", f"got {config.seed}, the window takes seeds up to {MAX_SEED}")
+        with self._one_change():
+            self._kept = config
+            self.layers.setValue(config.layers)
+            self.width.setValue(config.width)
+            self.batch.setValue(config.batch)
+            _set_data(self.input_dist, config.input_dist)
+            _set_data(self.norm, config.norm)
+            _set_data(self.activation, config.activation)
+            self.activation_params.set_params(config.activation_params)
+            _set_data(self.init, config.init)
+            self.init_params.set_params(config.init_params)
+            _set_data(self.bias_init, config.bias_init)
+            self.bias_params.set_params(config.bias_params)
+            self.seed.setValue(config.seed)
+            _set_data(self.dtype, config.dtype)
+
+    def new_seed(self) -> None:
+        self.seed.setValue(random.randint(0, MAX_SEED))
+
+    def use_recommended(self) -> None:
+        """Switch to the scheme usually paired with the current activation, with its parameters."""
+        act = get_activation(self.activation.currentData())
+        scheme = get_scheme(act.recommended)
+        params = scheme.params(act.recommended_params(self.activation_params.values()))
+        with self._one_change():
+            _set_data(self.init, scheme.name)
+            self.init_params.set_params(params)
+
+    @contextmanager
+    def _one_change(self) -> Iterator[None]:
+        """Edits inside count as one change: the handlers refresh the notes, and ``changed`` is
+        emitted once at the end."""
+        self._muted += 1
+        try:
+            yield
+        finally:
+            self._muted -= 1
+        if not self._muted:
+            self._refresh_notes()
+            self.changed.emit()
+
+    # --- reacting to edits ----------------------------------------------------------------
+
+    def _on_edit(self) -> None:
+        if not self._muted:
+            self._refresh_notes()
+            self.changed.emit()
+
+    def _on_preset(self, index: int) -> None:
+        name = self.preset.itemData(index)
+        if name != CUSTOM:
+            self.set_config(presets()[name].config)
+
+    def _on_activation(self) -> None:
+        with self._one_change():
+            self.activation_params.set_params(get_activation(self.activation.currentData()).params())
+
+    def _on_init(self) -> None:
+        with self._one_change():
+            self.init_params.set_params(get_scheme(self.init.currentData()).params())
+
+    def _on_bias(self) -> None:
+        with self._one_change():
+            self.bias_params.set_params(BIAS_INITS[self.bias_init.currentData()].params())
+
+    def _refresh_notes(self) -> None:
+        self._refresh_preset()
+        self._refresh_recommendation()
+        self._refresh_init_note()
+
+    def _refresh_preset(self) -> None:
+        preset = self._matching_preset()
+        self.preset.blockSignals(True)
+        _set_data(self.preset, preset.name if preset else CUSTOM)
+        self.preset.blockSignals(False)
+        self.preset_note.setText(preset.explanation if preset else
+                                 "Your own settings. Pick a preset to see one of the classic cases.")
+
+    def _matching_preset(self) -> Preset | None:
+        """The preset the controls show, whatever the seed."""
+        config = self.config()
+        for preset in presets().values():
+            if preset.config.replace(seed=config.seed) == config:
+                return preset
+        return None
+
+    def _refresh_recommendation(self) -> None:
+        act = get_activation(self.activation.currentData())
+        wanted = act.recommended_params(self.activation_params.values())
+        current = self.init_params.values()
+        follows = self.init.currentData() == act.recommended and all(
+            current.get(name) == value for name, value in wanted.items())
+        args = ", ".join(f"{name}={value}" for name, value in wanted.items())
+        scheme = act.recommended + (f" ({args})" if args else "")
+        if follows:
+            self.recommendation.setText(f"\u2713 {scheme} is the usual scheme for {act.name}.")
+        else:
+            self.recommendation.setText(f"For {act.name} the usual scheme is <b>{scheme}</b>.")
+        self.recommendation.setToolTip(act.why)
+        self.apply_recommended.setVisible(not follows)
+
+    def _refresh_init_note(self) -> None:
+        scheme = get_scheme(self.init.currentData())
+        width = self.width.value()
+        try:
+            std = scheme.std(width, width, self.init_params.values())
+        except ConfigError as exc:
+            self.init_note.setText(f"<span style='color:#b00020'>{exc}</span>")
+            return
+        std_text = "set from the data" if scheme.data_dependent else f"{std:.4g}"
+        self.init_note.setText(
+            f"<b>std {std_text}</b> at width {width}<br>"
+            f"<span style='color:#555'>{scheme.formula}</span><br>"
+            f"PyTorch: <code>{scheme.pytorch}</code><br>Keras: <code>{scheme.keras}</code>")
+        self.init_note.setToolTip(scheme.description)

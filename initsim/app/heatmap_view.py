@@ -1,0 +1,86 @@
+"""Depth heatmaps: every layer at once, layer across and value up, density as colour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Signal
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from .histograms import LOG_DECADES, common_grid, depth_image
+from .plotstyle import HEATMAP, style_plot
+from .runstate import RunState
+
+VALUE_BINS = 128
+
+
+class DepthMap:
+    """One heatmap: an ImageItem created once, updated with setImage."""
+
+    def __init__(self, plot: pg.PlotItem, quantity: str, title: str) -> None:
+        self.plot = plot
+        self.quantity = quantity
+        style_plot(plot)
+        plot.setTitle(title, size="9.5pt")
+        plot.setLabel("left", "value")
+        plot.setLabel("bottom", "layer")
+        plot.setMouseEnabled(False, False)
+        self.image = pg.ImageItem()
+        plot.addItem(self.image)
+        self.grid: np.ndarray | None = None
+
+    def show(self, state: RunState, log: bool) -> None:
+        histograms = [None if s is None else s.histogram
+                      for s in (state.stats(self.quantity, layer) for layer in range(1, state.layers + 1))]
+        self.grid = common_grid((h for h in histograms if h is not None), VALUE_BINS)
+        image = depth_image(histograms, self.grid, log)
+        self.image.setImage(image, autoLevels=False, levels=(-LOG_DECADES, 0) if log else (0, 1))
+        # Layer l covers x in [l - 0.5, l + 0.5]; the value bins cover the grid.
+        low, high = float(self.grid[0]), float(self.grid[-1])
+        rect = QRectF(0.5, low, state.layers, high - low)
+        self.image.setRect(rect)
+        self.plot.setRange(rect=rect, padding=0)
+
+
+class HeatmapView(QWidget):
+    """Activations above, gradients below, one colour bar for both."""
+
+    options_changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_density = QCheckBox("Log density")
+        self.log_density.setObjectName("log_density")
+        self.log_density.setToolTip(f"Colour by log10 of the density, {LOG_DECADES} decades below "
+                                    "each layer's peak, to see the tails")
+        self.log_density.toggled.connect(self._on_log)
+        caption = QLabel("Each column is one layer's histogram on a common value grid, coloured "
+                         "relative to its own peak; blank: no finite value (or not computed yet).")
+        caption.setProperty("role", "note")
+        caption.setWordWrap(True)
+        toolbar = QHBoxLayout()
+        toolbar.setContentsMargins(6, 4, 6, 0)
+        toolbar.addWidget(self.log_density)
+        toolbar.addSpacing(12)
+        toolbar.addWidget(caption, 1)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.maps = [DepthMap(self.plots.addPlot(row=0, col=0), "post", "Activations"),
+                     DepthMap(self.plots.addPlot(row=1, col=0), "grad", "Gradients (dL/dh)")]
+        self.color_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(HEATMAP),
+                                         interactive=False, width=14)
+        self.color_bar.setImageItem([m.image for m in self.maps])
+        self.plots.addItem(self.color_bar, row=0, col=1, rowspan=2)
+        self._on_log(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(toolbar)
+        layout.addWidget(self.plots, 1)
+
+    def show_state(self, state: RunState) -> None:
+        for depth_map in self.maps:
+            depth_map.show(state, self.log_density.isChecked())
+
+    def _on_log(self, log: bool) -> None:
+        self.color_bar.setLevels((-LOG_DECADES, 0) if log else (0, 1))
+        self.color_bar.getAxis("right").setLabel("log10 density / peak" if log else "density / peak")
+        self.options_changed.emit()

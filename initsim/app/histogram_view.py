@@ -1,0 +1,150 @@
+"""Small multiples: one histogram panel per shown layer, filling in as the layers arrive."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+
+from initsim.engine import Stats
+
+from .histograms import common_grid, panel_curve, panel_height, panel_layers, panel_stride
+from .plotstyle import COLORS, axis_font, style_plot
+from .runstate import QUANTITIES, RunState
+
+SHARED_BINS = 64
+
+
+class HistogramPanel:
+    """The plot of one layer: a filled step curve and a title with the layer's std."""
+
+    def __init__(self, plot: pg.PlotItem, layer: int) -> None:
+        self.plot = plot
+        self.layer = layer
+        style_plot(plot, 7.5)
+        plot.setMouseEnabled(False, False)
+        plot.hideAxis("left")
+        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, antialias=False)
+        plot.addItem(self.curve)
+        # Marks a clipped tallest bin with its height.
+        self.clip_label = pg.TextItem(color="#2a2a2a", anchor=(0, 0))
+        self.clip_label.setFont(axis_font(7.5))
+        plot.addItem(self.clip_label, ignoreBounds=True)
+        self.stats: Stats | None = None
+        self.show(None, "post", None, 1)
+
+    def show(self, stats: Stats | None, quantity: str, grid: np.ndarray | None, size: int) -> None:
+        """Draw ``stats`` (None: not arrived) of an array of ``size`` values."""
+        self.stats = stats
+        color = COLORS[quantity]
+        self.clip_label.setVisible(False)
+        if stats is None:
+            self.curve.setData([], [])
+            self._title(f"layer {self.layer}", COLORS["muted"])
+            return
+        x, y = panel_curve(stats.histogram, grid)
+        self.curve.setData(x, y, stepMode="center", fillLevel=0,
+                           pen=pg.mkPen(color, width=1), brush=pg.mkBrush(color + "90"))
+        height, clipped = panel_height(y)
+        self.plot.setXRange(x[0], x[-1], padding=0.03)
+        self.plot.setYRange(0, height, padding=0.05)
+        if clipped:
+            tallest = int(np.argmax(y))
+            self.clip_label.setText(f"↑ {y[tallest]:.0%}")
+            self.clip_label.setPos(x[tallest + 1], height * 1.04)
+            self.clip_label.setVisible(True)
+        if stats.nonfinite:
+            share = stats.nonfinite / size
+            text = "all non-finite" if not stats.histogram.total else f"{share:.0%} non-finite"
+            self._title(f"layer {self.layer} \u00b7 {text}", COLORS["dead"])
+        else:
+            self._title(f"layer {self.layer} \u00b7 std {stats.std:.3g}", "#2a2a2a")
+
+    def _title(self, text: str, color: str) -> None:
+        self.plot.setTitle(text, size="8.5pt", color=color)
+
+
+class HistogramView(QWidget):
+    """Per-layer histograms of the quantity picked in the toolbar, on shared or own x ranges."""
+
+    options_changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quantity_buttons = QButtonGroup(self)
+        toolbar = QHBoxLayout()
+        toolbar.setContentsMargins(6, 4, 6, 0)
+        tips = {"pre": "the activation's input, x W + b (normalized, with a norm)",
+                "post": "the layer's output after the activation",
+                "grad": "the gradient of the loss with respect to the layer's pre-activation"}
+        for i, (key, label) in enumerate(QUANTITIES):
+            button = QToolButton()
+            button.setText(label)
+            button.setCheckable(True)
+            button.setObjectName(f"show_{key}")
+            button.setToolTip(f"Show {label.lower()}: {tips[key]} (Alt+{i + 1})")
+            self.quantity_buttons.addButton(button, i)
+            toolbar.addWidget(button)
+        self.quantity_buttons.button(1).setChecked(True)
+        self.quantity_buttons.idClicked.connect(self.options_changed)
+        self.shared_x = QCheckBox("Shared x range")
+        self.shared_x.setObjectName("shared_x")
+        self.shared_x.setToolTip("Draw every panel on the same x range and bins, so widths compare "
+                                 "across layers; off, each panel spans its own layer's values")
+        self.shared_x.toggled.connect(self.options_changed)
+        toolbar.addSpacing(12)
+        toolbar.addWidget(self.shared_x)
+        toolbar.addStretch(1)
+        self.caption = QLabel()
+        self.caption.setProperty("role", "note")
+        toolbar.addWidget(self.caption)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.ci.setSpacing(2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(toolbar)
+        layout.addWidget(self.plots, 1)
+        self.panels: list[HistogramPanel] = []
+        self._layers = 0
+
+    @property
+    def quantity(self) -> str:
+        return QUANTITIES[self.quantity_buttons.checkedId()][0]
+
+    def set_quantity(self, key: str) -> None:
+        index = [k for k, _ in QUANTITIES].index(key)
+        self.quantity_buttons.button(index).setChecked(True)
+        self.options_changed.emit()
+
+    def grid(self, state: RunState) -> np.ndarray | None:
+        """The shared bins of the panels, or None when each panel keeps its own."""
+        if not self.shared_x.isChecked():
+            return None
+        shown = (state.stats(self.quantity, panel.layer) for panel in self.panels)
+        return common_grid((s.histogram for s in shown if s is not None), SHARED_BINS)
+
+    def show_state(self, state: RunState) -> None:
+        if state.layers != self._layers:
+            self._build(state.layers)
+        grid = self.grid(state)
+        size = state.config.batch * state.config.width
+        for panel in self.panels:
+            panel.show(state.stats(self.quantity, panel.layer), self.quantity, grid, size)
+
+    def _build(self, layers: int) -> None:
+        """One panel per shown layer, laid out in a near-square grid; built once per depth."""
+        self.plots.clear()
+        stride = panel_stride(layers)
+        shown = panel_layers(layers, stride)
+        columns = math.ceil(math.sqrt(len(shown)))
+        self.panels = []
+        for i, layer in enumerate(shown):
+            plot = self.plots.addPlot(row=i // columns, col=i % columns)
+            self.panels.append(HistogramPanel(plot, layer))
+        self._layers = layers
+        self.caption.setText(f"all {layers} layers" if stride == 1 else
+                             f"{len(shown)} of {layers} layers: the first, every {stride}"
+                             f"{'nd' if stride == 2 else 'th'}, the last")

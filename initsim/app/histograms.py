@@ -1,0 +1,106 @@
+"""Histograms on a common grid, and which layers get a panel.
+
+The engine gives every layer its own bins, spanning that layer's finite range. To compare layers
+(a shared x range, the depth heatmap) the views move every histogram onto one grid of equal bins.
+Numpy only: the tests check what the window paints against these functions applied to the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from initsim.engine import Histogram
+
+MAX_PANELS = 16
+
+
+def rebin(histogram: Histogram, grid: np.ndarray) -> np.ndarray:
+    """The histogram's counts moved onto the bins with edges ``grid``.
+
+    Each source bin's count is spread evenly over its width (linear interpolation of the
+    cumulative count), so a source bin inside one grid bin lands there whole and the total is kept
+    whenever the grid covers the histogram's range.
+    """
+    cumulative = np.concatenate(([0.0], np.cumsum(histogram.counts, dtype=np.float64)))
+    # np.interp holds the ends: 0 left of the first edge, the total right of the last.
+    return np.diff(np.interp(grid, histogram.edges, cumulative))
+
+
+def common_grid(histograms: Iterable[Histogram], bins: int) -> np.ndarray:
+    """Edges of ``bins`` equal bins spanning every given histogram that holds any value."""
+    lows, highs = [], []
+    for histogram in histograms:
+        if histogram.total:
+            lows.append(histogram.edges[0])
+            highs.append(histogram.edges[-1])
+    if not lows:
+        return np.linspace(-0.5, 0.5, bins + 1)
+    low, high = min(lows), max(highs)
+    if not high > low:
+        low, high = low - 0.5, high + 0.5
+    return np.linspace(low, high, bins + 1)
+
+
+def fractions(counts: np.ndarray) -> np.ndarray:
+    """Counts as fractions of their total (zeros when there is nothing to count)."""
+    total = float(np.sum(counts))
+    return np.asarray(counts, dtype=np.float64) / total if total else np.zeros(len(counts))
+
+
+def panel_stride(layers: int, most: int = MAX_PANELS) -> int:
+    """The smallest round stride (1, 2, 5, 10, 20, 50, ...) that keeps the panels within ``most``."""
+    stride = 1
+    while len(panel_layers(layers, stride)) > most:
+        stride = stride * 5 // 2 if str(stride)[0] == "2" else stride * 2
+    return stride
+
+
+def panel_layers(layers: int, stride: int) -> list[int]:
+    """The 1-based layers that get a histogram panel: the first, every multiple of ``stride``, and
+    the last."""
+    return sorted({1, layers, *range(stride, layers + 1, stride)})
+
+
+def panel_curve(histogram: Histogram, grid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """What a histogram panel draws: bin edges and the fraction of values in each bin, on the
+    layer's own bins (``grid`` None) or moved onto ``grid``."""
+    if grid is None:
+        return histogram.edges, fractions(histogram.counts)
+    return grid, fractions(rebin(histogram, grid))
+
+
+# The log-density heatmap shows four decades below each layer's peak; emptier bins are floored.
+LOG_DECADES = 4
+
+
+def depth_image(histograms: list[Histogram | None], grid: np.ndarray, log: bool) -> np.ndarray:
+    """The depth heatmap: one row per layer (NaN for a layer not there yet or without a finite
+    value), one column per bin
+    of ``grid``, each row's density relative to its own peak (in [0, 1], or its log10 in
+    [-LOG_DECADES, 0] with ``log``), so that a narrow layer and a wide one are both visible."""
+    image = np.full((len(histograms), len(grid) - 1), np.nan)
+    for row, histogram in enumerate(histograms):
+        if histogram is None or not histogram.total:  # not there yet, or no finite value
+            continue
+        counts = rebin(histogram, grid)
+        image[row] = counts / counts.max()
+    if log:  # NaN rows stay NaN through both
+        np.log10(np.maximum(image, 10.0**-LOG_DECADES), out=image)
+    return image
+
+
+# A bin taller than this many times the next tallest is clipped in a panel, so that the rest of
+# the distribution stays readable (ReLU puts half of its outputs in the bin at 0).
+SPIKE_RATIO = 4.0
+
+
+def panel_height(fractions_: np.ndarray) -> tuple[float, bool]:
+    """The y extent of a panel and whether its tallest bin is clipped to get it."""
+    if len(fractions_) < 2:
+        return max(float(np.max(fractions_, initial=0.0)), 1e-12), False
+    second, top = np.partition(fractions_, -2)[-2:]
+    if second > 0 and top > SPIKE_RATIO * second:
+        return 2.0 * float(second), True
+    return max(float(top), 1e-12), False

@@ -1,0 +1,98 @@
+"""Per-layer statistics: std against layer on a log axis with the theory dashed, and the
+fractions of dead and saturated units."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+
+from .plotstyle import COLORS, style_plot
+from .runstate import RunState
+
+MIN_DECADES = 2.0
+# Symbols mark the layers when there are few enough of them to tell apart.
+MAX_SYMBOL_LAYERS = 40
+
+# (series, legend, colour, dashed): the curves of the std plot.
+STD_CURVES = (
+    ("pre_std", "pre-activation std", "pre", False),
+    ("theory_pre_std", "pre-activation theory", "pre", True),
+    ("post_std", "activation std", "post", False),
+    ("grad_std", "gradient std", "grad", False),
+    ("theory_grad_std", "gradient theory", "grad", True),
+)
+FRACTION_CURVES = (
+    ("dead_fraction", "dead units", "dead", False),
+    ("saturated_fraction", "saturated units", "saturated", False),
+)
+
+
+class StatsView(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.plots = pg.GraphicsLayoutWidget()
+        self.std_plot = pg.PlotItem()
+        self.fraction_plot = pg.PlotItem()
+        self.std_plot.setTitle("Standard deviation by layer", size="9.5pt")
+        self.std_plot.setLogMode(False, True)
+        self.std_plot.setLabel("left", "std (log scale)")
+        self.fraction_plot.setTitle("Dead and saturated units", size="9.5pt")
+        self.fraction_plot.setLabel("left", "% of units")
+        self.fraction_plot.setLabel("bottom", "layer")
+        self.fraction_plot.setXLink(self.std_plot)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        row = 0
+        for plot, curves, stretch in ((self.std_plot, STD_CURVES, 3), (self.fraction_plot, FRACTION_CURVES, 2)):
+            style_plot(plot)
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            self.plots.addItem(plot, row=row, col=0)
+            # The legend: one line under its plot, never over the data.
+            legend = pg.LegendItem(labelTextSize="8.5pt", colCount=len(curves))
+            legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+            self.plots.addItem(legend, row=row + 1, col=0)
+            self.plots.ci.layout.setRowStretchFactor(row, stretch)
+            self.plots.ci.layout.setRowStretchFactor(row + 1, 0)
+            row += 2
+            for name, label, color, dashed in curves:
+                pen = pg.mkPen(COLORS[color], width=2,
+                               style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+                curve = plot.plot([], [], pen=pen, connect="finite")
+                legend.addItem(curve, label)
+                self.curves[name] = curve
+        self.fraction_plot.setYRange(0, 100, padding=0.02)
+        self.fraction_plot.enableAutoRange(y=False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plots)
+        self._layers = 0
+
+    def show_state(self, state: RunState) -> None:
+        layers = np.arange(1, state.layers + 1)
+        symbols = state.layers <= MAX_SYMBOL_LAYERS
+        for name, _, color, dashed in STD_CURVES + FRACTION_CURVES:
+            values = state.series(name)
+            if name.endswith("fraction"):
+                values = values * 100
+            else:  # a log axis: zeros and non-finite values are gaps
+                values[~(values > 0) | ~np.isfinite(values)] = np.nan
+            self.curves[name].setData(
+                layers, values, connect="finite",
+                symbol="o" if symbols and not dashed else None, symbolSize=5,
+                symbolPen=None, symbolBrush=COLORS[color])
+        if state.layers != self._layers:
+            self.std_plot.setXRange(0.5, state.layers + 0.5, padding=0)
+            self._layers = state.layers
+        self._fit_std_range(state)
+
+    def _fit_std_range(self, state: RunState) -> None:
+        """At least MIN_DECADES on the log axis: a healthy net then looks flat, as it is, and
+        sampling noise does not read as a trend."""
+        values = np.concatenate([state.series(name) for name, *_ in STD_CURVES])
+        values = values[np.isfinite(values) & (values > 0)]
+        if not values.size:
+            return
+        low, high = np.log10(values.min()), np.log10(values.max())
+        middle, half = (low + high) / 2, max(high - low, MIN_DECADES) / 2
+        self.std_plot.setYRange(middle - half, middle + half, padding=0.05)

@@ -1,0 +1,359 @@
+"""The main window: controls on the left, plots on the right, status and warnings below."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QPushButton, QScrollArea, QTabWidget, QTextBrowser,
+                               QVBoxLayout, QWidget)
+
+from initsim import __version__
+from initsim.engine import ConfigError, SimConfig
+
+from .controller import RunController, Throttle
+from .controls import ControlsPanel
+from .diagnosis import diagnose
+from .heatmap_view import HeatmapView
+from .histogram_view import HistogramView
+from .reference import reference_html
+from .runstate import QUANTITIES, RunState
+from .stats_view import StatsView
+
+# A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
+RUN_INTERVAL_MS = 120
+# Repaints at most 25 times a second, however fast the engine streams layers.
+PAINT_INTERVAL_MS = 40
+
+STYLE_SHEET = """
+QLabel[role="note"] { color: #505050; }
+QLabel#warnings { padding: 5px 8px; border-radius: 3px; }
+QLabel#warnings[level="ok"] { background: #e9f5ec; color: #1e5631; }
+QLabel#warnings[level="warn"] { background: #fff3e0; color: #7a3e00; }
+QLabel#warnings[level="error"] { background: #fdecea; color: #8a1c1c; }
+QLabel#warnings[level="info"] { background: #f1f3f6; color: #404040; }
+"""
+
+
+class MainWindow(QMainWindow):
+    """The scriptable window: ``config()``, ``set_config()``, ``displayed_config()``, ``run_finished``."""
+
+    run_finished = Signal(object)  # the SimConfig whose last layer has just been painted
+    painted = Signal(int, int)  # events painted, events in the run
+
+    def __init__(self, config: SimConfig, blas_threads: int | None = 1) -> None:
+        super().__init__()
+        self.setWindowTitle("initsim \u2014 weight initialization, layer by layer")
+        self.setObjectName("initsim_main_window")
+        self.setStyleSheet(STYLE_SHEET)
+        self.controller = RunController(blas_threads, self)
+        self._displayed: RunState | None = None
+        self._finished_run = 0  # the last run whose run_finished was emitted
+        self._closed = False
+        self._run_throttle = Throttle(RUN_INTERVAL_MS, self._start_run, self)
+        self._paint_throttle = Throttle(PAINT_INTERVAL_MS, self._paint, self)
+
+        self.controls = ControlsPanel()
+        self._build_dock()
+        self._build_central()
+        self._build_status_bar()
+        self._build_menus()
+        self._restore_settings()
+
+        self.controls.set_config(config)
+        self.controls.changed.connect(self._run_throttle.request)
+        self.controller.changed.connect(self._on_run_changed)
+        self._run_throttle.cancel()
+        self._start_run()
+
+    # --- the scriptable API ---------------------------------------------------------------
+
+    def config(self) -> SimConfig:
+        """What the controls say."""
+        return self.controls.config()
+
+    def set_config(self, config: SimConfig) -> None:
+        """Set the controls to ``config`` and start its run; raises ConfigError if it is invalid."""
+        self.controls.set_config(config)
+        self._run_throttle.cancel()
+        self._start_run()
+
+    def displayed_config(self) -> SimConfig | None:
+        """The config whose results are painted now (perhaps not all its layers yet), or None."""
+        return None if self._displayed is None else self._displayed.config
+
+    def displayed_state(self) -> RunState | None:
+        return self._displayed
+
+    def save_screenshot(self, path: str | Path) -> bool:
+        """Write a PNG of the window; False if it could not be written."""
+        return self.grab().save(str(path), "PNG")
+
+    @property
+    def views(self) -> list[QWidget]:
+        return [self.histograms, self.heatmaps, self.stats]
+
+    # --- building -------------------------------------------------------------------------
+
+    def _build_dock(self) -> None:
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.controls)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.controls.sizeHint().width() + 24)
+        self.dock = QDockWidget("Controls", self)
+        self.dock.setObjectName("controls_dock")
+        self.dock.setWidget(scroll)
+        self.dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                              | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                              | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
+
+    def _build_central(self) -> None:
+        self.histograms = HistogramView()
+        self.heatmaps = HeatmapView()
+        self.stats = StatsView()
+        self.reference = QTextBrowser()
+        self.reference.setObjectName("reference")
+        self.reference.setOpenExternalLinks(True)
+        self.reference.setHtml(reference_html())
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("views")
+        self.tabs.setDocumentMode(True)
+        for widget, title, tip in (
+                (self.histograms, "Histograms", "Per-layer histograms, filled in as the layers arrive"),
+                (self.heatmaps, "Depth heatmap", "Every layer at once: layer across, value up"),
+                (self.stats, "Layer statistics", "Std, theory, dead and saturated units by layer"),
+                (self.reference, "Reference", "Which initialization for which activation, formulas, "
+                                              "framework names")):
+            self.tabs.addTab(widget, title)
+            self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
+        self.tabs.currentChanged.connect(self._repaint_view)
+        for view in self.views:
+            if hasattr(view, "options_changed"):
+                view.options_changed.connect(self._repaint_view)
+        self.warnings = QLabel()
+        self.warnings.setObjectName("warnings")
+        self.warnings.setWordWrap(True)
+        self.warnings.setToolTip("What the run shows, in plain words, with the layer where it starts")
+        self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 2)
+        layout.setSpacing(4)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.warnings)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        self.status = QLabel()
+        self.status.setObjectName("status")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progress")
+        self.progress.setFixedWidth(180)
+        self.progress.setTextVisible(False)
+        self.progress.setToolTip("Layers done: the forward pass fills the first half, the backward "
+                                 "pass the second")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stop")
+        self.stop_button.setToolTip("Stop the run; the layers done so far stay on screen (Esc)")
+        self.stop_button.clicked.connect(self.controller.stop)
+        bar = self.statusBar()
+        bar.addWidget(self.status, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.stop_button)
+
+    def _action(self, menu, text: str, shortcut, slot, tip: str, checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+        action.setCheckable(checkable)
+        (action.toggled if checkable else action.triggered).connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&Save screenshot\u2026", "Ctrl+S",
+                     self._ask_screenshot, "Save a PNG of the window")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", "Ctrl+Q", self.close, "Quit initsim")
+
+        run_menu = bar.addMenu("&Run")
+        self._action(run_menu, "&Stop", Qt.Key.Key_Escape, self.controller.stop, "Stop the run")
+        self._action(run_menu, "&New seed", "Ctrl+N", self.controls.new_seed,
+                     "Run again with a random seed")
+        self._action(run_menu, "Use the &recommended initialization", "Ctrl+R",
+                     self.controls.use_recommended, "Switch to the scheme usually paired with the "
+                                                    "activation")
+
+        view_menu = bar.addMenu("&View")
+        for i in range(self.tabs.count()):
+            self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{i + 1}",
+                         lambda _=False, i=i: self.tabs.setCurrentIndex(i), self.tabs.tabToolTip(i))
+        self._action(view_menu, "Next view", "Ctrl+Tab", self._next_view,
+                     "Switch to the next view")
+        view_menu.addSeparator()
+        for i, (key, label) in enumerate(QUANTITIES):
+            self._action(view_menu, f"Histograms of {label.lower()}", f"Alt+{i + 1}",
+                         lambda _=False, key=key: self._show_quantity(key), f"Show {label.lower()}")
+        self.shared_x_action = self._action(view_menu, "Shared x range", "Ctrl+Shift+X",
+                                            self.histograms.shared_x.setChecked,
+                                            self.histograms.shared_x.toolTip(), checkable=True)
+        self.histograms.shared_x.toggled.connect(self.shared_x_action.setChecked)
+        self.log_action = self._action(view_menu, "Log density", "Ctrl+L",
+                                       self.heatmaps.log_density.setChecked,
+                                       self.heatmaps.log_density.toolTip(), checkable=True)
+        self.heatmaps.log_density.toggled.connect(self.log_action.setChecked)
+        view_menu.addSeparator()
+        dock_action = self.dock.toggleViewAction()
+        dock_action.setShortcut(QKeySequence("Ctrl+D"))
+        view_menu.addAction(dock_action)
+        self._action(view_menu, "&Full screen", "F11",
+                     self._toggle_full_screen, "Toggle full screen")
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Reference", "F1",
+                     lambda: self.tabs.setCurrentWidget(self.reference),
+                     "Which initialization for which activation, the formulas, the framework names")
+        self._action(help_menu, "&About initsim", "", self._about, "About initsim")
+
+    # --- runs and painting ----------------------------------------------------------------
+
+    def _start_run(self) -> None:
+        config = self.controls.config()
+        try:
+            config = config.validated()
+        except ConfigError as exc:
+            self.controller.stop()
+            self._show_message("error", f"Cannot run this config: {exc}")
+            return
+        self.controller.start(config)
+
+    @Slot()
+    def _on_run_changed(self) -> None:
+        if not self._closed:
+            self._paint_throttle.request()
+
+    def _paint(self) -> None:
+        state = self.controller.state
+        if state is None or self._closed:
+            return
+        if state.received:
+            self._displayed = state
+            self._repaint_view()
+        self._show_status(state)
+        if (state.complete and state is self._displayed and self._finished_run != state.run_id):
+            self._finished_run = state.run_id
+            self.run_finished.emit(state.config)
+
+    def _repaint_view(self) -> None:
+        """Paint the visible view from the displayed run; the hidden ones wait until shown."""
+        view = self.tabs.currentWidget()
+        if self._displayed is not None and hasattr(view, "show_state"):
+            view.show_state(self._displayed)
+            self.painted.emit(self._displayed.received, self._displayed.total)
+
+    def _show_status(self, state: RunState) -> None:
+        self.progress.setRange(0, state.total)
+        self.progress.setValue(state.received)
+        self.stop_button.setEnabled(self.controller.running)
+        c = state.config
+        shape = f"{c.layers} \u00d7 {c.width}, batch {c.batch}, {c.dtype}"
+        if state.error:
+            self.status.setText(f"Failed: {shape}")
+            self._show_message("error", f"The run failed: {state.error}")
+            return
+        if state.complete:
+            seconds = state.seconds if state.seconds is not None else time.perf_counter() - state.started
+            self.status.setText(f"Done in {seconds * 1000:,.0f} ms: {shape}")
+        elif state.stopped:
+            self.status.setText(f"Stopped at the {state.progress_text()}: {shape}")
+        else:
+            self.status.setText(f"Running, {state.progress_text()} "
+                                f"({time.perf_counter() - state.started:.1f} s): {shape}")
+        if self._displayed is not None:
+            self._show_warnings(self._displayed)
+
+    def _show_warnings(self, state: RunState) -> None:
+        found = diagnose(state)
+        if found:
+            self._show_message("warn", "\u26a0 " + " \u00b7 ".join(found))
+        elif state.complete:
+            self._show_message("ok", f"\u2713 No warnings: the signal and the gradient keep their "
+                                     f"scale through all {state.layers} layers.")
+        else:
+            self._show_message("info", "No warnings so far.")
+
+    def _show_message(self, level: str, text: str) -> None:
+        self.warnings.setProperty("level", level)
+        self.warnings.setText(text)
+        self.warnings.style().unpolish(self.warnings)
+        self.warnings.style().polish(self.warnings)
+
+    # --- small actions --------------------------------------------------------------------
+
+    def _show_quantity(self, key: str) -> None:
+        self.tabs.setCurrentWidget(self.histograms)
+        self.histograms.set_quantity(key)
+
+    def _next_view(self) -> None:
+        self.tabs.setCurrentIndex((self.tabs.currentIndex() + 1) % self.tabs.count())
+
+    def _toggle_full_screen(self) -> None:
+        self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)
+
+    def _ask_screenshot(self) -> None:
+        folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", str(Path(folder) / "initsim.png"),
+                                              "PNG images (*.png)")
+        if path and not self.save_screenshot(path):
+            QMessageBox.warning(self, "Save screenshot", f"Could not write {path}.")
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About initsim",
+                          f"<b>initsim {__version__}</b><p>See what weight initialization does to "
+                          "a deep network, layer by layer: the histograms, the statistics and the "
+                          "mean-field theory, live.</p>")
+
+    # --- settings and shutdown ------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        settings = QSettings()
+        geometry = settings.value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1360, 860)
+        state = settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        self.tabs.setCurrentIndex(int(settings.value("view/tab", 0)))
+        self.histograms.set_quantity(str(settings.value("view/quantity", "post")))
+        self.histograms.shared_x.setChecked(settings.value("view/shared_x", "false") == "true")
+        self.heatmaps.log_density.setChecked(settings.value("view/log_density", "true") == "true")
+
+    def _save_settings(self) -> None:
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("view/tab", self.tabs.currentIndex())
+        settings.setValue("view/quantity", self.histograms.quantity)
+        settings.setValue("view/shared_x", "true" if self.histograms.shared_x.isChecked() else "false")
+        settings.setValue("view/log_density", "true" if self.heatmaps.log_density.isChecked() else "false")
+
+    def shutdown(self) -> None:
+        """End the worker thread and the timers; the window shows what it showed. Idempotent."""
+        self._closed = True
+        self._run_throttle.cancel()
+        self._paint_throttle.cancel()
+        self.controller.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._closed:
+            self._save_settings()
+        self.shutdown()
+        super().closeEvent(event)

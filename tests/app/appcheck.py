@@ -1,0 +1,100 @@
+"""What the app tests share: small configs, waiting for a window to settle, and the check that
+what a window paints is the engine's result for its config."""
+
+from __future__ import annotations
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from initsim.app.histograms import LOG_DECADES, common_grid, depth_image, panel_curve
+from initsim.app.heatmap_view import VALUE_BINS
+from initsim.app.histogram_view import SHARED_BINS
+from initsim.app.runstate import QUANTITIES
+from initsim.app.window import MainWindow
+from initsim.engine import SimConfig, SimResult, simulate
+
+# Small and fast: the window tests care about what is painted, not about the engine's speed.
+SMALL = SimConfig(layers=5, width=16, batch=32, activation="tanh", init="xavier_normal", seed=3)
+# Long enough to still be running when a test acts on it (about 2.5 s on two cores).
+LONG = SimConfig(layers=500, width=256, batch=512)
+
+
+def settled(window: MainWindow) -> bool:
+    """The window shows, completely, the config its controls say, and nothing is pending."""
+    state = window.displayed_state()
+    return (state is not None and state.complete and state is window.controller.state
+            and window.displayed_config() == window.config())
+
+
+def settle(qtbot, window: MainWindow, timeout: int = 20000) -> None:
+    qtbot.waitUntil(lambda: settled(window), timeout=timeout)
+
+
+def reference(config: SimConfig) -> SimResult:
+    """The engine's result for ``config``, computed as the worker does (one BLAS thread)."""
+    with threadpool_limits(1):
+        return simulate(config)
+
+
+def nan_equal(actual, expected) -> None:
+    np.testing.assert_array_equal(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float))
+
+
+def engine_stats(result: SimResult, quantity: str, layer: int):
+    if quantity == "grad":
+        return result.backward[layer - 1].grad
+    return getattr(result.forward[layer - 1], quantity)
+
+
+def engine_series(result: SimResult, name: str) -> np.ndarray:
+    """A StatsView curve's y values, computed from the engine's result."""
+    per_layer = {
+        "pre_std": [f.pre.std for f in result.forward],
+        "post_std": [f.post.std for f in result.forward],
+        "grad_std": [b.grad.std for b in result.backward],
+        "theory_pre_std": [f.theory_pre_std for f in result.forward],
+        "theory_grad_std": [np.nan if b.theory_grad_std is None else b.theory_grad_std
+                            for b in result.backward],
+        "dead_fraction": [100 * f.dead_fraction for f in result.forward],
+        "saturated_fraction": [100 * f.saturated_fraction for f in result.forward],
+    }[name]
+    values = np.array(per_layer, dtype=float)
+    if name.endswith("std"):  # drawn on a log axis: zeros and non-finite values are gaps
+        values[~(values > 0) | ~np.isfinite(values)] = np.nan
+    return values
+
+
+def assert_paints(window: MainWindow, result: SimResult) -> None:
+    """Every view of ``window``, in every display mode, shows exactly ``result``."""
+    assert window.displayed_config() == result.config
+    layers = result.config.layers
+
+    histograms = window.histograms
+    window.tabs.setCurrentWidget(histograms)
+    for quantity, _ in QUANTITIES:
+        histograms.set_quantity(quantity)
+        for shared in (False, True):
+            histograms.shared_x.setChecked(shared)
+            shown = {panel.layer: engine_stats(result, quantity, panel.layer) for panel in histograms.panels}
+            grid = common_grid((s.histogram for s in shown.values()), SHARED_BINS) if shared else None
+            for panel in histograms.panels:
+                x, y = panel_curve(shown[panel.layer].histogram, grid)
+                nan_equal(panel.curve.xData, x)
+                nan_equal(panel.curve.yData, y)
+                assert panel.stats.std == shown[panel.layer].std or np.isnan(shown[panel.layer].std)
+                assert panel.plot.titleLabel.text.startswith(f"layer {panel.layer} ")
+
+    heatmaps = window.heatmaps
+    window.tabs.setCurrentWidget(heatmaps)
+    for log in (False, True):
+        heatmaps.log_density.setChecked(log)
+        for depth_map in heatmaps.maps:
+            shown = [engine_stats(result, depth_map.quantity, layer).histogram for layer in range(1, layers + 1)]
+            expected = depth_image(shown, common_grid(shown, VALUE_BINS), log)
+            nan_equal(depth_map.image.image, expected)
+            assert np.nanmin(expected, initial=0) >= (-LOG_DECADES if log else 0)
+
+    window.tabs.setCurrentWidget(window.stats)
+    for name, curve in window.stats.curves.items():
+        nan_equal(curve.xData, np.arange(1, layers + 1))
+        nan_equal(curve.yData, engine_series(result, name))

@@ -1,0 +1,103 @@
+"""Fixtures of the app tests: an offscreen Qt, isolated settings, windows with small configs, and a
+check that no test leaves a QThread or a QTimer running."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+# Before Qt is imported anywhere: no display needed, and pyqtgraph on the same binding. The
+# offscreen screen is a desktop's 1920 x 1200 (its default, 800 x 800, would clamp the windows).
+os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={HERE / 'offscreen-screen.json'}"
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import weakref
+
+import pytest
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QThread, QTimer
+
+from initsim.app import create_window
+from initsim.app.window import MainWindow
+from initsim.engine import SimConfig
+
+from appcheck import SMALL
+
+# The offscreen platform cannot pass size hints to a window system and says so once per main
+# window shown; no other platform prints it.
+OFFSCREEN_NOTICE = "This plugin does not support propagateSizeHints"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOTICE))
+
+
+# --- no QThread or QTimer may outlive its test ------------------------------------------------
+
+_started: list[weakref.ref] = []
+
+
+def _tracking(start):
+    def tracked_start(self, *args, **kwargs):
+        _started.append(weakref.ref(self))
+        return start(self, *args, **kwargs)
+    return tracked_start
+
+
+QThread.start = _tracking(QThread.start)
+QTimer.start = _tracking(QTimer.start)
+
+
+def leftovers() -> list[str]:
+    """The QThreads still running and QTimers still active among those started since the last
+    call (deleted ones excepted), described."""
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    found = []
+    for ref in _started:
+        obj = ref()
+        if obj is None or not shiboken6.isValid(obj):
+            continue
+        if isinstance(obj, QThread) and obj.isRunning():
+            found.append(f"QThread {obj.objectName()!r} still running")
+        elif isinstance(obj, QTimer) and obj.isActive():
+            found.append(f"QTimer (interval {obj.interval()} ms, parent {type(obj.parent()).__name__}) still active")
+    _started.clear()
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads_or_timers():
+    """Fails the test if it leaves a thread or timer running. Set up before qtbot, so its check
+    comes after pytest-qt has closed the test's widgets."""
+    leftovers()
+    yield
+    found = leftovers()
+    if found:
+        pytest.fail("left running after the test: " + "; ".join(found))
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path):
+    """Each test reads and writes its own QSettings folder, never the user's."""
+    for settings_format in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(settings_format, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+
+
+# --- windows ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_window(qtbot):
+    """Builds a shown main window (closed by qtbot after the test); ``size`` None keeps the size
+    it restored from the settings."""
+    def make(config: SimConfig | None = SMALL, size: tuple[int, int] | None = (1200, 800)) -> MainWindow:
+        window = create_window(config)
+        qtbot.addWidget(window)
+        if size is not None:
+            window.resize(*size)
+        window.show()
+        return window
+    return make

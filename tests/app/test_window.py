@@ -1,0 +1,310 @@
+"""The main window against the engine: what it paints is the engine's result for its config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QCheckBox, QComboBox,
+                               QPushButton, QSpinBox)
+
+from initsim.app.controls import ParamEditor
+from initsim.app.histograms import panel_layers, panel_stride
+from initsim.engine import ConfigError, get_scheme
+from initsim.engine.presets import DEFAULT_PRESET, get_preset, presets
+
+from appcheck import LONG, SMALL, assert_paints, reference, settle
+
+
+def test_opens_with_the_default_preset_painted(qtbot, make_window):
+    window = make_window(None)
+    settle(qtbot, window)
+    expected = get_preset(DEFAULT_PRESET).config.validated()
+    assert window.config() == expected
+    assert window.findChild(QComboBox, "preset").currentData() == DEFAULT_PRESET
+    assert_paints(window, reference(expected))
+
+
+def test_run_finished_carries_the_painted_config(qtbot, make_window):
+    window = make_window()
+    with qtbot.waitSignal(window.run_finished, timeout=20000) as finished:
+        pass
+    assert finished.args == [SMALL.validated()]
+    assert window.displayed_state().complete
+    progress = window.findChild(type(window.progress), "progress")
+    assert progress.value() == progress.maximum() == 2 * SMALL.layers
+
+
+def _set_spin(window, name, value):
+    window.findChild(QSpinBox, name).setValue(value)
+
+
+def _set_combo(window, name, key):
+    combo = window.findChild(QComboBox, name)
+    index = combo.findData(key)
+    assert index >= 0, f"{name} has no item {key!r}"
+    combo.setCurrentIndex(index)
+
+
+# Each control, changed as a user would, with the config it must lead to.
+CONTROL_CHANGES = {
+    "layers": (lambda w: _set_spin(w, "layers", 7), dict(layers=7)),
+    "width": (lambda w: _set_spin(w, "width", 24), dict(width=24)),
+    "batch": (lambda w: _set_spin(w, "batch", 9), dict(batch=9)),
+    "activation": (lambda w: _set_combo(w, "activation", "relu"), dict(activation="relu")),
+    "activation param": (lambda w: (_set_combo(w, "activation", "leaky_relu"),
+                                    w.findChild(QAbstractSpinBox, "activation.slope").setValue(0.2)),
+                         dict(activation="leaky_relu", activation_params={"slope": 0.2})),
+    "init": (lambda w: _set_combo(w, "init", "he_uniform"), dict(init="he_uniform", init_params={})),
+    "init param": (lambda w: (_set_combo(w, "init", "normal"),
+                              w.findChild(QAbstractSpinBox, "init.std").setValue(0.3)),
+                   dict(init="normal", init_params={"std": 0.3})),
+    "init choice param": (lambda w: (_set_combo(w, "init", "kaiming_uniform"),
+                                     _set_combo(w, "init.mode", "fan_out")),
+                          dict(init="kaiming_uniform", init_params={"mode": "fan_out"})),
+    "bias": (lambda w: _set_combo(w, "bias_init", "normal"), dict(bias_init="normal")),
+    "seed": (lambda w: _set_spin(w, "seed", 11), dict(seed=11)),
+    "dtype": (lambda w: _set_combo(w, "dtype", "float64"), dict(dtype="float64")),
+    "input": (lambda w: _set_combo(w, "input_dist", "uniform"), dict(input_dist="uniform")),
+    "norm": (lambda w: _set_combo(w, "norm", "layer"), dict(norm="layer")),
+}
+
+
+@pytest.mark.parametrize("control", list(CONTROL_CHANGES))
+def test_each_control_runs_and_paints_the_engine_result(qtbot, make_window, control):
+    window = make_window()
+    settle(qtbot, window)
+    change, fields = CONTROL_CHANGES[control]
+    change(window)
+    expected = SMALL.replace(**fields).validated()
+    assert window.config() == expected
+    settle(qtbot, window)
+    assert_paints(window, reference(expected))
+
+
+def test_typing_into_a_spin_box_runs_the_typed_value(qtbot, make_window):
+    window = make_window()
+    layers = window.findChild(QSpinBox, "layers")
+    layers.selectAll()
+    qtbot.keyClicks(layers, "12")
+    settle(qtbot, window)
+    assert window.displayed_config().layers == 12
+    assert [p.layer for p in window.histograms.panels] == panel_layers(12, panel_stride(12))
+
+
+def test_fifty_rapid_changes_end_with_the_last_config_displayed(qtbot, make_window):
+    window = make_window()
+    painted_runs = []
+    window.painted.connect(lambda *_: painted_runs.append(window.displayed_state().run_id))
+    width = window.findChild(QSpinBox, "width")
+    for step in range(50):
+        width.setValue(8 + step)
+        QApplication.processEvents()
+    settle(qtbot, window)
+    expected = SMALL.replace(width=57).validated()
+    assert window.displayed_config() == expected
+    assert painted_runs[-1] == window.controller.state.run_id
+    assert_paints(window, reference(expected))  # no panel left from an earlier run
+
+
+def test_a_cancelled_run_is_never_painted(qtbot, make_window):
+    window = make_window(LONG)
+    window.set_config(SMALL)  # before the event loop turns: the long run's events are all stale
+    painted = []
+    window.painted.connect(lambda *_: painted.append(window.displayed_config()))
+    settle(qtbot, window)
+    assert painted and all(config == SMALL.validated() for config in painted)
+    assert_paints(window, reference(SMALL.validated()))
+
+
+def test_stop_keeps_what_arrived_and_the_next_change_runs(qtbot, make_window):
+    window = make_window(LONG)
+    qtbot.waitUntil(lambda: window.displayed_state() is not None, timeout=20000)
+    stop = window.findChild(QPushButton, "stop")
+    assert stop.isEnabled()
+    qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
+    state = window.controller.state
+    assert state.stopped and not state.complete
+    qtbot.waitUntil(lambda: "Stopped" in window.status.text() and not stop.isEnabled())
+    window.set_config(SMALL)
+    settle(qtbot, window)
+    assert_paints(window, reference(SMALL.validated()))
+
+
+def test_closing_during_a_long_run_ends_the_worker(qtbot, make_window):
+    window = make_window(LONG)
+    qtbot.waitUntil(lambda: window.displayed_state() is not None, timeout=20000)
+    assert not window.controller.state.complete
+    window.close()  # returns once the worker thread has ended
+    assert not window.controller.thread.isRunning()
+    assert not window.controller.state.complete
+
+
+def test_an_invalid_config_is_refused_with_the_reason(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    shown = window.displayed_config()
+    for name, value in (("layers", 1000), ("width", 4096), ("batch", 8192)):
+        _set_spin(window, name, value)
+    qtbot.waitUntil(lambda: window.warnings.property("level") == "error")
+    assert "memory" in window.warnings.text()
+    assert window.displayed_config() == shown
+    assert not window.controller.running
+    with pytest.raises(ConfigError):
+        window.set_config(SMALL.replace(init="no_such_scheme"))
+
+
+def test_presets_set_every_control(qtbot, make_window):
+    window = make_window()
+    combo = window.findChild(QComboBox, "preset")
+    assert combo.currentData() == "custom"
+    for name in ("too_small", "xavier_tanh"):
+        combo.setCurrentIndex(combo.findData(name))
+        combo.activated.emit(combo.currentIndex())
+        assert window.config() == presets()[name].config
+        assert presets()[name].explanation == window.controls.preset_note.text()
+    settle(qtbot, window)
+    _set_spin(window, "seed", 5)  # a new seed is still the same preset
+    assert combo.currentData() == "xavier_tanh"
+    _set_spin(window, "layers", 3)
+    assert combo.currentData() == "custom"
+
+
+def test_the_recommended_scheme_is_one_click_away(qtbot, make_window):
+    window = make_window(SMALL.replace(activation="relu", init="xavier_normal"))
+    controls = window.controls
+    assert controls.apply_recommended.isVisibleTo(window)
+    assert "kaiming_normal" in controls.recommendation.text()
+    qtbot.mouseClick(controls.apply_recommended, Qt.MouseButton.LeftButton)
+    expected = SMALL.replace(activation="relu", init="kaiming_normal",
+                             init_params={"nonlinearity": "relu"}).validated()
+    assert window.config() == expected
+    assert not controls.apply_recommended.isVisibleTo(window)
+    assert "\u2713" in controls.recommendation.text()
+    settle(qtbot, window)
+    assert window.displayed_config() == expected
+
+
+def test_the_init_note_gives_the_std_at_this_width_and_the_framework_names(make_window):
+    window = make_window(SMALL.replace(init="he_normal", width=100))
+    note = window.controls.init_note.text()
+    scheme = get_scheme("he_normal")
+    assert f"std {scheme.std(100, 100):.4g}" in note
+    assert "HeNormal" in note and "kaiming_normal_" in note
+
+
+def test_parameter_editors_follow_the_scheme(make_window):
+    window = make_window()
+    editor = window.controls.init_params
+    for name in ("zeros", "trunc_normal", "kaiming_normal", "variance_scaling"):
+        _set_combo(window, "init", name)
+        assert list(editor.values()) == list(get_scheme(name).defaults)
+        assert editor.isVisibleTo(window) == bool(get_scheme(name).defaults)
+
+
+def test_main_controls_carry_their_object_names(make_window):
+    window = make_window()
+    kinds = {"preset": QComboBox, "layers": QSpinBox, "width": QSpinBox, "batch": QSpinBox,
+             "activation": QComboBox, "init": QComboBox, "seed": QSpinBox, "dtype": QComboBox,
+             "stop": QPushButton}
+    for name, kind in kinds.items():
+        assert window.findChild(kind, name) is not None, name
+
+
+def test_every_control_has_a_tooltip(make_window):
+    window = make_window()
+    for scheme in ("trunc_normal", "kaiming_normal"):  # with parameter editors of both kinds
+        _set_combo(window, "init", scheme)
+    _set_combo(window, "activation", "gelu")
+    controls = [w for kind in (QAbstractSpinBox, QComboBox, QAbstractButton, QCheckBox)
+                for w in window.findChildren(kind)
+                if w.isVisibleTo(window) and not w.objectName().startswith("qt_")  # Qt's own parts
+                and not isinstance(w.parent(), QAbstractSpinBox)]
+    assert len(controls) >= 20
+    missing = [w.objectName() or w.text() for w in controls if not w.toolTip()]
+    assert not missing
+
+
+def test_histograms_of_a_deep_net_keep_to_about_sixteen_panels(qtbot, make_window):
+    window = make_window(SMALL.replace(layers=100, width=8, batch=8))
+    settle(qtbot, window)
+    layers = [p.layer for p in window.histograms.panels]
+    assert layers[0] == 1 and layers[-1] == 100 and len(layers) <= 16
+    assert "every 10th" in window.histograms.caption.text()
+
+
+def test_warnings_name_the_layer(qtbot, make_window):
+    window = make_window(get_preset("zeros").config)
+    settle(qtbot, window)
+    text = window.warnings.text()
+    assert "signal vanished" in text and "from layer 1" in text
+    window.set_config(SMALL)
+    settle(qtbot, window)
+    assert window.warnings.property("level") == "ok"
+
+
+def test_shortcuts(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    window.activateWindow()
+    qtbot.waitActive(window)
+    qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.stats
+    qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.AltModifier)
+    assert window.tabs.currentWidget() is window.histograms and window.histograms.quantity == "grad"
+    seed = window.config().seed
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert window.config().seed != seed
+    settle(qtbot, window)
+    window.set_config(LONG)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert window.controller.state.stopped
+    shortcuts = {a.text(): a.shortcut().toString() for a in window.findChildren(type(window.menuBar().actions()[0]))}
+    assert shortcuts["&Save screenshot\u2026"] == "Ctrl+S"
+    assert shortcuts["&Quit"] == "Ctrl+Q"
+    assert shortcuts["&Full screen"] == "F11"
+
+
+def test_save_screenshot_writes_the_window(qtbot, make_window, tmp_path):
+    window = make_window()
+    settle(qtbot, window)
+    path = tmp_path / "window.png"
+    assert window.save_screenshot(path)
+    image = QImage(str(path))
+    assert (image.width(), image.height()) == (window.width() * window.devicePixelRatio(),
+                                               window.height() * window.devicePixelRatio())
+    pixels = np.frombuffer(image.convertToFormat(QImage.Format.Format_Grayscale8).constBits(),
+                           dtype=np.uint8)
+    assert pixels.std() > 10  # not a blank image
+
+
+def test_geometry_and_view_choices_are_remembered(qtbot, make_window):
+    window = make_window()
+    window.resize(1000, 700)
+    window.tabs.setCurrentWidget(window.heatmaps)
+    window.histograms.shared_x.setChecked(True)
+    window.close()
+    again = make_window(size=None)
+    assert (again.width(), again.height()) == (1000, 700)
+    assert again.tabs.currentWidget() is again.heatmaps
+    assert again.histograms.shared_x.isChecked()
+
+
+def test_the_reference_lists_every_scheme_and_activation(make_window):
+    from initsim.engine import ACTIVATIONS, SCHEMES
+
+    text = make_window().reference.toPlainText()
+    assert all(name in text for name in (*SCHEMES, *ACTIVATIONS))
+
+
+def test_param_editor_shows_numbers_short():
+    from initsim.engine.params import PARAMS
+    from initsim.app.controls import NumberBox
+
+    box = NumberBox(PARAMS["std"])
+    box.setValue(0.01)
+    assert box.text() == "0.01"
+    box.setValue(2.5e-5)
+    assert box.text() == "2.5e-05"
+    assert isinstance(ParamEditor("x"), ParamEditor)
