@@ -3,7 +3,11 @@ what a window paints is the engine's result for its config."""
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QEvent, QThread, QTimer
 from threadpoolctl import threadpool_limits
 
 from initsim.app.histograms import LOG_DECADES, common_grid, depth_image, panel_curve
@@ -12,6 +16,38 @@ from initsim.app.histogram_view import SHARED_BINS
 from initsim.app.runstate import QUANTITIES
 from initsim.app.window import MainWindow
 from initsim.engine import SimConfig, SimResult, simulate
+
+# Every QThread and QTimer started from Python, to check that none outlives its test.
+_started: list[weakref.ref] = []
+
+
+def _tracking(start):
+    def tracked_start(self, *args, **kwargs):
+        _started.append(weakref.ref(self))
+        return start(self, *args, **kwargs)
+    return tracked_start
+
+
+QThread.start = _tracking(QThread.start)
+QTimer.start = _tracking(QTimer.start)
+
+
+def leftovers() -> list[str]:
+    """The QThreads still running and QTimers still active among those started since the last
+    call (deleted ones excepted), described."""
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    found = []
+    for ref in _started:
+        obj = ref()
+        if obj is None or not shiboken6.isValid(obj):
+            continue
+        if isinstance(obj, QThread) and obj.isRunning():
+            found.append(f"QThread {obj.objectName()!r} still running")
+        elif isinstance(obj, QTimer) and obj.isActive():
+            found.append(f"QTimer (interval {obj.interval()} ms, parent {type(obj.parent()).__name__}) still active")
+    _started.clear()
+    return found
+
 
 # Small and fast: the window tests care about what is painted, not about the engine's speed.
 SMALL = SimConfig(layers=5, width=16, batch=32, activation="tanh", init="xavier_normal", seed=3)

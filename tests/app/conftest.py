@@ -13,17 +13,14 @@ HERE = Path(__file__).parent
 os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={HERE / 'offscreen-screen.json'}"
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-import weakref
-
 import pytest
-import shiboken6
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QThread, QTimer
+from PySide6.QtCore import QSettings
 
 from initsim.app import create_window
 from initsim.app.window import MainWindow
 from initsim.engine import SimConfig
 
-from appcheck import SMALL
+from appcheck import SMALL, leftovers
 
 # The offscreen platform cannot pass size hints to a window system and says so once per main
 # window shown; no other platform prints it.
@@ -37,37 +34,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # --- no QThread or QTimer may outlive its test ------------------------------------------------
-
-_started: list[weakref.ref] = []
-
-
-def _tracking(start):
-    def tracked_start(self, *args, **kwargs):
-        _started.append(weakref.ref(self))
-        return start(self, *args, **kwargs)
-    return tracked_start
-
-
-QThread.start = _tracking(QThread.start)
-QTimer.start = _tracking(QTimer.start)
-
-
-def leftovers() -> list[str]:
-    """The QThreads still running and QTimers still active among those started since the last
-    call (deleted ones excepted), described."""
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    found = []
-    for ref in _started:
-        obj = ref()
-        if obj is None or not shiboken6.isValid(obj):
-            continue
-        if isinstance(obj, QThread) and obj.isRunning():
-            found.append(f"QThread {obj.objectName()!r} still running")
-        elif isinstance(obj, QTimer) and obj.isActive():
-            found.append(f"QTimer (interval {obj.interval()} ms, parent {type(obj.parent()).__name__}) still active")
-    _started.clear()
-    return found
-
 
 @pytest.fixture(autouse=True)
 def no_leftover_threads_or_timers():

@@ -1,0 +1,217 @@
+"""The app's pieces without a window: rebinning, panel choice, warnings, run state, the reference,
+the throttle, and the worker called synchronously."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from initsim.app.controller import Throttle
+from initsim.app.diagnosis import diagnose
+from initsim.app.histograms import (MAX_PANELS, common_grid, depth_image, fractions, panel_curve,
+                                    panel_height, panel_layers, panel_stride, rebin)
+from initsim.app.reference import reference_html
+from initsim.app.runstate import RunState
+from initsim.app.worker import SimulationWorker
+from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ForwardEvent, SimConfig, simulate_stream
+from initsim.engine.presets import get_preset
+from initsim.engine.stats import histogram
+
+from appcheck import SMALL, reference
+
+
+def _histogram(values, bins=16):
+    values = np.asarray(values, dtype=float)
+    return histogram(values, float(values.min()), float(values.max()), bins)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200), st.integers(2, 80))
+def test_rebin_keeps_the_total_on_a_grid_that_covers_the_range(values, bins):
+    h = _histogram(values)
+    grid = common_grid([h, _histogram([min(values) - 1, max(values) + 3])], bins)
+    moved = rebin(h, grid)
+    assert moved.sum() == pytest.approx(h.total, rel=1e-9)
+    assert np.all(moved >= -1e-9)
+
+
+def test_rebin_onto_its_own_edges_is_the_identity():
+    h = _histogram(np.random.default_rng(0).normal(size=1000))
+    np.testing.assert_allclose(rebin(h, h.edges), h.counts)
+
+
+def test_a_narrow_histogram_lands_whole_in_one_wide_bin():
+    narrow = _histogram([0.0, 1e-9, 2e-9])
+    grid = np.linspace(-10, 10, 5)
+    np.testing.assert_allclose(rebin(narrow, grid), [0, 0, 3, 0])
+
+
+def test_common_grid_spans_every_histogram_with_values():
+    a, b = _histogram([-1, 0, 2]), _histogram([5, 7])
+    empty = histogram(np.array([]), 0.0, 0.0, 4)
+    grid = common_grid([a, b, empty], 10)
+    assert (grid[0], grid[-1], len(grid)) == (-1, 7, 11)
+    assert list(common_grid([empty], 2)) == [-0.5, 0, 0.5]
+
+
+def test_fractions_of_nothing_are_zero():
+    assert list(fractions(np.zeros(3))) == [0, 0, 0]
+    assert list(fractions(np.array([1, 3]))) == [0.25, 0.75]
+
+
+@pytest.mark.parametrize("layers", [1, 2, 16, 17, 20, 30, 99, 100, 101, 500, 999, 1000])
+def test_panels_keep_the_first_and_last_layer_and_at_most_sixteen(layers):
+    stride = panel_stride(layers)
+    shown = panel_layers(layers, stride)
+    assert shown[0] == 1 and shown[-1] == layers
+    assert len(shown) <= MAX_PANELS and shown == sorted(set(shown))
+    assert str(stride)[0] in "125"
+    if layers <= MAX_PANELS:
+        assert shown == list(range(1, layers + 1))
+
+
+def test_panel_curve_on_own_bins_and_on_a_grid():
+    h = _histogram([0, 1, 1, 2, 3])
+    x, y = panel_curve(h, None)
+    assert x is h.edges and y.sum() == pytest.approx(1)
+    grid = np.linspace(-1, 4, 6)
+    x, y = panel_curve(h, grid)
+    assert x is grid and y.sum() == pytest.approx(1)
+
+
+def test_a_spike_is_clipped_and_an_even_histogram_is_not():
+    assert panel_height(np.array([0.6, 0.1, 0.1, 0.1, 0.1])) == (pytest.approx(0.2), True)
+    assert panel_height(np.array([0.3, 0.3, 0.4])) == (pytest.approx(0.4), False)
+    assert panel_height(np.array([1.0, 0.0, 0.0])) == (1.0, False)  # one bin is the whole story
+
+
+def test_depth_image_rows_are_relative_to_their_peak():
+    hists = [_histogram([0, 0, 1]), None, histogram(np.array([]), 0.0, 0.0, 4)]
+    grid = common_grid([h for h in hists if h is not None], 4)
+    image = depth_image(hists, grid, log=False)
+    assert image.shape == (3, 4)
+    assert np.nanmax(image[0]) == 1 and np.all(np.isnan(image[1:]))
+    logged = depth_image(hists, grid, log=True)
+    assert np.nanmin(logged) == -4 and np.nanmax(logged) == 0
+
+
+def _state(config: SimConfig) -> RunState:
+    state = RunState(config.validated(), run_id=1)
+    for event in simulate_stream(config):
+        state.add(event)
+    return state
+
+
+@pytest.mark.parametrize(("preset", "expected"), [
+    ("zeros", ["signal vanished: activation std < 1e-06 from layer 1", "100% of relu units dead at layer 1",
+               "gradients vanished: gradient std < 1e-06 from layer 10 back to layer 1"]),
+    ("xavier_tanh", []),
+    ("lecun_selu", []),
+])
+def test_diagnosis_of_presets(preset, expected):
+    assert diagnose(_state(get_preset(preset).config)) == expected
+
+
+def test_diagnosis_names_the_first_overflowing_layer():
+    state = _state(get_preset("too_large").config)
+    first = next(f.index for f in state.forward if f.post.nonfinite or f.pre.nonfinite)
+    assert diagnose(state)[0] == f"exploded: non-finite values (inf or NaN) at layer {first}"
+
+
+def test_diagnosis_of_saturation_and_shrinking():
+    saturated = diagnose(_state(SimConfig(layers=4, width=64, batch=64, activation="tanh", init="normal",
+                                          init_params={"std": 1.0})))
+    assert any(w.startswith("tanh saturated: ") and "% of units at layer" in w for w in saturated)
+    shrinking = diagnose(_state(SimConfig(layers=20, width=64, batch=64, activation="relu",
+                                          init="xavier_normal")))
+    assert any(w.startswith("activation std shrinking: ") and w.endswith("at layer 20") for w in shrinking)
+
+
+def test_diagnosis_of_a_partial_run_uses_what_arrived():
+    config = get_preset("zeros").config.validated()
+    state = RunState(config, run_id=1)
+    assert diagnose(state) == []
+    state.add(next(iter(simulate_stream(config))))
+    assert diagnose(state)[0] == "signal vanished: activation std < 1e-06 from layer 1"
+
+
+def test_run_state_folds_events_and_tells_progress():
+    config = SMALL.validated()
+    state = RunState(config, run_id=4)
+    assert np.all(np.isnan(state.series("pre_std")))
+    events = list(simulate_stream(config))
+    for event in events[: config.layers + 2]:
+        state.add(event)
+    assert state.progress_text() == f"backward pass, layer {config.layers - 1} of {config.layers}"
+    grad = state.series("grad_std")
+    assert np.isnan(grad[0]) and not np.isnan(grad[-1])
+    for event in events[config.layers + 2:]:
+        state.add(event)
+    assert state.complete
+    result = reference(config)
+    np.testing.assert_array_equal(state.series("post_std"), [f.post.std for f in result.forward])
+    assert state.stats("grad", 2).std == result.backward[1].grad.std
+
+
+def test_reference_is_built_from_the_registries():
+    html = reference_html()
+    for name in (*SCHEMES, *ACTIVATIONS, *BIAS_INITS):
+        assert f"<b>{name}</b>" in html
+    for scheme in SCHEMES.values():
+        assert scheme.pytorch.replace("'", "&#x27;").replace("<", "&lt;").replace(">", "&gt;") in html
+
+
+def test_throttle_calls_once_at_once_and_once_after_a_burst(qtbot):
+    calls = []
+    parent = Throttle(0, lambda: None, None)  # a QObject to own the one under test
+    throttle = Throttle(50, lambda: calls.append(len(calls)), parent)
+    for _ in range(10):
+        throttle.request()
+    qtbot.waitUntil(lambda: len(calls) == 1)
+    for _ in range(10):
+        throttle.request()
+    assert throttle.pending
+    qtbot.waitUntil(lambda: not throttle.pending)
+    assert calls == [0, 1]
+
+
+def test_worker_streams_every_event_in_order_and_reports_done():
+    worker = SimulationWorker()
+    events, done = [], []
+    worker.events_ready.connect(lambda run_id, batch: events.extend(batch))
+    worker.run_done.connect(lambda run_id, seconds: done.append(run_id))
+    config = SMALL.validated()
+    worker.wanted_run = 7
+    worker.run(config, 7)
+    assert done == [7]
+    expected = list(simulate_stream(config))
+    assert [(type(e), e.index) for e in events] == [(type(e), e.index) for e in expected]
+
+
+def test_worker_stops_when_another_run_is_wanted_and_skips_a_superseded_one():
+    worker = SimulationWorker()
+    events, done = [], []
+
+    def on_events(run_id, batch):
+        events.extend(batch)
+        worker.wanted_run = run_id + 1  # as the GUI does when a new run starts
+
+    worker.events_ready.connect(on_events)
+    worker.run_done.connect(lambda run_id, seconds: done.append(run_id))
+    worker.wanted_run = 1
+    worker.run(SimConfig(layers=50, width=8, batch=8), 1)
+    assert done == [] and 0 < len(events) < 100
+    assert isinstance(events[0], ForwardEvent)
+    worker.run(SMALL, 1)  # no longer wanted: not even started
+    assert done == []
+
+
+def test_worker_reports_a_failure_instead_of_raising():
+    worker = SimulationWorker()
+    failures = []
+    worker.run_failed.connect(lambda run_id, message: failures.append(message))
+    worker.wanted_run = 2
+    worker.run(SMALL.replace(width=0), 2)
+    assert failures and failures[0].startswith("ConfigError: width")
