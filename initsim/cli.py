@@ -233,6 +233,140 @@ def cmd_install_desktop(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- theory, phase, sweep ------------------------------------------------------------------
+
+def add_activation_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--activation", required=True, metavar="NAME", help=", ".join(ACTIVATIONS))
+    for name in ACTIVATION_PARAMS:
+        spec = PARAMS[name]
+        parser.add_argument(spec.flag, type=_param_type(name), metavar="X", help=spec.help)
+
+
+def _activation_from_args(args: argparse.Namespace):
+    from .engine import get_activation
+
+    act = get_activation(args.activation)
+    return act, act.params({n: getattr(args, n) for n in ACTIVATION_PARAMS if getattr(args, n) is not None})
+
+
+def _check_number(name: str, value: float, low: float, high: float = math.inf) -> None:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(name, f"got {value:g}, expected a number in [{low:g}, {high:g}]")
+
+
+def cmd_theory(args: argparse.Namespace) -> int:
+    from .engine.theory import mean_field, phase_of
+
+    act, params = _activation_from_args(args)
+    low, high = RANGES["layers"]
+    if not low <= args.depth <= high:
+        raise ConfigError("depth", f"got {args.depth}, expected an integer in [{low}, {high}]")
+    for name in ("sigma_w2", "sigma_b2", "q0"):
+        _check_number(name, getattr(args, name), 0.0)
+    _check_number("c0", args.c0, -1.0, 1.0)
+    field = mean_field(act, params, args.sigma_w2, args.sigma_b2, args.depth, args.q0, args.c0)
+    if args.json:
+        print_json({"activation": act.name, "activation_params": params, "sigma_w2": field.sigma_w2,
+                    "sigma_b2": field.sigma_b2, "depth": args.depth, "q0": args.q0, "c0": args.c0,
+                    "q": field.q.tolist(), "c": field.c.tolist(), "q_star": field.q_star,
+                    "chi1": field.chi1, "depth_scale": field.depth_scale, "phase": phase_of(field.chi1)})
+        return 0
+    print(f"{' '.join(filter(None, (act.name, _params_text(params))))}, sigma_w^2 = {field.sigma_w2:g}, sigma_b^2 = {field.sigma_b2:g}, "
+          f"inputs with E[x^2] = {args.q0:g} and correlation {args.c0:g}")
+    print("  ".join(f"{h:>10}" for h in ("layer", "q", "std", "c")))
+    for layer, (q, c) in enumerate(zip(field.q, field.c), 1):
+        print("  ".join(f"{cell:>10}" for cell in (layer, _fmt(q), _fmt(math.sqrt(q)), _fmt(c))))
+    print(f"q* = {_fmt(field.q_star)}, chi_1 = {_fmt(field.chi1)} ({phase_of(field.chi1)}), "
+          f"depth scale = {_fmt(field.depth_scale)} layers")
+    return 0
+
+
+def cmd_phase(args: argparse.Namespace) -> int:
+    import time
+
+    from .engine.phase_export import phase_csv, phase_png
+    from .engine.theory import phase_axes, phase_diagram
+
+    act, params = _activation_from_args(args)
+    out = Path(args.out)
+    if out.suffix not in (".png", ".csv"):
+        raise UsageError("the phase diagram is written as .png or .csv")
+    if not 2 <= args.grid <= 1000:
+        raise ConfigError("grid", f"got {args.grid}, expected an integer in [2, 1000]")
+    for name in ("sigma_w2_max", "sigma_b2_max"):
+        if getattr(args, name) is not None:
+            _check_number(name, getattr(args, name), 1e-6, 1e6)
+    _check_number("q0", args.q0, 0.0)
+    started = time.perf_counter()
+    sigma_w2, sigma_b2 = phase_axes(act, params, args.grid, args.sigma_w2_max, args.sigma_b2_max)
+    diagram = phase_diagram(act, params, sigma_w2, sigma_b2, args.q0)
+    seconds = time.perf_counter() - started
+    if out.suffix == ".png":
+        atomic_write(out, lambda f: f.write(phase_png(diagram)))
+    else:
+        atomic_write(out, lambda f: f.write(phase_csv(diagram).encode()))
+    print(f"wrote the {args.grid} x {args.grid} phase diagram of {act.name} to {out} ({seconds:.2f} s): "
+          f"sigma_w^2 from {sigma_w2[0]:.4g} to {sigma_w2[-1]:.4g}, sigma_b^2 from 0 to {sigma_b2[-1]:.4g}")
+    line = ", ".join(f"{w:.4g} at sigma_b^2 = {b:.4g}" for b, w in
+                     zip(sigma_b2[[0, args.grid // 2, -1]], diagram.critical_sigma_w2[[0, args.grid // 2, -1]]))
+    print(f"critical sigma_w^2 (chi_1 = 1): {line}")
+    return 0
+
+
+def _axis_values(name: str, text: str) -> list:
+    """A sweep axis: "a,b,c", or "start:stop:count" for evenly spaced numbers."""
+    try:
+        if name in ("sigma_w2", "sigma_b2"):
+            if ":" in text:
+                start, stop, count = text.split(":")
+                return np.linspace(float(start), float(stop), int(count)).tolist()
+            return [float(v) for v in text.split(",")]
+        if name in RANGES or name == "memory_limit":
+            return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"cannot read the values of {name}: {text!r}") from None
+    return text.split(",")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .engine.sweep import SIGMA_AXES, grid, results_csv, sweep
+
+    out = Path(args.out)
+    if out.suffix != ".csv":
+        raise UsageError("the sweep is written as .csv")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("workers", f"got {args.workers}, expected at least 1")
+    axes = {name: _axis_values(name, getattr(args, name)) for name in SIGMA_AXES if getattr(args, name)}
+    for item in args.vary:
+        name, _, values = item.partition("=")
+        if not values:
+            raise UsageError(f"--vary takes FIELD=V1,V2,...; got {item!r}")
+        name = name.strip().replace("-", "_")
+        axes[name] = _axis_values(name, values)
+    if not axes:
+        raise UsageError("give at least one axis: --sigma-w2, --sigma-b2 or --vary FIELD=V1,V2,...")
+    configs = grid(config_from_args(args), axes)
+    results = []
+    stream = sweep(configs, workers=args.workers)
+    try:
+        for result in stream:
+            results.append(result)
+            print(f"[{len(results)}/{len(configs)}] sigma_w^2 {result.sigma_w2:.4g}, sigma_b^2 "
+                  f"{result.sigma_b2:.4g}: depth scale measured {_fmt(result.measured_depth_scale)}, "
+                  f"theory {_fmt(result.theory_depth_scale)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"interrupted: writing the {len(results)} finished runs", file=sys.stderr)
+    finally:
+        stream.close()
+    if not results:
+        print("no run finished: nothing written", file=sys.stderr)
+        return 130
+    fields = [name for name in axes if name not in SIGMA_AXES]
+    atomic_write(out, lambda f: f.write(results_csv(results, fields).encode()))
+    print(f"wrote {len(results)} of {len(configs)} runs to {out}")
+    return 0 if len(results) == len(configs) else 130
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 def build_parser() -> Parser:
@@ -258,6 +392,41 @@ def build_parser() -> Parser:
     desktop.add_argument("--prefix", metavar="DIR",
                          help="data folder to install into (default: $XDG_DATA_HOME or ~/.local/share)")
     desktop.set_defaults(run=cmd_install_desktop)
+
+    theory = commands.add_parser("theory", help="mean-field prediction, layer by layer, for one "
+                                 "(sigma_w^2, sigma_b^2)")
+    add_activation_flags(theory)
+    theory.add_argument("--sigma-w2", type=float, required=True, metavar="X", help="fan_in * E[W^2]")
+    theory.add_argument("--sigma-b2", type=float, default=0.0, metavar="X", help="E[b^2] (default 0)")
+    theory.add_argument("--depth", type=int, default=20, metavar="L", help="layers (default 20)")
+    theory.add_argument("--q0", type=float, default=1.0, metavar="X", help="the inputs' E[x^2] (default 1)")
+    theory.add_argument("--c0", type=float, default=0.5, metavar="X",
+                        help="correlation of the two inputs followed by c (default 0.5)")
+    theory.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    theory.set_defaults(run=cmd_theory)
+
+    phase = commands.add_parser("phase", help="write the order/chaos phase diagram (.png or .csv)")
+    add_activation_flags(phase)
+    phase.add_argument("--grid", type=int, default=200, metavar="N", help="N x N points (default 200)")
+    phase.add_argument("--sigma-w2-max", type=float, metavar="X",
+                       help="right edge (default: 3 x the critical sigma_w^2 at sigma_b^2 = 0)")
+    phase.add_argument("--sigma-b2-max", type=float, metavar="X",
+                       help="top edge (default: 0.1 x the critical sigma_w^2 at sigma_b^2 = 0)")
+    phase.add_argument("--q0", type=float, default=1.0, metavar="X",
+                       help="start of the variance iteration whose end is q* (default 1)")
+    phase.add_argument("--out", required=True, metavar="FILE", help=".png (image) or .csv (every point)")
+    phase.set_defaults(run=cmd_phase)
+
+    sweep = commands.add_parser("sweep", help="simulate a grid of configs in parallel; measured vs "
+                                "theory depth scale to CSV (progress on stderr)")
+    add_config_flags(sweep)
+    sweep.add_argument("--sigma-w2", metavar="SPEC", help="sigma_w^2 values: a,b,c or start:stop:count")
+    sweep.add_argument("--sigma-b2", metavar="SPEC", help="sigma_b^2 values: a,b,c or start:stop:count")
+    sweep.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2",
+                       help="another axis over a config field (init, layers, width, seed, ...); repeatable")
+    sweep.add_argument("--workers", type=int, metavar="N", help="processes (default: one per core)")
+    sweep.add_argument("--out", required=True, metavar="FILE", help=".csv, one row per config")
+    sweep.set_defaults(run=cmd_sweep)
 
     for name, run, text in (("schemes", cmd_schemes, "list the initialization schemes"),
                             ("activations", cmd_activations, "list the activations"),

@@ -140,14 +140,26 @@ def correlation_map(act: Activation, params: dict, c, q, sigma_w2, sigma_b2) -> 
     return covariance / variance_map(act, params, q, sigma_w2, sigma_b2)
 
 
+_CRITICAL_TOLERANCE = 1e-9  # |chi_1 - 1| below this counts as critical
+
+
 def depth_scale(chi):
     """Layers over which the gradient variance changes by a factor e: 1 / |ln chi_1| (inf at 1).
 
     A float for a float, an array for an array."""
     chi = np.asarray(chi, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(np.isclose(chi, 1.0, rtol=0, atol=1e-9), np.inf, 1 / np.abs(np.log(chi)))
+        scale = np.where(np.abs(chi - 1) <= _CRITICAL_TOLERANCE, np.inf, 1 / np.abs(np.log(chi)))
     return float(scale) if scale.ndim == 0 else scale
+
+
+def phase_of(chi: float) -> str:
+    """"ordered" (gradients vanish), "chaotic" (they explode), "critical" or "undefined" (NaN)."""
+    if math.isnan(chi):
+        return "undefined"
+    if abs(chi - 1) <= _CRITICAL_TOLERANCE:
+        return "critical"
+    return "ordered" if chi < 1 else "chaotic"
 
 
 # --- the moment table and the fixed point, vectorised over grids ---------------------------

@@ -1,0 +1,228 @@
+"""Sweeps: many configs simulated as independent tasks on any `concurrent.futures.Executor`.
+
+`sweep` submits one task per config to the executor the caller passes (by default a local process
+pool) and yields each small `SweepResult` as its task finishes. Any executor with that interface
+runs the same sweep: a thread pool, a process pool, dask.distributed's `Client.get_executor()`, or
+a Ray adapter (see the README). A task is the module-level function `measure(index, config)`, so it
+pickles by reference, and its result is a few hundred numbers.
+
+What a sweep measures: the depth over which the gradient's variance changes by a factor e, from a
+least-squares line through ln Var(dL/dh_l) over the layers, beside the theory's 1 / |ln chi_1|.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import dataclasses
+import io
+import itertools
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .config import SimConfig
+from .errors import ConfigError, unknown_name
+from .simulate import simulate
+from .theory import config_at, config_sigmas, depth_scale
+
+SIGMA_AXES = ("sigma_w2", "sigma_b2")
+_PARAMS_OF = {"init": "init_params", "activation": "activation_params", "bias_init": "bias_params"}
+_POLL_SECONDS = 0.1  # how often a waiting sweep checks should_stop
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    index: int  # position of the config in the list given to `sweep`
+    config: SimConfig
+    sigma_w2: float  # the hidden layers' fan_in E[W^2] and E[b^2]
+    sigma_b2: float
+    pre_std: tuple[float, ...]  # per layer, measured
+    grad_std: tuple[float, ...]
+    measured_chi1: float  # per-layer factor of the gradient variance, from the fitted line
+    measured_depth_scale: float
+    theory_chi1: float | None  # None with a normalization (no prediction)
+    theory_depth_scale: float | None
+    theory_pre_std: tuple[float, ...]  # per layer, the mean-field prediction
+    theory_grad_std: tuple[float | None, ...]
+    seconds: float
+
+    def record(self) -> dict[str, Any]:
+        """The scalar results, one flat row (the CLI's CSV columns)."""
+        return {"index": self.index, "sigma_w2": self.sigma_w2, "sigma_b2": self.sigma_b2,
+                "measured_chi1": self.measured_chi1, "theory_chi1": self.theory_chi1,
+                "measured_depth_scale": self.measured_depth_scale,
+                "theory_depth_scale": self.theory_depth_scale,
+                "output_pre_std": self.pre_std[-1], "input_grad_std": self.grad_std[0],
+                "seconds": self.seconds}
+
+
+def fitted_chi1(grad_std: Sequence[float]) -> float:
+    """exp of the slope of ln Var(grad) against the layer index, over the layers where the gradient
+    is finite and nonzero (the gradient flows from the last layer to the first, so a per-layer
+    factor chi shows as Var_l ~ chi^(L - l)). NaN with fewer than two such layers."""
+    variance = np.square(np.asarray(grad_std, np.float64))
+    layers = np.arange(variance.size)
+    usable = np.isfinite(variance) & (variance > 0)
+    if usable.sum() < 2:
+        return math.nan
+    slope = np.polyfit(layers[usable], np.log(variance[usable]), 1)[0]
+    return float(np.exp(-slope))
+
+
+def measure(index: int, config: SimConfig) -> SweepResult:
+    """One task: simulate ``config`` and summarize it."""
+    result = simulate(config)
+    grad_std = tuple(b.grad.std for b in result.backward)
+    chi = fitted_chi1(grad_std)
+    sigma_w2, sigma_b2 = config_sigmas(result.config)
+    theory = result.theory
+    return SweepResult(index, result.config, sigma_w2, sigma_b2,
+                       tuple(f.pre.std for f in result.forward), grad_std, chi, depth_scale(chi),
+                       theory.chi1, theory.depth_scale, theory.pre_std, theory.grad_std, result.seconds)
+
+
+def grid(base: SimConfig, axes: Mapping[str, Sequence[Any]]) -> list[SimConfig]:
+    """Every combination of the axes' values (the last axis varying fastest), validated.
+
+    An axis is a SimConfig field (``init``, ``layers``, ``seed``, ...) or ``sigma_w2`` / ``sigma_b2``,
+    which move the config to that point of the phase diagram (`theory.config_at`); a sigma not
+    given keeps the base config's own."""
+    names = list(axes)
+    known = {f.name for f in dataclasses.fields(SimConfig)} | set(SIGMA_AXES)
+    for name in names:
+        if name not in known:
+            raise unknown_name("axis", name, known)
+    configs = []
+    for values in itertools.product(*(axes[name] for name in names)):
+        point = dict(zip(names, values))
+        fields = {k: v for k, v in point.items() if k not in SIGMA_AXES}
+        for name, params in _PARAMS_OF.items():  # a new scheme or activation starts from its defaults
+            if name in fields and params not in fields:
+                fields[params] = {}
+        config = base.replace(**fields)
+        if any(name in point for name in SIGMA_AXES):
+            own_w2, own_b2 = config_sigmas(config.validated())
+            config = config_at(config, point.get("sigma_w2", own_w2), point.get("sigma_b2", own_b2))
+        configs.append(config.validated())
+    return configs
+
+
+def _limit_blas(threads: int) -> None:
+    """Worker initializer: one BLAS pool per worker, sized so that the workers share the cores."""
+    threadpool_limits(limits=threads)
+
+
+def local_pool(workers: int | None = None) -> cf.ProcessPoolExecutor:
+    """The default executor: ``workers`` processes (default: one per core), started with "spawn",
+    which is safe from a program that runs threads (a GUI), each limited to its share of BLAS."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = workers or cores
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_limit_blas, initargs=(max(1, cores // workers),))
+
+
+def sweep(configs: Sequence[SimConfig], executor: cf.Executor | None = None, workers: int | None = None,
+          should_stop: Callable[[], bool] | None = None) -> Iterator[SweepResult]:
+    """Simulate every config as its own task; yield the results as the tasks finish.
+
+    ``executor``: any `concurrent.futures.Executor`; None starts a `local_pool` of ``workers``
+    processes and shuts it down at the end. Stopping (``should_stop()`` turning true, checked at
+    least every 0.1 s, or the caller closing the generator) cancels the tasks not yet started; a
+    task already running finishes in its worker and is dropped. A task's exception is raised here.
+    """
+    should_stop = should_stop or (lambda: False)
+    owned = executor is None
+    executor = local_pool(workers) if owned else executor
+    pending: set[cf.Future] = set()
+    try:
+        pending = {executor.submit(measure, index, config) for index, config in enumerate(configs)}
+        while pending and not should_stop():
+            done, pending = cf.wait(pending, timeout=_POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        for future in pending:
+            future.cancel()
+        if owned:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def results_csv(results: Sequence[SweepResult], fields: Sequence[str] = ()) -> str:
+    """The results in grid order, one CSV row each: index, the config ``fields`` named (the axes
+    of the sweep), then the columns of `SweepResult.record`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for number, result in enumerate(sorted(results, key=lambda r: r.index)):
+        record = result.record()
+        if number == 0:
+            writer.writerow(["index", *fields, *list(record)[1:]])
+        writer.writerow([record["index"], *(getattr(result.config, f) for f in fields), *list(record.values())[1:]])
+    return out.getvalue()
+
+
+def seed_configs(config: SimConfig, seeds: int) -> list[SimConfig]:
+    """``config`` with seeds seed, seed + 1, ..., seed + seeds - 1."""
+    return grid(config, {"seed": [config.seed + k for k in range(seeds)]})
+
+
+# --- the finite-width band ----------------------------------------------------------------
+
+BAND_QUANTILES = (16.0, 84.0)  # percentiles: the +-1 sigma range of a normal spread
+
+
+@dataclass(frozen=True)
+class Band:
+    """One per-layer quantity over seeds: median and spread, beside the theory's curve."""
+
+    median: np.ndarray  # (layers,)
+    low: np.ndarray  # 16th percentile over seeds
+    high: np.ndarray  # 84th percentile
+    theory: np.ndarray  # NaN where no prediction applies
+
+    @property
+    def theory_outside(self) -> np.ndarray:
+        """Layers where the theory's curve leaves the measured band: where theory and the finite
+        network part."""
+        return (self.theory < self.low) | (self.theory > self.high)
+
+
+@dataclass(frozen=True)
+class FiniteWidthBand:
+    """The real network's spread around mean-field theory, from several seeds of the simulation:
+    a width-W network drifts from the infinite-width curve by O(1/sqrt(W)) per layer."""
+
+    config: SimConfig  # the first seed's
+    seeds: int
+    pre_std: Band
+    grad_std: Band
+
+
+def _band(values: np.ndarray, theory: Sequence[float | None]) -> Band:
+    low, median, high = np.nanpercentile(values, (BAND_QUANTILES[0], 50.0, BAND_QUANTILES[1]), axis=0)
+    return Band(median, low, high, np.array([math.nan if t is None else t for t in theory]))
+
+
+def band_of(results: Sequence[SweepResult]) -> FiniteWidthBand:
+    """The band of finished runs of one config over several seeds (e.g. from `sweep`)."""
+    first = min(results, key=lambda r: r.index)
+    with np.errstate(invalid="ignore"):
+        pre = _band(np.array([r.pre_std for r in results]), first.theory_pre_std)
+        grad = _band(np.array([r.grad_std for r in results]), first.theory_grad_std)
+    return FiniteWidthBand(first.config, len(results), pre, grad)
+
+
+def finite_width_band(config: SimConfig, seeds: int = 8, executor: cf.Executor | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> FiniteWidthBand:
+    """Simulate ``config`` with ``seeds`` seeds (through `sweep`) and return the band; stopped
+    early, the band of the runs that finished (at least one is needed)."""
+    results = list(sweep(seed_configs(config, seeds), executor, should_stop=should_stop))
+    if not results:
+        raise ConfigError("seeds", "no run finished: the band needs at least one")
+    return band_of(results)

@@ -1,0 +1,97 @@
+"""The headless `theory`, `phase` and `sweep` commands (in-process through cli.main)."""
+
+import csv
+import json
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from initsim.cli import main
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def read_png(data: bytes) -> tuple[np.ndarray, dict[str, str]]:
+    """A minimal decoder for the PNGs `phase` writes (8-bit RGB, filter 0)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, text = 8, {}, {}
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
+        if kind == b"tEXt":
+            key, value = body.split(b"\0")
+            text[key.decode()] = value.decode("latin-1")
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + length
+    width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, 1 + 3 * width)
+    assert np.all(rows[:, 0] == 0)
+    return rows[:, 1:].reshape(height, width, 3), text
+
+
+def test_theory_json_gives_the_per_layer_variance_and_the_fixed_point(capsys):
+    status, out, _ = run(capsys, "theory", "--activation", "relu", "--sigma-w2", "2", "--depth", "4", "--json")
+    data = json.loads(out)
+    assert status == 0 and len(data["q"]) == len(data["c"]) == 4
+    assert data["q"] == pytest.approx([2.0] * 4) and data["q_star"] == pytest.approx(2.0)
+    assert data["chi1"] == pytest.approx(1.0) and data["depth_scale"] is None and data["phase"] == "critical"
+    status, out, _ = run(capsys, "theory", "--activation", "tanh", "--sigma-w2", "1.2", "--sigma-b2", "0.05")
+    assert status == 0 and "chi_1 = " in out and "(ordered)" in out and len(out.splitlines()) == 2 + 20 + 1
+
+
+def test_theory_takes_activation_parameters_and_refuses_bad_input(capsys):
+    status, out, _ = run(capsys, "theory", "--activation", "leaky_relu", "--slope", "0.5", "--sigma-w2", "1",
+                         "--depth", "2", "--json")
+    assert status == 0 and json.loads(out)["chi1"] == pytest.approx((1 + 0.25) / 2)
+    for argv, field in ((("--sigma-w2", "-1"), "sigma_w2"), (("--sigma-w2", "1", "--c0", "2"), "c0"),
+                        (("--sigma-w2", "1", "--depth", "0"), "depth"), (("--sigma-w2", "1", "--alpha", "1"), "alpha")):
+        status, _, err = run(capsys, "theory", "--activation", "relu", *argv)
+        assert status == 2 and field in err and len(err.splitlines()) == 1
+
+
+def test_phase_writes_a_png_without_qt_and_a_csv(tmp_path, capsys):
+    png = tmp_path / "tanh.png"
+    # In a fresh interpreter (pytest-qt has imported Qt into this one): no Qt is loaded.
+    probe = ("import sys; from initsim.cli import main; status = main(sys.argv[1:]); "
+             "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))]; sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", probe, "phase", "--activation", "tanh", "--grid", "60",
+                           "--out", str(png)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "critical sigma_w^2" in done.stdout, done.stderr
+    image, text = read_png(png.read_bytes())
+    assert image.shape == (60, 60, 3) and "sigma_w^2" in text["x axis"]
+    blue, red = image[-1, 0], image[-1, -1]  # bottom row: sigma_b^2 = 0; left ordered, right chaotic
+    assert blue[2] > blue[0] and red[0] > red[2]
+    assert (image.sum(axis=2) == 0).any(axis=1).all()  # the black critical line crosses every row
+
+    table = tmp_path / "relu.csv"
+    status, _, _ = run(capsys, "phase", "--activation", "relu", "--grid", "10", "--sigma-w2-max", "4",
+                       "--out", str(table))
+    rows = list(csv.DictReader(table.open()))
+    assert status == 0 and len(rows) == 100 and float(rows[9]["sigma_w2"]) == pytest.approx(4.0)
+    assert float(rows[9]["chi1"]) == pytest.approx(2.0)
+    status, _, err = run(capsys, "phase", "--activation", "relu", "--out", str(tmp_path / "x.jpg"))
+    assert status == 2 and ".png or .csv" in err
+
+
+def test_sweep_writes_one_row_per_config_with_progress_on_stderr(tmp_path, capsys):
+    out = tmp_path / "sweep.csv"
+    status, stdout, err = run(capsys, "sweep", "--activation", "tanh", "--layers", "6", "--width", "16",
+                              "--batch", "16", "--sigma-w2", "0.5:2.5:2", "--vary", "seed=0,1",
+                              "--workers", "2", "--out", str(out))
+    rows = list(csv.DictReader(out.open()))
+    assert status == 0 and "wrote 4 of 4 runs" in stdout and err.count("[") == 4
+    assert [row["seed"] for row in rows] == ["0", "1", "0", "1"]
+    assert float(rows[0]["theory_chi1"]) < 1 < float(rows[-1]["theory_chi1"])
+    status, _, err = run(capsys, "sweep", "--out", str(out))
+    assert status == 2 and "axis" in err
+    status, _, err = run(capsys, "sweep", "--vary", "widht=3", "--out", str(out))
+    assert status == 2 and "did you mean 'width'" in err
