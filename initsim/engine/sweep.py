@@ -114,18 +114,18 @@ def grid(base: SimConfig, axes: Mapping[str, Sequence[Any]]) -> list[SimConfig]:
     return configs
 
 
-def _limit_blas(threads: int) -> None:
-    """Worker initializer: one BLAS pool per worker, sized so that the workers share the cores."""
-    threadpool_limits(limits=threads)
+def _one_blas_thread() -> None:
+    """Worker initializer: parallelism comes from the tasks; a second BLAS thread per worker only
+    competes for the cores, and OpenBLAS threads that lose that race slow down tenfold."""
+    threadpool_limits(limits=1)
 
 
 def local_pool(workers: int | None = None) -> cf.ProcessPoolExecutor:
-    """The default executor: ``workers`` processes (default: one per core), started with "spawn",
-    which is safe from a program that runs threads (a GUI), each limited to its share of BLAS."""
+    """The default executor: ``workers`` processes (default: one per core), each with one BLAS
+    thread, started with "spawn", which is safe from a program that runs threads (a GUI)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = workers or cores
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_limit_blas, initargs=(max(1, cores // workers),))
+    return cf.ProcessPoolExecutor(max_workers=workers or cores, initializer=_one_blas_thread,
+                                  mp_context=multiprocessing.get_context("spawn"))
 
 
 def sweep(configs: Sequence[SimConfig], executor: cf.Executor | None = None, workers: int | None = None,
