@@ -93,7 +93,8 @@ def grid(base: SimConfig, axes: Mapping[str, Sequence[Any]]) -> list[SimConfig]:
 
     An axis is a SimConfig field (``init``, ``layers``, ``seed``, ...) or ``sigma_w2`` / ``sigma_b2``,
     which move the config to that point of the phase diagram (`theory.config_at`); a sigma not
-    given keeps the base config's own."""
+    given keeps the base config's own. A config's position in the list is its C-order grid index:
+    ``np.unravel_index(result.index, [len(v) for v in axes.values()])`` places a sweep's result."""
     names = list(axes)
     known = {f.name for f in dataclasses.fields(SimConfig)} | set(SIGMA_AXES)
     for name in names:

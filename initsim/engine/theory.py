@@ -86,6 +86,9 @@ def gauss_expectation(func: Callable[[np.ndarray], np.ndarray], q) -> np.ndarray
         return np.sum(func(scale[..., None] * z) * weights, axis=-1)
 
 
+_PAIR_CHUNK = 16  # (q, c) points per block of the 2-D rule: 16 x 192 x 192 nodes, ~5 MB an array
+
+
 def pair_expectation(func: Callable[[np.ndarray], np.ndarray], q, c) -> np.ndarray:
     """E[func(u_1) func(u_2)] for (u_1, u_2) jointly normal, variances ``q``, correlation ``c``
     (arrays that broadcast).
@@ -94,19 +97,28 @@ def pair_expectation(func: Callable[[np.ndarray], np.ndarray], q, c) -> np.ndarr
     is cut where u_2 changes sign, so kinked activations stay accurate.
     """
     q, c = np.broadcast_arrays(np.asarray(q, np.float64), np.clip(np.asarray(c, np.float64), -1, 1))
+    flat_q, flat_c = q.ravel(), c.ravel()
+    out = np.empty(flat_q.shape)
+    for start in range(0, out.size, _PAIR_CHUNK):
+        part = slice(start, start + _PAIR_CHUNK)
+        out[part] = _pair_block(func, flat_q[part], flat_c[part])
+    return out.reshape(q.shape)
+
+
+def _pair_block(func: Callable[[np.ndarray], np.ndarray], q: np.ndarray, c: np.ndarray) -> np.ndarray:
     scale = np.sqrt(q)
-    z1, w1 = _z_rule(scale)  # (..., n)
-    slant = np.sqrt(1 - c * c)[..., None, None]
-    c3, scale3 = c[..., None, None], scale[..., None, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kink = np.clip(np.nan_to_num(-c3 * z1[..., None] / slant), -_Z_MAX, _Z_MAX)  # (..., n, 1)
+    z1, w1 = _z_rule(scale)  # (points, n)
+    slant = np.sqrt(1 - c * c)[:, None, None]
+    c3, scale3 = c[:, None, None], scale[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        kink = np.clip(np.nan_to_num(-c3 * z1[..., None] / slant), -_Z_MAX, _Z_MAX)  # (points, n, 1)
         feature = _FEATURE_U / (scale3 * slant)
         up, up_w = _graded_nodes(kink, np.full_like(kink, _Z_MAX), feature)
         down, down_w = _graded_nodes(kink, np.full_like(kink, -_Z_MAX), feature)
-        z2 = np.concatenate([down, up], -1)  # (..., n, m)
+        z2 = np.concatenate([down, up], -1)  # (points, n, m)
         w2 = np.concatenate([down_w, up_w], -1) * _normal_pdf(z2)
         inner = np.sum(func(scale3 * (c3 * z1[..., None] + slant * z2)) * w2, axis=-1)
-        return np.sum(func(scale[..., None] * z1) * inner * w1, axis=-1)
+        return np.sum(func(scale[:, None] * z1) * inner * w1, axis=-1)
 
 
 def second_moment(act: Activation, params: dict, q) -> np.ndarray:
