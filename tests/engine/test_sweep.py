@@ -52,7 +52,7 @@ def test_thread_pool_and_process_pool_give_the_same_results():
     configs = W.grid(SMALL, {"sigma_w2": [0.8, 2.5], "sigma_b2": [0.0, 0.05]})
     with cf.ThreadPoolExecutor(2) as threads:
         by_threads = sorted(W.sweep(configs, threads), key=lambda r: r.index)
-    with cf.ProcessPoolExecutor(2) as processes:
+    with W.local_pool(2) as processes:  # the default pool: spawned workers, one BLAS thread each
         by_processes = sorted(W.sweep(configs, processes), key=lambda r: r.index)
     assert [r.index for r in by_threads] == list(range(4))
     for a, b in zip(by_threads, by_processes):

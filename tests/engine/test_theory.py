@@ -132,6 +132,7 @@ def test_depth_scale_keeps_floats_floats():
     assert T.depth_scale(math.e) == pytest.approx(1.0) and isinstance(T.depth_scale(0.5), float)
     assert T.depth_scale(1.0) == math.inf and T.depth_scale(0.0) == 0.0
     np.testing.assert_allclose(T.depth_scale(np.array([math.exp(-0.5), 1.0])), [2.0, math.inf])
+    assert [T.phase_of(x) for x in (0.5, 1.0, 1.5, math.nan)] == ["ordered", "critical", "chaotic", "undefined"]
 
 
 # --- correlations -------------------------------------------------------------------------
