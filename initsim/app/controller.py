@@ -3,8 +3,10 @@ current run's events into its RunState. Plus the throttle that paces runs and re
 
 from __future__ import annotations
 
+import atexit
 import math
 import time
+import weakref
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
@@ -50,6 +52,17 @@ class Throttle(QObject):
         self._callback()
 
 
+# Controllers whose thread may still run: a script that exits without closing its window must not
+# leave Qt to destroy a running QThread (it aborts the process).
+_live: weakref.WeakSet[RunController] = weakref.WeakSet()
+
+
+@atexit.register
+def _shut_down_all() -> None:
+    for controller in list(_live):
+        controller.shutdown()
+
+
 class RunController(QObject):
     """Starts runs on the worker thread and keeps the state of the current one.
 
@@ -75,6 +88,7 @@ class RunController(QObject):
         self._worker.run_done.connect(self._on_done)
         self._worker.run_failed.connect(self._on_failed)
         self._thread.start()
+        _live.add(self)
 
     @property
     def running(self) -> bool:

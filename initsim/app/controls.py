@@ -120,14 +120,15 @@ class ParamEditor(QWidget):
         self.setVisible(bool(names))
 
 
-def _combo(name: str, tooltip: str, items: Mapping[str, str]) -> QComboBox:
-    """A combo box named ``name`` whose items show the values of ``items`` and hold its keys."""
+def _combo(name: str, tooltip: str, items: Mapping[str, str], shown_chars: int = 16) -> QComboBox:
+    """A combo box named ``name`` whose items show the values of ``items`` and hold its keys;
+    at least ``shown_chars`` characters wide, longer items show whole in the popup list."""
     combo = QComboBox()
     combo.setObjectName(name)
     combo.setToolTip(tooltip)
     # Long labels would set the dock's width; the popup list still shows them whole.
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(16)
+    combo.setMinimumContentsLength(shown_chars)
     for key, label in items.items():
         combo.addItem(label, key)
     return combo
@@ -232,7 +233,7 @@ class ControlsPanel(QWidget):
         self.init = _combo("init", "The weight-initialization scheme: PyTorch names (xavier_*, "
                            "kaiming_*) keep PyTorch's semantics, Keras names (glorot_*, he_*, "
                            "lecun_*) Keras's truncated normals",
-                           {scheme.name: scheme.label for scheme in SCHEMES.values()})
+                           {scheme.name: scheme.label for scheme in SCHEMES.values()}, shown_chars=40)
         for i, scheme in enumerate(SCHEMES.values()):
             self.init.setItemData(i, f"{scheme.formula}\n{scheme.description}",
                                   Qt.ItemDataRole.ToolTipRole)

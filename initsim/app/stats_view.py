@@ -58,7 +58,7 @@ class StatsView(QWidget):
             for name, label, color, dashed in curves:
                 pen = pg.mkPen(COLORS[color], width=2,
                                style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
-                curve = plot.plot([], [], pen=pen, connect="finite")
+                curve = plot.plot([], [], pen=pen, connect="finite", antialias=True)
                 legend.addItem(curve, label)
                 self.curves[name] = curve
         self.fraction_plot.setYRange(0, 100, padding=0.02)
@@ -77,8 +77,9 @@ class StatsView(QWidget):
                 values = values * 100
             else:  # a log axis: zeros and non-finite values are gaps
                 values[~(values > 0) | ~np.isfinite(values)] = np.nan
+            shown = not np.all(np.isnan(values))  # nothing yet, or nothing to draw on a log axis
             self.curves[name].setData(
-                layers, values, connect="finite",
+                layers if shown else [], values if shown else [], connect="finite",
                 symbol="o" if symbols and not dashed else None, symbolSize=5,
                 symbolPen=None, symbolBrush=COLORS[color])
         if state.layers != self._layers:

@@ -27,6 +27,7 @@ from .stats_view import StatsView
 RUN_INTERVAL_MS = 120
 # Repaints at most 25 times a second, however fast the engine streams layers.
 PAINT_INTERVAL_MS = 40
+DEFAULT_SIZE = (1360, 860)  # shrunk to fit smaller screens
 
 STYLE_SHEET = """
 QLabel[role="note"] { color: #505050; }
@@ -327,7 +328,9 @@ class MainWindow(QMainWindow):
         settings = QSettings()
         geometry = settings.value("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1360, 860)
+            available = self.screen().availableGeometry()
+            self.resize(min(DEFAULT_SIZE[0], int(available.width() * 0.92)),
+                        min(DEFAULT_SIZE[1], int(available.height() * 0.92)))
         state = settings.value("window/state")
         if state is not None:
             self.restoreState(state)

@@ -1,0 +1,165 @@
+"""App benchmark: how fast a change reaches the screen, and how long the GUI ever stalls.
+
+    python tests/bench/bench_app.py [--repeats N] [--platform offscreen|xcb]
+
+Prints, for the default preset (20 x 256, batch 512): the time from a control change (the seed
+spin box) to the first layer painted and to the last, as the median and the worst of N changes,
+with the histogram view and with the statistics view showing. "Painted" is the first paint event of
+the view's plots after the window has put the layer's data into them; with the histograms of the
+activations showing, the last layer that changes them is the forward pass's last. Then, during one L=500, W=256, B=512 run, the longest gap between ticks of a
+5 ms heartbeat timer on the GUI thread, with the histogram and the heatmap view showing, with one
+BLAS thread for the worker (the app's setting) and with BLAS's own default.
+Targets: first layer <= 100 ms, longest stall <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QElapsedTimer, QEvent, QEventLoop, QObject, QTimer  # noqa: E402
+from threadpoolctl import threadpool_info  # noqa: E402
+
+from initsim.app import application, create_window  # noqa: E402
+from initsim.app.window import MainWindow  # noqa: E402
+from initsim.engine import SimConfig  # noqa: E402
+
+DEEP = SimConfig(layers=500, width=256, batch=512)
+HEARTBEAT_MS = 5
+
+
+class PaintWatch(QObject):
+    """Notes when a widget paints."""
+
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self.painted_at: float | None = None
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint:
+            self.painted_at = time.perf_counter()
+        return False
+
+
+def wait(app, done, timeout: float = 120.0) -> None:
+    """Run the event loop until ``done()``. A busy processEvents() loop would hold the GIL and a
+    core, and starve the worker it is meant to measure; a 1 ms poll timer does not."""
+    deadline = time.perf_counter() + timeout
+    loop = QEventLoop()
+    poll = QTimer()
+    poll.setInterval(1)
+    poll.timeout.connect(lambda: loop.quit() if done() or time.perf_counter() > deadline else None)
+    poll.start()
+    if not done():
+        loop.exec()
+    poll.stop()
+    if not done():
+        raise TimeoutError("the window did not get there")
+
+
+def change_to_paint(app, window: MainWindow, seed: int) -> tuple[float, float]:
+    """Seconds from setting the seed to the first layer on screen and to the last one the
+    current view shows."""
+    view = window.tabs.currentWidget()
+    viewport = view.plots.viewport()
+    watch = PaintWatch(viewport)
+    marks: dict[str, float] = {}
+    # The histograms of activations change with the forward pass only.
+    last = window.config().layers if view is window.histograms else 2 * window.config().layers
+
+    def on_painted(received: int, total: int) -> None:
+        marks.setdefault("first_data", time.perf_counter())
+        if received >= last:
+            marks.setdefault("last_data", time.perf_counter())
+
+    window.painted.connect(on_painted)
+    started = time.perf_counter()
+    window.controls.seed.setValue(seed)
+    try:
+        wait(app, lambda: "first_data" in marks and watch.painted_at and watch.painted_at > marks["first_data"])
+        first = watch.painted_at - started
+        wait(app, lambda: "last_data" in marks and watch.painted_at > marks["last_data"])
+        last = watch.painted_at - started
+    finally:
+        window.painted.disconnect(on_painted)
+        viewport.removeEventFilter(watch)
+    return first, last
+
+
+def longest_stall(app, window: MainWindow, view) -> tuple[float, float]:
+    """(longest heartbeat gap, run seconds) of one DEEP run with ``view`` showing."""
+    window.tabs.setCurrentWidget(view)
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    heartbeat = QTimer()
+    heartbeat.setInterval(HEARTBEAT_MS)
+
+    def beat() -> None:
+        gaps.append(clock.restart())
+
+    heartbeat.timeout.connect(beat)
+    finished: list[object] = []
+    window.run_finished.connect(finished.append)
+    clock.start()
+    heartbeat.start()
+    started = time.perf_counter()
+    window.set_config(DEEP)
+    wait(app, lambda: bool(finished))
+    seconds = time.perf_counter() - started
+    heartbeat.stop()
+    window.run_finished.disconnect(finished.append)
+    return max(gaps) / 1000, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    app = application([])
+    blas = ", ".join(f"{i['internal_api']} ({i['num_threads']} threads)" for i in threadpool_info()) or "none loaded"
+    print(f"platform {app.platformName()}, {os.cpu_count()} cores, BLAS: {blas}")
+
+    window = create_window()
+    window.resize(1360, 860)
+    window.show()
+    wait(app, lambda: window.displayed_state() is not None and window.displayed_state().complete)
+    window.histograms.set_quantity("post")
+    seed = 0
+    for view in (window.histograms, window.stats):
+        window.tabs.setCurrentWidget(view)
+        firsts, lasts = [], []
+        for _ in range(args.repeats):
+            seed += 1
+            first, last = change_to_paint(app, window, seed)
+            firsts.append(first)
+            lasts.append(last)
+            wait(app, lambda: not window.controller.running)
+        name = window.tabs.tabText(window.tabs.indexOf(view))
+        print(f"default preset, {name} showing: change -> first layer painted median "
+              f"{statistics.median(firsts) * 1000:.0f} ms, worst {max(firsts) * 1000:.0f} ms "
+              f"(target <= 100 ms); -> last layer painted median {statistics.median(lasts) * 1000:.0f} ms, "
+              f"worst {max(lasts) * 1000:.0f} ms")
+    window.close()
+
+    for label, blas_threads in (("1 BLAS thread (the app)", 1), ("BLAS default threads", None)):
+        window = create_window(blas_threads=blas_threads)  # from the default preset, as a user would
+        window.resize(1360, 860)
+        window.show()
+        wait(app, lambda: window.displayed_state() is not None and window.displayed_state().complete)
+        for view in (window.histograms, window.heatmaps):
+            stall, seconds = longest_stall(app, window, view)
+            name = window.tabs.tabText(window.tabs.indexOf(view))
+            print(f"L=500 W=256 B=512, {label}, {name} showing: longest GUI stall {stall * 1000:.0f} ms "
+                  f"(target <= 50 ms), run {seconds:.2f} s")
+        window.close()
+        window.deleteLater()
+    app.processEvents()
+
+
+if __name__ == "__main__":
+    main()
