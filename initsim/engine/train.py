@@ -1,0 +1,505 @@
+"""Training: mini-batch SGD (momentum) or Adam on a built-in task, streamed one step at a time.
+
+The network: input (the task's dimension) -> the config's L hidden layers (its width, activation,
+init, bias init and normalization) -> an output layer with one unit per class (softmax
+cross-entropy) or one unit (mean squared error). The hidden layers are sampled exactly as the
+simulation samples them for the same config with the task's dimension as input width
+(`initial_weights` returns the same matrices); the output layer is drawn from the same scheme, from a
+stream of its own. A data-dependent scheme (LSUV) is calibrated on the whole training set, output
+layer included. The forward and backward passes are `network.py`'s, the simulation's own.
+
+Each step yields a `StepEvent`: the mini-batch's loss and accuracy (before the step's update) and,
+per weight matrix, the gradient norm, the grad:data ratio std(dL/dW) / std(W) and the update:data
+ratio log10(std(lr * update) / std(W)) (Karpathy's makemore part 3: about -3 is healthy; much lower,
+the layer barely learns; much higher, it thrashes). Every ``record_every`` steps a `Probe` measures
+the whole training set after the update. A non-finite loss ends the run with a `Diverged` event.
+Normalization uses the statistics of the batch it is given, in training and in the probe; the
+decision regions use the training set's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .config import GIB, SimConfig
+from .errors import ConfigError, lookup, unknown_name
+from .network import Block, Layer, Network, backward, hidden_forward, linear, lsuv_rescale
+from .stats import std_of
+from .tasks import Dataset, get_task, make_dataset
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+# A loss is flat when the means of the two halves of its last `flat_steps` values differ by less
+# than this fraction of their size.
+FLAT_TOLERANCE = 1e-3
+
+TRAIN_RANGES: dict[str, tuple[int, int]] = {
+    "samples": (4, 100_000),
+    "task_dim": (1, 4096),
+    "data_seed": (0, 2**63 - 1),
+    "steps": (1, 1_000_000),
+    "train_batch": (1, 8192),
+    "record_every": (1, 1_000_000),
+    "flat_steps": (4, 1_000_000),
+    "region_grid": (0, 512),
+}
+# Inclusive (low, high) of the real-valued fields; None: no value given, the default applies.
+TRAIN_REAL_RANGES: dict[str, tuple[float, float]] = {
+    "lr": (1e-8, 100.0),
+    "momentum": (0.0, 0.999),
+    "noise": (0.0, 10.0),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to learn and how; the network itself is a `SimConfig` (its ``seed`` seeds the weights
+    and the batch order, ``data_seed`` the data, so that runs of a comparison share their data)."""
+
+    task: str = "spirals"
+    samples: int = 1000
+    noise: float | None = None  # None: the task's default
+    task_dim: int | None = None  # None: the task's default (the 2-D tasks take only 2)
+    data_seed: int = 0
+    optimizer: str = "sgd"  # sgd (with momentum) or adam
+    lr: float | None = None  # None: the optimizer's default
+    momentum: float = 0.9  # SGD's
+    steps: int = 1000
+    train_batch: int = 128
+    record_every: int = 10  # a Probe after step 1, every this many steps and after the last
+    flat_steps: int = 100  # how long a loss must not move to be reported flat
+    region_grid: int = 0  # a 2-D task's decision regions on this many points a side (0: none)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)
+
+    def validated(self) -> TrainConfig:
+        """This config with canonical names and every default resolved, or a ConfigError."""
+        task = get_task(self.task)
+        optimizer = lookup("optimizer", self.optimizer, OPTIMIZERS)
+        changes: dict[str, Any] = {"task": task.name, "optimizer": optimizer.name}
+        for name, (low, high) in TRAIN_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name == "task_dim":
+                value = task.default_dim
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                raise ConfigError(name, f"got {value!r}, expected an integer in [{low}, {high}]")
+            changes[name] = int(value)
+        for name, (low, high) in TRAIN_REAL_RANGES.items():
+            value = getattr(self, name)
+            if value is None:
+                value = optimizer.default_lr if name == "lr" else task.default_noise
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ConfigError(name, f"got {value!r}, expected a number in [{low:g}, {high:g}]")
+            changes[name] = float(value)
+        if task.fixed_dim and changes["task_dim"] != task.default_dim:
+            raise ConfigError("task_dim", f"{task.name} is {task.default_dim}-D; got {changes['task_dim']}")
+        return self.replace(**changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise unknown_name("train", key, known)
+        return cls(**data)
+
+
+# --- losses ----------------------------------------------------------------------------------
+
+Loss = Callable[[np.ndarray, np.ndarray, bool], tuple[float, float | None, np.ndarray | None]]
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray, gradient: bool = True
+                  ) -> tuple[float, float | None, np.ndarray | None]:
+    """(mean softmax cross-entropy, accuracy, dL/dlogits or None)."""
+    rows = np.arange(len(labels))
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    loss = -float(np.mean(log_p[rows, labels], dtype=np.float64))
+    accuracy = float(np.mean(logits.argmax(axis=1) == labels))
+    if not gradient:
+        return loss, accuracy, None
+    grad = np.exp(log_p)
+    grad[rows, labels] -= 1
+    grad /= len(labels)
+    return loss, accuracy, grad
+
+
+def mean_squared_error(predictions: np.ndarray, targets: np.ndarray, gradient: bool = True
+                       ) -> tuple[float, float | None, np.ndarray | None]:
+    """(mean squared error, None (no accuracy), dL/dpredictions or None)."""
+    diff = predictions - targets
+    loss = float(np.mean(np.square(diff, dtype=np.float64)))
+    return loss, None, diff * diff.dtype.type(2 / diff.size) if gradient else None
+
+
+def loss_of(data: Dataset) -> Loss:
+    return cross_entropy if data.is_classification else mean_squared_error
+
+
+# --- one batch, forward and backward --------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchPass:
+    loss: float
+    accuracy: float | None
+    grads: list[Layer] | None  # (dL/dW, dL/db) per layer, the output layer last; None if the loss is not finite
+    nonfinite_layer: int | None  # when the loss is not finite: the first layer (1-based, the output
+    # layer L + 1) with a non-finite value in its output (or its kept activation input)
+
+
+def loss_and_gradients(layers: Sequence[Layer], block: Block, loss: Loss, x: np.ndarray,
+                       targets: np.ndarray) -> BatchPass:
+    """The loss of the network ``layers`` (hidden, then the output layer) on a batch, and its
+    gradient w.r.t. every weight and bias, by the shared backward pass."""
+    hidden, (w_out, b_out) = layers[:-1], layers[-1]
+    cache, inv_stds = [], []
+    with np.errstate(all="ignore"):
+        y = x
+        for y, kept, stats in hidden_forward(x, hidden, block):
+            cache.append(kept)
+            if stats is not None:
+                inv_stds.append(stats[1])
+        logits = linear(y, w_out, b_out)
+        value, accuracy, grad_out = loss(logits, targets, True)
+        if not math.isfinite(value):
+            first = next((i for i, a in enumerate(cache, 1) if not np.isfinite(a).all()), len(layers))
+            return BatchPass(value, accuracy, None, first)
+        grads: list[Layer] = [(y.T @ grad_out, grad_out.sum(axis=0))]
+        scratch = np.empty_like(cache[-1])
+        for _, grad_h, x_in in backward(grad_out @ w_out.T, cache, inv_stds, [w for w, _ in hidden],
+                                        block, x, scratch):
+            grads.append((x_in.T @ grad_h, grad_h.sum(axis=0)))
+    return BatchPass(value, accuracy, grads[::-1], None)
+
+
+# --- optimizers ------------------------------------------------------------------------------
+
+class Optimizer(ABC):
+    """Updates the layers in place; `step` returns, per weight matrix, std(lr * update)."""
+
+    name: ClassVar[str]
+    default_lr: ClassVar[float]
+
+    def __init__(self, layers: Sequence[Layer], training: TrainConfig) -> None:
+        self.lr = float(training.lr)
+        self.training = training
+
+    @abstractmethod
+    def delta(self, index: int, grad: np.ndarray) -> np.ndarray:
+        """The change to subtract from parameter ``index`` (W1, b1, W2, ...), lr included."""
+
+    def step(self, layers: Sequence[Layer], grads: Sequence[Layer]) -> list[float]:
+        stds = []
+        for index, (param, grad) in enumerate(zip(_flat(layers), _flat(grads))):
+            delta = self.delta(index, grad)
+            param -= delta
+            if index % 2 == 0:
+                stds.append(std_of(delta))
+        return stds
+
+
+def _flat(layers: Sequence[Layer]) -> list[np.ndarray]:
+    return [array for layer in layers for array in layer]
+
+
+class Sgd(Optimizer):
+    """SGD with momentum, PyTorch's form: v <- momentum v + g; p <- p - lr v."""
+
+    name = "sgd"
+    default_lr = 0.01
+
+    def __init__(self, layers: Sequence[Layer], training: TrainConfig) -> None:
+        super().__init__(layers, training)
+        self.velocity = [np.zeros_like(a) for a in _flat(layers)]
+
+    def delta(self, index: int, grad: np.ndarray) -> np.ndarray:
+        v = self.velocity[index]
+        v *= v.dtype.type(self.training.momentum)
+        v += grad
+        return v * v.dtype.type(self.lr)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, betas (0.9, 0.999), eps 1e-8."""
+
+    name = "adam"
+    default_lr = 0.001
+
+    def __init__(self, layers: Sequence[Layer], training: TrainConfig) -> None:
+        super().__init__(layers, training)
+        self.moments = [(np.zeros_like(a), np.zeros_like(a)) for a in _flat(layers)]
+        self.steps = 0
+
+    def step(self, layers: Sequence[Layer], grads: Sequence[Layer]) -> list[float]:
+        self.steps += 1
+        return super().step(layers, grads)
+
+    def delta(self, index: int, grad: np.ndarray) -> np.ndarray:
+        (b1, b2), t = ADAM_BETAS, self.steps
+        m, v = self.moments[index]
+        m *= m.dtype.type(b1)
+        m += m.dtype.type(1 - b1) * grad
+        v *= v.dtype.type(b2)
+        v += v.dtype.type(1 - b2) * grad * grad
+        denominator = np.sqrt(v * v.dtype.type(1 / (1 - b2**t)))
+        denominator += v.dtype.type(ADAM_EPS)
+        return m * m.dtype.type(self.lr / (1 - b1**t)) / denominator
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {o.name: o for o in (Sgd, Adam)}
+
+
+# --- events and results ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Probe:
+    """The whole training set, measured after a step's update."""
+
+    loss: float
+    accuracy: float | None
+    activation_std: tuple[float, ...]  # per hidden layer
+    regions: np.ndarray | None  # (grid, grid) over Dataset.extent, row i at the i-th y: the predicted
+    # class (int8) or value (regression); 2-D tasks with region_grid > 0 only
+
+    def record(self) -> dict[str, Any]:
+        return {"loss": self.loss, "accuracy": self.accuracy, "activation_std": list(self.activation_std)}
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: int  # 1-based
+    steps: int
+    loss: float  # the mini-batch's, before this step's update
+    accuracy: float | None  # the mini-batch's; None for regression
+    # Per weight matrix, the hidden layers 1..L then the output layer:
+    grad_norm: tuple[float, ...]  # Frobenius norm of dL/dW
+    grad_data: tuple[float, ...]  # std(dL/dW) / std(W)
+    update_data: tuple[float, ...]  # log10(std(lr * update) / std(W))
+    flat: bool  # the loss has not moved over the last flat_steps steps
+    probe: Probe | None
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able, the keys `initsim train --json` documents."""
+        out = {"step": self.step, "loss": self.loss, "accuracy": self.accuracy,
+               "grad_norm": list(self.grad_norm), "grad_data": list(self.grad_data),
+               "update_data": list(self.update_data), "flat": self.flat}
+        if self.probe is not None:
+            out["probe"] = self.probe.record()
+        return out
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """The loss became non-finite at ``step``: the run ends here."""
+
+    step: int
+    layer: int  # the first layer with non-finite values: 1..L hidden, L + 1 the output layer
+    layers: int  # L
+    loss: float
+
+    @property
+    def message(self) -> str:
+        where = f"layer {self.layer}" + (", the output layer" if self.layer > self.layers else "")
+        return f"diverged at step {self.step} (first non-finite values in {where})"
+
+
+TrainEvent = StepEvent | Diverged
+
+
+def describe(event: TrainEvent, flat_steps: int) -> str:
+    """How a run stands after ``event``, in plain words (for a status line)."""
+    if isinstance(event, Diverged):
+        return f"{event.message}: the signal exploded"
+    if event.flat:
+        return (f"flat: the loss has not moved for {flat_steps} steps "
+                "(a dead or vanished signal does not learn)")
+    return "healthy: the loss is moving"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    config: SimConfig  # validated; its input width is the task's dimension
+    training: TrainConfig  # validated
+    data_digest: str  # the training set's fingerprint (`Dataset.digest`)
+    steps: tuple[StepEvent, ...]
+    diverged: Diverged | None
+    layers: tuple[Layer, ...]  # the final (W, b), hidden layers then the output layer
+    seconds: float
+
+    @property
+    def status(self) -> str:
+        """diverged, flat or healthy."""
+        if self.diverged is not None:
+            return "diverged"
+        return "flat" if self.steps and self.steps[-1].flat else "healthy"
+
+    @property
+    def last_probe(self) -> Probe | None:
+        return next((e.probe for e in reversed(self.steps) if e.probe is not None), None)
+
+
+# --- the run -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Setup:
+    """A run's validated network (input width: the task's dimension), settings and data."""
+
+    net: Network
+    training: TrainConfig
+    data: Dataset
+
+    @classmethod
+    def of(cls, config: SimConfig, training: TrainConfig | None = None, data: Dataset | None = None
+           ) -> Setup:
+        """``data``: use these (for a comparison: the same data in every run) instead of generating
+        the task's data from ``training``."""
+        config, training = config.validated(), (training or TrainConfig()).validated()
+        if data is None:
+            data = make_dataset(training.task, training.samples, training.noise, training.task_dim,
+                                training.data_seed, config.dtype)
+        net = Network.of(config.replace(input_width=data.dim, batch=min(training.train_batch, len(data.inputs))))
+        needed = training_memory(net.config, training, data)
+        if needed > net.config.memory_limit:
+            raise ConfigError("memory", f"training this network needs about {needed / GIB:.2f} GiB, over "
+                              f"the limit of {net.config.memory_limit / GIB:.2f} GiB "
+                              "(reduce layers, width, batch or samples)")
+        return cls(net, training, data)
+
+
+def training_memory(config: SimConfig, training: TrainConfig, data: Dataset) -> int:
+    """Peak bytes of a run: parameters with their gradients and optimizer state, the batch's kept
+    arrays, and the probe's passes over the training set and the region grid."""
+    item = np.dtype(config.dtype).itemsize
+    width, layers = config.width, config.layers
+    params = (data.dim + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * data.outputs
+    copies = 3 + (training.optimizer == "adam")  # parameters, gradients, updates, optimizer state
+    batch = min(training.train_batch, len(data.inputs))
+    probe_rows = max(len(data.inputs), training.region_grid**2)
+    return int(item * (copies * params + (layers + 4) * batch * width + 3 * probe_rows * width))
+
+
+def train_stream(config: SimConfig, training: TrainConfig | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> Iterator[TrainEvent]:
+    """Yield a StepEvent per step; a Diverged event ends a run whose loss became non-finite.
+
+    Stops early, cleanly, when the caller stops iterating or ``should_stop()`` turns true.
+    Raises ConfigError (before yielding anything) for an invalid config.
+    """
+    setup = Setup.of(config, training)
+    yield from run(setup, should_stop or (lambda: False), {})
+
+
+def train(config: SimConfig, training: TrainConfig | None = None) -> TrainResult:
+    """Run the whole training and collect its events."""
+    setup = Setup.of(config, training)
+    started = time.perf_counter()
+    sink: dict = {}
+    events = list(run(setup, lambda: False, sink))
+    diverged = events[-1] if events and isinstance(events[-1], Diverged) else None
+    return TrainResult(setup.net.config, setup.training, setup.data.digest,
+                       tuple(e for e in events if isinstance(e, StepEvent)), diverged,
+                       tuple(sink["layers"]), time.perf_counter() - started)
+
+
+def initial_layers(setup: Setup, streams: Sequence[np.random.Generator]) -> list[Layer]:
+    """The hidden layers as the simulation samples them, then the output layer (stream L + 2)."""
+    net, data = setup.net, setup.data
+    c = net.config
+    layers = [net.sample_layer(c.fans(layer), streams[layer]) for layer in range(1, c.layers + 1)]
+    layers.append(net.sample_layer((c.width, data.outputs), streams[c.layers + 2]))
+    if net.scheme.data_dependent:
+        y = data.inputs
+        for y, _, _ in hidden_forward(data.inputs, layers[:-1], net.block, lsuv=True):
+            pass  # rescaling each layer in turn
+        lsuv_rescale(y, *layers[-1], linear(y, *layers[-1]))
+    return layers
+
+
+def run(setup: Setup, should_stop: Callable[[], bool], sink: dict) -> Iterator[TrainEvent]:
+    """The training loop; ``sink`` receives "layers", the parameters as they are being trained."""
+    net, training, data = setup.net, setup.training, setup.data
+    loss = loss_of(data)
+    streams = net.streams(extra=2)  # [..., output layer, batch order]
+    layers = initial_layers(setup, streams)
+    sink["layers"] = layers
+    optimizer = OPTIMIZERS[training.optimizer](layers, training)
+    batches = _batches(len(data.inputs), training.train_batch, streams[-1])
+    recent: deque[float] = deque(maxlen=training.flat_steps)
+    with np.errstate(all="ignore"):
+        for step in range(1, training.steps + 1):
+            if should_stop():
+                return
+            index = next(batches)
+            batch = loss_and_gradients(layers, net.block, loss, data.inputs[index], data.targets[index])
+            if batch.grads is None:
+                yield Diverged(step, batch.nonfinite_layer, net.config.layers, batch.loss)
+                return
+            weight_std = np.array([std_of(w) for w, _ in layers])
+            grad_norm = np.array([math.sqrt(float(np.dot(dw.reshape(-1), dw.reshape(-1))))
+                                  for dw, _ in batch.grads])
+            grad_std = np.array([std_of(dw) for dw, _ in batch.grads])
+            update_std = np.array(optimizer.step(layers, batch.grads))
+            recent.append(batch.loss)
+            probed = step == 1 or step % training.record_every == 0 or step == training.steps
+            yield StepEvent(step, training.steps, batch.loss, batch.accuracy, _floats(grad_norm),
+                            _floats(grad_std / weight_std), _floats(np.log10(update_std / weight_std)),
+                            _is_flat(recent), probe(layers, net.block, data, training.region_grid)
+                            if probed else None)
+
+
+def probe(layers: Sequence[Layer], block: Block, data: Dataset, grid: int = 0) -> Probe:
+    """Loss, accuracy and per-layer activation std on the whole training set, and for a 2-D task
+    with ``grid`` > 0 its decision regions (normalized with the training set's statistics)."""
+    hidden, output = layers[:-1], layers[-1]
+    stds, population = [], []
+    with np.errstate(all="ignore"):
+        y = data.inputs
+        for y, _, stats in hidden_forward(data.inputs, hidden, block):
+            stds.append(std_of(y))
+            population.append(stats)
+        value, accuracy, _ = loss_of(data)(linear(y, *output), data.targets, False)
+        regions = None
+        if grid and data.dim == 2:
+            points = data.grid(grid)
+            y = points
+            for y, _, _ in hidden_forward(points, hidden, block, population=population):
+                pass  # only the last layer's output is needed
+            out = linear(y, *output)
+            regions = (out.argmax(axis=1).astype(np.int8) if data.is_classification
+                       else out[:, 0].copy()).reshape(grid, grid)
+    return Probe(value, accuracy, tuple(stds), regions)
+
+
+def _batches(samples: int, size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index arrays of ``size`` samples: a fresh permutation per epoch, its remainder dropped
+    (the whole set, in a new order, when ``size`` is at least the number of samples)."""
+    while True:
+        order = rng.permutation(samples)
+        for start in range(0, max(samples - size, 0) + 1, size):
+            yield order[start:start + size]
+
+
+def _is_flat(recent: deque[float]) -> bool:
+    if len(recent) < (recent.maxlen or 0):
+        return False
+    values = np.array(recent)
+    half = len(values) // 2
+    early, late = float(values[:half].mean()), float(values[half:].mean())
+    return abs(early - late) < FLAT_TOLERANCE * max(abs(early), abs(late))
+
+
+def _floats(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
