@@ -143,14 +143,15 @@ class RunController(QObject):
 
     @Slot(int, float)
     def _on_done(self, run_id: int, seconds: float) -> None:
-        state = self._current(run_id)
-        if state is not None:
-            state.seconds = seconds
-            self.changed.emit()
+        self._note(run_id, "seconds", seconds)
 
     @Slot(int, str)
     def _on_failed(self, run_id: int, message: str) -> None:
+        self._note(run_id, "error", message)
+
+    def _note(self, run_id: int, field: str, value: object) -> None:
+        """Set a field of the current run's state, if ``run_id`` is still the current run."""
         state = self._current(run_id)
         if state is not None:
-            state.error = message
+            setattr(state, field, value)
             self.changed.emit()

@@ -16,6 +16,11 @@ DRIFT_RATIO = 100.0  # a std changing by more than this from the first layer to 
 REPORTED_FRACTION = 0.25
 
 
+# What a run without warnings has shown, in the same plain words.
+ALL_CLEAR = (f"every value finite, activation and gradient std within {DRIFT_RATIO:g}x of where they "
+             f"start, fewer than {REPORTED_FRACTION:.0%} of units dead or saturated")
+
+
 def diagnose(state: RunState) -> list[str]:
     """Warnings about the layers received so far, most serious first."""
     return [w for w in (*_forward_warnings(state), *_unit_warnings(state), *_gradient_warnings(state)) if w]

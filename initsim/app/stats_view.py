@@ -61,7 +61,7 @@ class StatsView(QWidget):
                 curve = plot.plot([], [], pen=pen, connect="finite", antialias=True)
                 legend.addItem(curve, label)
                 self.curves[name] = curve
-        self.fraction_plot.setYRange(0, 100, padding=0.02)
+        self.fraction_plot.setYRange(0, 100, padding=0.06)  # room for the label at 0
         self.fraction_plot.enableAutoRange(y=False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -16,7 +16,7 @@ from initsim.engine import ConfigError, SimConfig
 
 from .controller import RunController, Throttle
 from .controls import ControlsPanel
-from .diagnosis import diagnose
+from .diagnosis import ALL_CLEAR, diagnose
 from .heatmap_view import HeatmapView
 from .histogram_view import HistogramView
 from .reference import reference_html
@@ -141,6 +141,9 @@ class MainWindow(QMainWindow):
         self.warnings.setWordWrap(True)
         self.warnings.setToolTip("What the run shows, in plain words, with the layer where it starts")
         self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Two lines' room from the start: a line that grows and shrinks from run to run would
+        # resize, and so relayout and repaint, every plot above it.
+        self.warnings.setMinimumHeight(2 * self.warnings.fontMetrics().lineSpacing() + 12)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 2)
@@ -286,8 +289,7 @@ class MainWindow(QMainWindow):
         if found:
             self._show_message("warn", "\u26a0 " + " \u00b7 ".join(found))
         elif state.complete:
-            self._show_message("ok", f"\u2713 No warnings: the signal and the gradient keep their "
-                                     f"scale through all {state.layers} layers.")
+            self._show_message("ok", f"\u2713 No warnings over all {state.layers} layers: {ALL_CLEAR}.")
         else:
             self._show_message("info", "No warnings so far.")
 
