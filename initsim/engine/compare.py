@@ -102,7 +102,8 @@ def compare_stream(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2
     """
     stop = should_stop or (lambda: False)
     configs, seeds = _checked(configs, seeds)
-    training = training.validated() if training is not None else None
+    # The bands are of the mini-batch losses: no probe of the whole set but after the last step.
+    training = training.validated().replace(record_every=training.steps) if training is not None else None
     data = None
     if training is not None:  # drawn once, in float64, and cast for each config's dtype
         data = make_dataset(training.task, training.samples, training.noise, training.task_dim,

@@ -102,11 +102,8 @@ TASKS: dict[str, Task] = {
     )
 }
 
-TASK_ALIASES = {"spiral": "spirals", "circle": "circles", "blob": "blobs"}
-
-
 def get_task(name: str) -> Task:
-    return lookup("task", name, TASKS, TASK_ALIASES)
+    return lookup("task", name, TASKS)
 
 
 @dataclass(frozen=True)
