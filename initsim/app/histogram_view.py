@@ -38,14 +38,15 @@ class HistogramPanel:
         self._shown: tuple | None = None  # what is drawn: (layer, stats, quantity, grid)
 
     def show(self, layer: int, stats: Stats | None, quantity: str, grid: np.ndarray | None,
-             size: int) -> None:
+             size: int) -> bool:
         """Draw ``stats`` (None: not arrived) of ``layer``, an array of ``size`` values; nothing
-        to do when that is what the panel shows already (the layers that did not change)."""
+        to do when that is what the panel shows already (the layers that did not change).
+        Returns whether anything was drawn."""
         shown = self._shown
         if (shown is not None and shown[0] == layer and shown[1] is stats and shown[2] == quantity
                 and (shown[3] is grid or (grid is not None and shown[3] is not None
                                           and np.array_equal(shown[3], grid)))):
-            return
+            return False
         self._shown = (layer, stats, quantity, grid)
         self.layer, self.stats = layer, stats
         color = COLORS[quantity]
@@ -53,7 +54,7 @@ class HistogramPanel:
         if stats is None:
             self.curve.setData([], [])
             self._title(f"layer {layer}", COLORS["muted"])
-            return
+            return True
         x, y = panel_curve(stats.histogram, grid)
         self.curve.setData(x, y, stepMode="center", fillLevel=0,
                            pen=pg.mkPen(color, width=1), brush=pg.mkBrush(color + "90"))
@@ -71,6 +72,7 @@ class HistogramPanel:
             self._title(f"layer {layer} \u00b7 {text}", COLORS["dead"])
         else:
             self._title(f"layer {layer} \u00b7 std {stats.std:.3g}", "#2a2a2a")
+        return True
 
     def _title(self, text: str, color: str) -> None:
         self.plot.setTitle(text, size="8.5pt", color=color)
@@ -142,11 +144,11 @@ class HistogramView(QWidget):
             self._lay_out(state.layers)
         grid = self.grid(state)
         size = state.config.batch * state.config.width
-        for panel, layer in zip(self.panels, self._shown_layers):
-            panel.show(layer, state.stats(self.quantity, layer), self.quantity, grid, size)
-        if len(self._pool) < MAX_PANELS:
-            # One spare panel per frame, so that a later, deeper net finds its panels made
-            # instead of stalling the GUI to make them all at once.
+        drawn = [panel.show(layer, state.stats(self.quantity, layer), self.quantity, grid, size)
+                 for panel, layer in zip(self.panels, self._shown_layers)]
+        if not any(drawn) and len(self._pool) < MAX_PANELS:
+            # A spare panel in a frame with nothing else to do, so that a later, deeper net finds
+            # its panels made instead of stalling the GUI to make them all at once.
             self._pool.append(HistogramPanel())
 
     def _lay_out(self, layers: int) -> None:
