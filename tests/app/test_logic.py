@@ -111,11 +111,13 @@ def _state(config: SimConfig) -> RunState:
     ("lecun_selu", []),
 ])
 def test_diagnosis_of_presets(preset, expected):
-    assert diagnose(_state(get_preset(preset).config)) == expected
+    # On a smaller batch (and width) than the presets': the lessons hold, in a fraction of the time.
+    config = get_preset(preset).config
+    assert diagnose(_state(config.replace(batch=128, width=min(config.width, 128)))) == expected
 
 
 def test_diagnosis_names_the_first_overflowing_layer():
-    state = _state(get_preset("too_large").config)
+    state = _state(get_preset("too_large").config.replace(batch=64))
     first = next(f.index for f in state.forward if f.post.nonfinite or f.pre.nonfinite)
     assert diagnose(state)[0] == f"exploded: non-finite values (inf or NaN) at layer {first}"
 

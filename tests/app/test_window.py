@@ -9,7 +9,6 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QCheckBox, QComboBox,
                                QPushButton, QSpinBox)
 
-from initsim.app.controls import ParamEditor
 from initsim.app.histograms import panel_layers, panel_stride
 from initsim.engine import ConfigError, get_scheme
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, presets
@@ -153,6 +152,18 @@ def test_an_invalid_config_is_refused_with_the_reason(qtbot, make_window):
     assert not window.controller.running
     with pytest.raises(ConfigError):
         window.set_config(SMALL.replace(init="no_such_scheme"))
+
+
+def test_a_parameter_the_scheme_refuses_is_explained(qtbot, make_window):
+    window = make_window()
+    _set_combo(window, "init", "kaiming_normal")
+    _set_combo(window, "init.mode", "fan_avg")  # PyTorch's kaiming has no fan_avg
+    qtbot.waitUntil(lambda: window.warnings.property("level") == "error")
+    assert "fan_avg" in window.warnings.text() and "variance_scaling" in window.warnings.text()
+    assert "fan_avg" in window.controls.init_note.text()
+    _set_combo(window, "init.mode", "fan_in")
+    settle(qtbot, window)
+    assert window.warnings.property("level") != "error"
 
 
 def test_presets_set_every_control(qtbot, make_window):
@@ -307,4 +318,3 @@ def test_param_editor_shows_numbers_short():
     assert box.text() == "0.01"
     box.setValue(2.5e-5)
     assert box.text() == "2.5e-05"
-    assert isinstance(ParamEditor("x"), ParamEditor)
