@@ -440,7 +440,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("  ".join(f"{h:>10}" for h in header))
     events = []
     started = time.perf_counter()
-    for event in run(setup, lambda: False, {}):
+    for event in run(setup):
         events.append(event)
         if args.json or not isinstance(event, StepEvent) or event.probe is None:
             continue

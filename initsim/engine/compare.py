@@ -102,14 +102,15 @@ def compare_stream(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2
     """
     stop = should_stop or (lambda: False)
     configs, seeds = _checked(configs, seeds)
-    # The bands are of the mini-batch losses: no probe of the whole set but after the last step.
-    training = training.validated().replace(record_every=training.steps) if training is not None else None
-    data = None
-    if training is not None:  # drawn once, in float64, and cast for each config's dtype
+    setups: list[list[Setup]] = [[] for _ in configs]  # per config, one prepared run per seed
+    if training is not None:
+        # The bands are of the mini-batch losses: no probe of the whole set but after the last step.
+        training = training.validated()
+        training = training.replace(record_every=training.steps)
+        # The data drawn once, in float64, and cast for each config's dtype.
         data = make_dataset(training.task, training.samples, training.noise, training.task_dim,
                             training.data_seed, "float64")
-    setups = [[Setup.of(c.replace(seed=s), training, data.cast(c.dtype)) for s in seeds]
-              if training is not None and data is not None else [] for c in configs]
+        setups = [[Setup.of(c.replace(seed=s), training, data.cast(c.dtype)) for s in seeds] for c in configs]
     started = time.perf_counter()
     runs = []
     for index, config in enumerate(configs):
@@ -120,7 +121,7 @@ def compare_stream(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2
                 return
             sims.append(sim)
             if setups[index]:
-                events.append(list(run(setups[index][position], stop, {})))
+                events.append(list(run(setups[index][position], stop)))
                 if stop():
                     return
             yield CompareProgress(index * len(seeds) + position + 1, len(configs) * len(seeds), index, seed)

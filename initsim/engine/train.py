@@ -15,6 +15,11 @@ the layer barely learns; much higher, it thrashes). Every ``record_every`` steps
 the whole training set after the update. A non-finite loss ends the run with a `Diverged` event.
 Normalization uses the statistics of the batch it is given, in training and in the probe; the
 decision regions use the training set's.
+
+For a worker thread: `Setup.of(config, training)` validates (ConfigError) and generates the data
+(`setup.data`: the points, and the `extent` the decision regions cover), then `run(setup,
+should_stop)` yields the events, each freshly allocated. `train_stream` does both; `train` collects
+a whole run into a `TrainResult`.
 """
 
 from __future__ import annotations
@@ -398,8 +403,7 @@ def train_stream(config: SimConfig, training: TrainConfig | None = None,
     Stops early, cleanly, when the caller stops iterating or ``should_stop()`` turns true.
     Raises ConfigError (before yielding anything) for an invalid config.
     """
-    setup = Setup.of(config, training)
-    yield from run(setup, should_stop or (lambda: False), {})
+    yield from run(Setup.of(config, training), should_stop)
 
 
 def train(config: SimConfig, training: TrainConfig | None = None) -> TrainResult:
@@ -407,7 +411,7 @@ def train(config: SimConfig, training: TrainConfig | None = None) -> TrainResult
     setup = Setup.of(config, training)
     started = time.perf_counter()
     sink: dict = {}
-    events = list(run(setup, lambda: False, sink))
+    events = list(run(setup, sink=sink))
     diverged = events[-1] if events and isinstance(events[-1], Diverged) else None
     return TrainResult(setup.net.config, setup.training, setup.data.digest,
                        tuple(e for e in events if isinstance(e, StepEvent)), diverged,
@@ -428,36 +432,44 @@ def initial_layers(setup: Setup, streams: Sequence[np.random.Generator]) -> list
     return layers
 
 
-def run(setup: Setup, should_stop: Callable[[], bool], sink: dict) -> Iterator[TrainEvent]:
-    """The training loop; ``sink`` receives "layers", the parameters as they are being trained."""
+def run(setup: Setup, should_stop: Callable[[], bool] | None = None, sink: dict | None = None
+        ) -> Iterator[TrainEvent]:
+    """The training loop of a prepared run (see `train_stream`); ``sink`` receives "layers", the
+    parameters as they are being trained."""
     net, training, data = setup.net, setup.training, setup.data
+    should_stop = should_stop or (lambda: False)
     loss = loss_of(data)
     streams = net.streams(extra=2)  # [..., output layer, batch order]
     layers = initial_layers(setup, streams)
-    sink["layers"] = layers
+    if sink is not None:
+        sink["layers"] = layers
     optimizer = OPTIMIZERS[training.optimizer](layers, training)
     batches = _batches(len(data.inputs), training.train_batch, streams[-1])
     recent: deque[float] = deque(maxlen=training.flat_steps)
-    with np.errstate(all="ignore"):
-        for step in range(1, training.steps + 1):
-            if should_stop():
-                return
-            index = next(batches)
-            batch = loss_and_gradients(layers, net.block, loss, data.inputs[index], data.targets[index])
-            if batch.grads is None:
-                yield Diverged(step, batch.nonfinite_layer, net.config.layers, batch.loss)
-                return
-            weight_std = np.array([std_of(w) for w, _ in layers])
-            grad_norm = np.array([math.sqrt(float(np.dot(dw.reshape(-1), dw.reshape(-1))))
-                                  for dw, _ in batch.grads])
-            grad_std = np.array([std_of(dw) for dw, _ in batch.grads])
-            update_std = np.array(optimizer.step(layers, batch.grads))
-            recent.append(batch.loss)
-            probed = step == 1 or step % training.record_every == 0 or step == training.steps
-            yield StepEvent(step, training.steps, batch.loss, batch.accuracy, _floats(grad_norm),
-                            _floats(grad_std / weight_std), _floats(np.log10(update_std / weight_std)),
-                            _is_flat(recent), probe(layers, net.block, data, training.region_grid)
-                            if probed else None)
+    for step in range(1, training.steps + 1):
+        if should_stop():
+            return
+        index = next(batches)
+        batch = loss_and_gradients(layers, net.block, loss, data.inputs[index], data.targets[index])
+        if batch.grads is None:
+            yield Diverged(step, batch.nonfinite_layer, net.config.layers, batch.loss)
+            return
+        ratios = _update(layers, batch.grads, optimizer)
+        recent.append(batch.loss)
+        probed = step == 1 or step % training.record_every == 0 or step == training.steps
+        yield StepEvent(step, training.steps, batch.loss, batch.accuracy, *ratios, _is_flat(recent),
+                        probe(layers, net.block, data, training.region_grid) if probed else None)
+
+
+def _update(layers: list[Layer], grads: list[Layer], optimizer: Optimizer
+            ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Apply the optimizer's step; per weight matrix, (gradient norm, grad:data, log10 update:data)."""
+    with np.errstate(all="ignore"):  # an overflowing step shows as the next step's non-finite loss
+        weight_std = np.array([std_of(w) for w, _ in layers])
+        grad_norm = np.array([math.sqrt(float(np.dot(dw.reshape(-1), dw.reshape(-1)))) for dw, _ in grads])
+        grad_std = np.array([std_of(dw) for dw, _ in grads])
+        update_std = np.array(optimizer.step(layers, grads))
+        return _floats(grad_norm), _floats(grad_std / weight_std), _floats(np.log10(update_std / weight_std))
 
 
 def probe(layers: Sequence[Layer], block: Block, data: Dataset, grid: int = 0) -> Probe:

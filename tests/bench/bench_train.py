@@ -28,7 +28,7 @@ CASES = ((SimConfig(layers=8, width=64), 128, 400), (SimConfig(layers=20, width=
 
 def engine_seconds_per_step(setup: Setup, steps: int) -> float:
     """Seconds per step, from the end of step 1 (the weights sampled, the first probe taken)."""
-    events = run(setup, lambda: False, {})
+    events = run(setup)
     next(events)
     started = time.perf_counter()
     for _ in islice(events, steps):
