@@ -16,6 +16,7 @@ from .plotstyle import COLORS, axis_font, style_plot
 from .runstate import QUANTITIES, RunState
 
 SHARED_BINS = 64
+VIEW_LIMIT = 0.99 * float(np.finfo(np.float32).max)
 
 
 class HistogramPanel:
@@ -59,7 +60,10 @@ class HistogramPanel:
         self.curve.setData(x, y, stepMode="center", fillLevel=0,
                            pen=pg.mkPen(color, width=1), brush=pg.mkBrush(color + "90"))
         height, clipped = panel_height(y)
-        self.plot.setXRange(x[0], x[-1], padding=0.03)
+        pad = 0.03 * (x[-1] - x[0])
+        # pyqtgraph draws in single precision: a view range past float32's largest value (values
+        # that have just overflowed reach it) would be refused and the panel left on 0..1.
+        self.plot.setXRange(max(x[0] - pad, -VIEW_LIMIT), min(x[-1] + pad, VIEW_LIMIT), padding=0)
         self.plot.setYRange(0, height, padding=0.05)
         if clipped:
             tallest = int(np.argmax(y))
@@ -136,7 +140,7 @@ class HistogramView(QWidget):
         """The shared bins of the panels, or None when each panel keeps its own."""
         if not self.shared_x.isChecked():
             return None
-        shown = (state.stats(self.quantity, panel.layer) for panel in self.panels)
+        shown = (state.stats(self.quantity, layer) for layer in self._shown_layers)
         return common_grid((s.histogram for s in shown if s is not None), SHARED_BINS)
 
     def show_state(self, state: RunState) -> None:

@@ -10,7 +10,8 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QThread, QTimer
 from threadpoolctl import threadpool_limits
 
-from initsim.app.histograms import LOG_DECADES, common_grid, depth_image, panel_curve
+from initsim.app.histograms import (LOG_DECADES, common_grid, depth_image, panel_curve, panel_layers,
+                                    panel_stride)
 from initsim.app.heatmap_view import VALUE_BINS
 from initsim.app.histogram_view import SHARED_BINS
 from initsim.app.runstate import QUANTITIES
@@ -100,25 +101,33 @@ def engine_series(result: SimResult, name: str) -> np.ndarray:
     return values
 
 
+def assert_histograms_paint(window: MainWindow, result: SimResult) -> None:
+    """The histogram panels show ``result`` in the view's current quantity and x-range mode."""
+    histograms = window.histograms
+    quantity = histograms.quantity
+    shown = {panel.layer: engine_stats(result, quantity, panel.layer) for panel in histograms.panels}
+    assert list(shown) == panel_layers(result.config.layers, panel_stride(result.config.layers))
+    grid = (common_grid((s.histogram for s in shown.values()), SHARED_BINS)
+            if histograms.shared_x.isChecked() else None)
+    for panel in histograms.panels:
+        x, y = panel_curve(shown[panel.layer].histogram, grid)
+        nan_equal(panel.curve.xData, x)
+        nan_equal(panel.curve.yData, y)
+        assert panel.stats.std == shown[panel.layer].std or np.isnan(shown[panel.layer].std)
+        assert panel.plot.titleLabel.text.startswith(f"layer {panel.layer} ")
+
+
 def assert_paints(window: MainWindow, result: SimResult) -> None:
     """Every view of ``window``, in every display mode, shows exactly ``result``."""
     assert window.displayed_config() == result.config
     layers = result.config.layers
 
-    histograms = window.histograms
-    window.tabs.setCurrentWidget(histograms)
+    window.tabs.setCurrentWidget(window.histograms)
     for quantity, _ in QUANTITIES:
-        histograms.set_quantity(quantity)
+        window.histograms.set_quantity(quantity)
         for shared in (False, True):
-            histograms.shared_x.setChecked(shared)
-            shown = {panel.layer: engine_stats(result, quantity, panel.layer) for panel in histograms.panels}
-            grid = common_grid((s.histogram for s in shown.values()), SHARED_BINS) if shared else None
-            for panel in histograms.panels:
-                x, y = panel_curve(shown[panel.layer].histogram, grid)
-                nan_equal(panel.curve.xData, x)
-                nan_equal(panel.curve.yData, y)
-                assert panel.stats.std == shown[panel.layer].std or np.isnan(shown[panel.layer].std)
-                assert panel.plot.titleLabel.text.startswith(f"layer {panel.layer} ")
+            window.histograms.shared_x.setChecked(shared)
+            assert_histograms_paint(window, result)
 
     heatmaps = window.heatmaps
     window.tabs.setCurrentWidget(heatmaps)

@@ -13,7 +13,7 @@ from initsim.app.histograms import panel_layers, panel_stride
 from initsim.engine import ConfigError, get_scheme
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, presets
 
-from appcheck import LONG, SMALL, assert_paints, reference, settle
+from appcheck import LONG, SMALL, assert_histograms_paint, assert_paints, reference, settle
 
 
 def test_opens_with_the_default_preset_painted(qtbot, make_window):
@@ -138,6 +138,17 @@ def test_closing_during_a_long_run_ends_the_worker(qtbot, make_window):
     window.close()  # returns once the worker thread has ended
     assert not window.controller.thread.isRunning()
     assert not window.controller.state.complete
+
+
+def test_a_view_hidden_while_its_panels_are_laid_out_paints_them_when_shown(qtbot, make_window):
+    """Panels made while another view shows get their layers: a shared x range spans exactly
+    the shown layers (it once spanned only the last one)."""
+    window = make_window()
+    window.tabs.setCurrentWidget(window.heatmaps)  # before the first run reaches the screen
+    window.histograms.shared_x.setChecked(True)
+    settle(qtbot, window)
+    window.tabs.setCurrentWidget(window.histograms)
+    assert_histograms_paint(window, reference(SMALL.validated()))
 
 
 def test_an_invalid_config_is_refused_with_the_reason(qtbot, make_window):
