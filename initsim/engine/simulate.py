@@ -170,7 +170,11 @@ def initial_weights(config: SimConfig) -> list[Layer]:
 
 
 def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[LayerEvent]:
-    """The simulation; ``sink`` receives "layers" (the (W, b) pairs) and "theory" as they are known."""
+    """The simulation; ``sink`` receives "layers" (the (W, b) pairs) and "theory" as they are known.
+
+    Overflow in a diverging net is expected, so numpy's warnings are off for the arithmetic, but
+    never across a yield: numpy's error state is a context variable that the consumer would inherit.
+    """
     c, block, dtype = net.config, net.block, net.dtype
     streams = net.streams()
     x0 = _input(c, streams[0], dtype)
@@ -181,37 +185,44 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     # Two working buffers: a layer's output goes into one while the other, holding the previous
     # layer's output (dead once h is computed), serves as scratch.
     buffers = (np.empty((c.batch, c.width), dtype), np.empty((c.batch, c.width), dtype))
-    x = x0
-    with np.errstate(all="ignore"):
-        for layer in range(1, c.layers + 1):
-            if should_stop():
-                return
-            work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
-            w, b = net.sample_layer(c.fans(layer), streams[layer])
-            h = linear(x, w, b, np.empty((c.batch, c.width), dtype))
-            if net.scheme.data_dependent:
-                lsuv_rescale(x, w, b, h)
-            stats = block.normalize(h)
-            if stats is not None:
-                inv_stds.append(stats[1])
-            layers.append((w, b))
-            pre = summarize(h, c.bins, spare)
-            y, kept = block.activate(h, work)
-            cache.append(kept)
-            post = summarize(y, c.bins, spare)
-            dead, saturated = _fractions(net, y)
-            yield ForwardEvent(layer, c.layers, pre, post, dead, saturated,
-                               std_of(w), theory.pre_std[layer - 1])
-            x = y
-        if net.scheme.data_dependent:
-            theory = _theory(net, [w for w, _ in layers])
-        sink["theory"] = theory
 
-        grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)  # float64 draw, as the input
-        weights = [w for w, _ in layers]
-        for layer, grad_h, x_in in backward(grad, cache, inv_stds, weights, block, x0, buffers[1]):
-            if should_stop():
+    def forward_layer(layer: int, x: np.ndarray) -> tuple[ForwardEvent, np.ndarray]:
+        work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
+        w, b = net.sample_layer(c.fans(layer), streams[layer])
+        h = linear(x, w, b, np.empty((c.batch, c.width), dtype))
+        if net.scheme.data_dependent:
+            lsuv_rescale(x, w, b, h)
+        stats = block.normalize(h)
+        if stats is not None:
+            inv_stds.append(stats[1])
+        layers.append((w, b))
+        pre = summarize(h, c.bins, spare)
+        y, kept = block.activate(h, work)
+        cache.append(kept)
+        post = summarize(y, c.bins, spare)
+        dead, saturated = _fractions(net, y)
+        return ForwardEvent(layer, c.layers, pre, post, dead, saturated, std_of(w),
+                            theory.pre_std[layer - 1]), y
+
+    x = x0
+    for layer in range(1, c.layers + 1):
+        if should_stop():
+            return
+        with np.errstate(all="ignore"):
+            event, x = forward_layer(layer, x)
+        yield event
+    if net.scheme.data_dependent:
+        theory = _theory(net, [w for w, _ in layers])
+    sink["theory"] = theory
+
+    grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)  # float64 draw, as the input
+    steps = backward(grad, cache, inv_stds, [w for w, _ in layers], block, x0, buffers[1])
+    while not should_stop():
+        with np.errstate(all="ignore"):
+            step = next(steps, None)
+            if step is None:
                 return
-            grad_stats = summarize(grad_h, c.bins, buffers[0])
-            yield BackwardEvent(layer, c.layers, grad_stats, std_of(x_in.T @ grad_h),
-                                theory.grad_std[layer - 1])
+            layer, grad_h, x_in = step
+            event = BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, buffers[0]),
+                                  std_of(x_in.T @ grad_h), theory.grad_std[layer - 1])
+        yield event

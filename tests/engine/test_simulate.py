@@ -304,3 +304,11 @@ def test_every_preset_runs_and_tells_its_story():
         small = preset.config.replace(width=min(preset.config.width, 64), batch=32)
         result = simulate(small)
         assert len(result.forward) == small.layers and preset.explanation
+
+
+def test_the_stream_does_not_leak_its_quiet_error_state_to_the_consumer():
+    # numpy's error state is a context variable: set across a yield, the consumer would inherit it.
+    before = np.geterr()
+    for _ in simulate_stream(SimConfig(layers=3, width=8, batch=4, activation="linear", init="normal",
+                                       init_params={"std": 100.0})):
+        assert np.geterr() == before
