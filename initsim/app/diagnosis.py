@@ -68,8 +68,8 @@ def _unit_warnings(state: RunState) -> list[str | None]:
     dead, dead_layer = _worst(state.series("dead_fraction"))
     saturated, saturated_layer = _worst(state.series("saturated_fraction"))
     return [
-        f"{_percent(dead)} of {name} units dead at layer {dead_layer}" if dead >= REPORTED_FRACTION else None,
-        f"{name} saturated: {_percent(saturated)} of units at layer {saturated_layer}"
+        f"{percent(dead)} of {name} units dead at layer {dead_layer}" if dead >= REPORTED_FRACTION else None,
+        f"{name} saturated: {percent(saturated)} of units at layer {saturated_layer}"
         if saturated >= REPORTED_FRACTION else None,
     ]
 
@@ -82,7 +82,8 @@ def _worst(fractions: np.ndarray) -> tuple[float, int]:
     return float(fractions[layer]), layer + 1
 
 
-def _percent(fraction: float) -> str:
+def percent(fraction: float) -> str:
+    """A fraction as a whole percentage, rounded down: 100% only when it is all."""
     return f"{math.floor(fraction * 100)}%" if fraction < 1 else "100%"
 
 

@@ -11,12 +11,12 @@ from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QToo
 
 from initsim.engine import Stats
 
+from .diagnosis import percent
 from .histograms import MAX_PANELS, common_grid, panel_curve, panel_height, panel_layers, panel_stride
 from .plotstyle import COLORS, axis_font, style_plot
 from .runstate import QUANTITIES, RunState
 
 SHARED_BINS = 64
-VIEW_LIMIT = 0.99 * float(np.finfo(np.float32).max)
 
 
 class HistogramPanel:
@@ -60,10 +60,7 @@ class HistogramPanel:
         self.curve.setData(x, y, stepMode="center", fillLevel=0,
                            pen=pg.mkPen(color, width=1), brush=pg.mkBrush(color + "90"))
         height, clipped = panel_height(y)
-        pad = 0.03 * (x[-1] - x[0])
-        # pyqtgraph draws in single precision: a view range past float32's largest value (values
-        # that have just overflowed reach it) would be refused and the panel left on 0..1.
-        self.plot.setXRange(max(x[0] - pad, -VIEW_LIMIT), min(x[-1] + pad, VIEW_LIMIT), padding=0)
+        self.plot.setXRange(x[0], x[-1], padding=0.03)
         self.plot.setYRange(0, height, padding=0.05)
         if clipped:
             tallest = int(np.argmax(y))
@@ -71,8 +68,8 @@ class HistogramPanel:
             self.clip_label.setPos(x[tallest + 1], height * 1.04)
             self.clip_label.setVisible(True)
         if stats.nonfinite:
-            share = stats.nonfinite / size
-            text = "all non-finite" if not stats.histogram.total else f"{share:.0%} non-finite"
+            text = ("all non-finite" if not stats.histogram.total
+                    else f"{percent(stats.nonfinite / size)} non-finite")
             self._title(f"layer {layer} \u00b7 {text}", COLORS["dead"])
         else:
             self._title(f"layer {layer} \u00b7 std {stats.std:.3g}", "#2a2a2a")
