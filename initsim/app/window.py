@@ -67,7 +67,6 @@ class MainWindow(QMainWindow):
         self.controls.set_config(config)
         self.controls.changed.connect(self._run_throttle.request)
         self.controller.changed.connect(self._on_run_changed)
-        self._run_throttle.cancel()
         self._start_run()
 
     # --- the scriptable API ---------------------------------------------------------------
@@ -92,10 +91,6 @@ class MainWindow(QMainWindow):
     def save_screenshot(self, path: str | Path) -> bool:
         """Write a PNG of the window; False if it could not be written."""
         return self.grab().save(str(path), "PNG")
-
-    @property
-    def views(self) -> list[QWidget]:
-        return [self.histograms, self.heatmaps, self.stats]
 
     # --- building -------------------------------------------------------------------------
 
@@ -133,9 +128,8 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(widget, title)
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
         self.tabs.currentChanged.connect(self._repaint_view)
-        for view in self.views:
-            if hasattr(view, "options_changed"):
-                view.options_changed.connect(self._repaint_view)
+        self.histograms.options_changed.connect(self._repaint_view)
+        self.heatmaps.options_changed.connect(self._repaint_view)
         self.warnings = QLabel()
         self.warnings.setObjectName("warnings")
         self.warnings.setWordWrap(True)
@@ -259,7 +253,7 @@ class MainWindow(QMainWindow):
     def _repaint_view(self) -> None:
         """Paint the visible view from the displayed run; the hidden ones wait until shown."""
         view = self.tabs.currentWidget()
-        if self._displayed is not None and hasattr(view, "show_state"):
+        if self._displayed is not None and view is not self.reference:
             view.show_state(self._displayed)
             self.painted.emit(self._displayed.received, self._displayed.total)
 
