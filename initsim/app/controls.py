@@ -20,6 +20,7 @@ from initsim.engine import (ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigErro
                             get_activation, get_scheme)
 from initsim.engine.params import PARAMS, Param
 from initsim.engine.presets import Preset, presets
+from initsim.engine.stats import HIST_SAMPLE
 
 # QSpinBox holds a C int: the window offers seeds up to 2^31 - 1 (the engine takes up to 2^63 - 1).
 MAX_SEED = 2**31 - 1
@@ -194,7 +195,8 @@ class ControlsPanel(QWidget):
         self.layers = _spin("layers", "Number of dense layers (depth)", *RANGES["layers"])
         self.width = _spin("width", "Units per layer; also the input's width", *RANGES["width"])
         self.batch = _spin("batch", "Inputs pushed through the network at once; the statistics "
-                           "and histograms are over the whole batch", *RANGES["batch"])
+                           f"are over the whole batch, the histograms over up to {HIST_SAMPLE:,} "
+                           "of its values", *RANGES["batch"])
         self.input_dist = _combo("input_dist", "Distribution of the input batch (unit variance "
                                  "either way)", INPUT_LABELS)
         self.norm = _combo("norm", "Normalization of each layer's pre-activations before the "
