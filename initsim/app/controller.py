@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from initsim.engine import SimConfig
 
 from .runstate import RunState
-from .worker import SimulationWorker
+from .worker import Job, StreamWorker, simulation_job
 
 
 class Throttle(QObject):
@@ -52,35 +52,34 @@ class Throttle(QObject):
         self._callback()
 
 
-# Controllers whose thread may still run: a script that exits without closing its window must not
+# Runners whose thread may still run: a script that exits without closing its window must not
 # leave Qt to destroy a running QThread (it aborts the process).
-_live: weakref.WeakSet[RunController] = weakref.WeakSet()
+_live: weakref.WeakSet[StreamRunner] = weakref.WeakSet()
 
 
 @atexit.register
 def _shut_down_all() -> None:
-    for controller in list(_live):
-        controller.shutdown()
+    for runner in list(_live):
+        runner.shutdown()
 
 
-class RunController(QObject):
-    """Starts runs on the worker thread and keeps the state of the current one.
+class StreamRunner(QObject):
+    """Runs one job at a time on its own worker thread. Starting a job cancels the previous one,
+    whose events are dropped: ``events``, ``done`` and ``failed`` only ever speak of the current run."""
 
-    ``changed`` is emitted whenever the current state changes (events folded in, run done, failed
-    or stopped); it comes at most once per batch of events, the views pace their own repaints.
-    """
-
-    changed = Signal()
+    events = Signal(int, object)  # run id, list of events
+    done = Signal(int, float)  # run id, seconds
+    failed = Signal(int, str)  # run id, message
     _start_requested = Signal(object, int)
 
-    def __init__(self, blas_threads: int | None = 1, parent: QObject | None = None) -> None:
+    def __init__(self, name: str, blas_threads: int | None = 1, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.state: RunState | None = None
+        self.current_run = 0  # 0: none
         self._next_id = 1
         self._shut = False
         self._thread = QThread()
-        self._thread.setObjectName("initsim simulation")
-        self._worker = SimulationWorker(blas_threads)
+        self._thread.setObjectName(f"initsim {name}")
+        self._worker = StreamWorker(blas_threads)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self._start_requested.connect(self._worker.run)
@@ -91,67 +90,101 @@ class RunController(QObject):
         _live.add(self)
 
     @property
+    def thread(self) -> QThread:
+        return self._thread
+
+    def start(self, job: Job) -> int:
+        """Cancel the current run and start ``job``; returns its run id."""
+        if self._shut:
+            raise RuntimeError("this runner has been shut down")
+        run_id = self._next_id
+        self._next_id += 1
+        self.current_run = run_id
+        self._worker.wanted_run = run_id  # also cancels the previous run at its next event
+        self._start_requested.emit(job, run_id)
+        return run_id
+
+    def cancel(self) -> None:
+        """Cancel the current run; nothing more of it is reported."""
+        self.current_run = 0
+        self._worker.wanted_run = 0
+
+    def shutdown(self) -> None:
+        """Cancel any run and end the worker thread; returns once it has ended (at most one
+        event's time). Safe to call more than once."""
+        self._shut = True
+        self.cancel()
+        if self._thread.isRunning():
+            self._thread.quit()
+            self._thread.wait()
+
+    def _is_current(self, run_id: int) -> bool:
+        return not self._shut and run_id == self.current_run
+
+    @Slot(int, object)
+    def _on_events(self, run_id: int, events: list) -> None:
+        if self._is_current(run_id):  # a cancelled run's events are never shown
+            self.events.emit(run_id, events)
+
+    @Slot(int, float)
+    def _on_done(self, run_id: int, seconds: float) -> None:
+        if self._is_current(run_id):
+            self.done.emit(run_id, seconds)
+
+    @Slot(int, str)
+    def _on_failed(self, run_id: int, message: str) -> None:
+        if self._is_current(run_id):
+            self.failed.emit(run_id, message)
+
+
+class RunController(QObject):
+    """Runs simulations on a StreamRunner and keeps the state of the current one.
+
+    ``changed`` is emitted whenever the current state changes (events folded in, run done, failed
+    or stopped); it comes at most once per batch of events, the views pace their own repaints.
+    """
+
+    changed = Signal()
+
+    def __init__(self, blas_threads: int | None = 1, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state: RunState | None = None
+        self.runner = StreamRunner("simulation", blas_threads, self)
+        self.runner.events.connect(self._on_events)
+        self.runner.done.connect(lambda run_id, seconds: self._note("seconds", seconds))
+        self.runner.failed.connect(lambda run_id, message: self._note("error", message))
+
+    @property
     def running(self) -> bool:
         return self.state is not None and not (self.state.complete or self.state.stopped or self.state.error)
 
     @property
     def thread(self) -> QThread:
-        return self._thread
+        return self.runner.thread
 
     def start(self, config: SimConfig) -> RunState:
         """Cancel the current run and start one of ``config`` (validated)."""
-        if self._shut:
-            raise RuntimeError("the run controller has been shut down")
-        run_id = self._next_id
-        self._next_id += 1
-        self.state = RunState(config, run_id)
-        self._worker.wanted_run = run_id  # also cancels the previous run at its next layer
-        self._start_requested.emit(config, run_id)
+        self.state = RunState(config, self.runner.start(simulation_job(config)))
         self.changed.emit()
         return self.state
 
     def stop(self) -> None:
         """Cancel the current run; what arrived stays."""
         if self.running:
-            self._worker.wanted_run = 0
+            self.runner.cancel()
             self.state.stopped = True
             self.changed.emit()
 
     def shutdown(self) -> None:
-        """Cancel any run and end the worker thread; returns once it has ended (at most one layer's
-        time). Safe to call more than once."""
-        self._shut = True
-        self._worker.wanted_run = 0
-        if self._thread.isRunning():
-            self._thread.quit()
-            self._thread.wait()
-
-    def _current(self, run_id: int) -> RunState | None:
-        state = self.state
-        if self._shut or state is None or state.run_id != run_id or state.stopped:
-            return None
-        return state
+        self.runner.shutdown()
 
     @Slot(int, object)
     def _on_events(self, run_id: int, events: list) -> None:
-        state = self._current(run_id)
-        if state is None:  # a cancelled run's events are never painted
-            return
         for event in events:
-            state.add(event)
+            self.state.add(event)
         self.changed.emit()
 
-    @Slot(int, float)
-    def _on_done(self, run_id: int, seconds: float) -> None:
-        self._note(run_id, "seconds", seconds)
-
-    @Slot(int, str)
-    def _on_failed(self, run_id: int, message: str) -> None:
-        self._note(run_id, "error", message)
-
-    def _note(self, run_id: int, field: str, value: object) -> None:
-        """Set a field of the current run's state, if ``run_id`` is still the current run."""
-        state = self._current(run_id)
-        if state is not None:
-            setattr(state, field, value)
-            self.changed.emit()
+    def _note(self, field: str, value: object) -> None:
+        """Set a field of the current run's state."""
+        setattr(self.state, field, value)
+        self.changed.emit()

@@ -14,7 +14,7 @@ from initsim.app.histograms import (MAX_PANELS, common_grid, depth_image, fracti
                                     panel_height, panel_layers, panel_stride, rebin)
 from initsim.app.reference import reference_html
 from initsim.app.runstate import RunState
-from initsim.app.worker import SimulationWorker
+from initsim.app.worker import StreamWorker, simulation_job
 from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ForwardEvent, SimConfig, simulate_stream
 from initsim.engine.presets import get_preset
 from initsim.engine.stats import histogram
@@ -180,20 +180,20 @@ def test_throttle_calls_once_at_once_and_once_after_a_burst(qtbot):
 
 
 def test_worker_streams_every_event_in_order_and_reports_done():
-    worker = SimulationWorker()
+    worker = StreamWorker()
     events, done = [], []
     worker.events_ready.connect(lambda run_id, batch: events.extend(batch))
     worker.run_done.connect(lambda run_id, seconds: done.append(run_id))
     config = SMALL.validated()
     worker.wanted_run = 7
-    worker.run(config, 7)
+    worker.run(simulation_job(config), 7)
     assert done == [7]
     expected = list(simulate_stream(config))
     assert [(type(e), e.index) for e in events] == [(type(e), e.index) for e in expected]
 
 
 def test_worker_stops_when_another_run_is_wanted_and_skips_a_superseded_one():
-    worker = SimulationWorker()
+    worker = StreamWorker()
     events, done = [], []
 
     def on_events(run_id, batch):
@@ -203,17 +203,17 @@ def test_worker_stops_when_another_run_is_wanted_and_skips_a_superseded_one():
     worker.events_ready.connect(on_events)
     worker.run_done.connect(lambda run_id, seconds: done.append(run_id))
     worker.wanted_run = 1
-    worker.run(SimConfig(layers=50, width=8, batch=8), 1)
+    worker.run(simulation_job(SimConfig(layers=50, width=8, batch=8)), 1)
     assert done == [] and 0 < len(events) < 100
     assert isinstance(events[0], ForwardEvent)
-    worker.run(SMALL, 1)  # no longer wanted: not even started
+    worker.run(simulation_job(SMALL), 1)  # no longer wanted: not even started
     assert done == []
 
 
 def test_worker_reports_a_failure_instead_of_raising():
-    worker = SimulationWorker()
+    worker = StreamWorker()
     failures = []
     worker.run_failed.connect(lambda run_id, message: failures.append(message))
     worker.wanted_run = 2
-    worker.run(SMALL.replace(width=0), 2)
+    worker.run(simulation_job(SMALL.replace(width=0)), 2)
     assert failures and failures[0].startswith("ConfigError: width")
