@@ -119,12 +119,16 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("views")
         self.tabs.setDocumentMode(True)
-        for widget, title, tip in (
-                (self.histograms, "Histograms", "Per-layer histograms, filled in as the layers arrive"),
-                (self.heatmaps, "Depth heatmap", "Every layer at once: layer across, value up"),
-                (self.stats, "Layer statistics", "Std, theory, dead and saturated units by layer"),
-                (self.reference, "Reference", "Which initialization for which activation, formulas, "
-                                              "framework names")):
+        # Every view but the reference has show_state(RunState), called while it is visible; a
+        # view with background work of its own also has shutdown(), called when the window closes.
+        views = [
+            (self.histograms, "Histograms", "Per-layer histograms, filled in as the layers arrive"),
+            (self.heatmaps, "Depth heatmap", "Every layer at once: layer across, value up"),
+            (self.stats, "Layer statistics", "Std, theory, dead and saturated units by layer"),
+            (self.reference, "Reference", "Which initialization for which activation, formulas, "
+                                          "framework names"),
+        ]
+        for widget, title, tip in views:
             self.tabs.addTab(widget, title)
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
         self.tabs.currentChanged.connect(self._repaint_view)
@@ -350,6 +354,10 @@ class MainWindow(QMainWindow):
         self._run_throttle.cancel()
         self._paint_throttle.cancel()
         self.controller.shutdown()
+        for index in range(self.tabs.count()):  # views with background work of their own
+            view = self.tabs.widget(index)
+            if hasattr(view, "shutdown"):
+                view.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closed:
