@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from .plotstyle import COLORS, style_plot
 from .runstate import RunState
+from .width_band import WidthBand
 
 MIN_DECADES = 2.0
 # Symbols mark the layers when there are few enough of them to tell apart.
@@ -63,12 +64,15 @@ class StatsView(QWidget):
                 self.curves[name] = curve
         self.fraction_plot.setYRange(0, 100, padding=0.06)  # room for the label at 0
         self.fraction_plot.enableAutoRange(y=False)
+        self.band = WidthBand(self.std_plot, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.band.toolbar)
         layout.addWidget(self.plots)
         self._layers = 0
 
     def show_state(self, state: RunState) -> None:
+        self.band.show_state(state.config)
         layers = np.arange(1, state.layers + 1)
         symbols = state.layers <= MAX_SYMBOL_LAYERS
         for name, _, color, dashed in STD_CURVES + FRACTION_CURVES:
@@ -86,6 +90,9 @@ class StatsView(QWidget):
             self.std_plot.setXRange(0.5, state.layers + 0.5, padding=0)
             self._layers = state.layers
         self._fit_std_range(state)
+
+    def shutdown(self) -> None:
+        self.band.shutdown()
 
     def _fit_std_range(self, state: RunState) -> None:
         """At least MIN_DECADES on the log axis: a healthy net then looks flat, as it is, and

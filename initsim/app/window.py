@@ -21,7 +21,10 @@ from .heatmap_view import HeatmapView
 from .histogram_view import HistogramView
 from .reference import reference_html
 from .runstate import QUANTITIES, RunState
+from .spectra_view import SpectraView
 from .stats_view import StatsView
+from .sweep_view import SweepView
+from .theory_view import TheoryView
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -112,6 +115,9 @@ class MainWindow(QMainWindow):
         self.histograms = HistogramView()
         self.heatmaps = HeatmapView()
         self.stats = StatsView()
+        self.theory = TheoryView()
+        self.spectra = SpectraView()
+        self.sweeps = SweepView()
         self.reference = QTextBrowser()
         self.reference.setObjectName("reference")
         self.reference.setOpenExternalLinks(True)
@@ -119,12 +125,21 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("views")
         self.tabs.setDocumentMode(True)
+        # With many views, a narrow window elides the titles rather than hiding tabs behind
+        # scroll arrows: every view stays one click away.
+        self.tabs.setUsesScrollButtons(False)
+        self.tabs.setElideMode(Qt.TextElideMode.ElideRight)
         # Every view but the reference has show_state(RunState), called while it is visible; a
         # view with background work of its own also has shutdown(), called when the window closes.
         views = [
             (self.histograms, "Histograms", "Per-layer histograms, filled in as the layers arrive"),
             (self.heatmaps, "Depth heatmap", "Every layer at once: layer across, value up"),
             (self.stats, "Layer statistics", "Std, theory, dead and saturated units by layer"),
+            (self.theory, "Theory", "The order/chaos phase diagram with this network on it; click to move it"),
+            (self.spectra, "Spectra", "Jacobian singular values, Gaussian vs orthogonal; weight spectra "
+                                      "against Marchenko-Pastur"),
+            (self.sweeps, "Sweep", "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, "
+                                   "beside the theory's"),
             (self.reference, "Reference", "Which initialization for which activation, formulas, "
                                           "framework names"),
         ]
@@ -134,6 +149,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._repaint_view)
         self.histograms.options_changed.connect(self._repaint_view)
         self.heatmaps.options_changed.connect(self._repaint_view)
+        self.theory.config_requested.connect(self.set_config)
         self.warnings = QLabel()
         self.warnings.setObjectName("warnings")
         self.warnings.setWordWrap(True)

@@ -1,0 +1,411 @@
+"""The Spectra view: the singular values of the network's input-output Jacobian (and Gaussian
+against orthogonal weights at the same variance), and one layer's weight spectrum against the
+Marchenko-Pastur law."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from initsim.engine import ConfigError, SimConfig, get_activation, get_scheme, initial_weights
+from initsim.engine.spectra import (JacobianSpectrum, WeightSpectrum, isometry_pair, jacobian_spectrum,
+                                    weight_spectrum)
+from initsim.engine.theory import config_sigmas, mean_field
+
+from .controller import StreamRunner
+from .phase_plot import LABEL_STYLE
+from .plotstyle import COLORS, style_plot
+from .runstate import RunState
+from .theory_view import number
+
+MAX_BINS = 60
+MIN_BINS = 8
+DENSITY_POINTS = 400
+# The law's density has a 1/sqrt(x) pole at 0 for square layers: the y range follows the histogram
+# and the density's bulk, not the pole.
+DENSITY_PERCENTILE = 90
+
+# The variance the Marchenko-Pastur law is drawn with: (key, menu text, tooltip).
+WEIGHT_SCALES = (
+    ("formula", "scheme's E[W\u00b2]",
+     "E[W\u00b2] from the scheme's formula (with truncation and sparsity counted): the variance "
+     "mean-field theory uses. The law then checks both the scale and the shape of the spectrum"),
+    ("measured", "layer's mean square",
+     "The mean of W\u00b2 over this layer's entries: fits the scale to the sample, so only the "
+     "shape is checked"),
+)
+# The Jacobians drawn: role -> (legend, colour).
+ROLES = {"network": ("this network", COLORS["pre"]), "gaussian": ("Gaussian", COLORS["grad"]),
+         "orthogonal": ("orthogonal", COLORS["saturated"])}
+
+
+def bins_for(values: int) -> int:
+    """About four values a bin, between MIN_BINS and MAX_BINS bins."""
+    return int(np.clip(values // 4, MIN_BINS, MAX_BINS))
+
+
+@dataclass(frozen=True)
+class JacobianResult:
+    role: str  # a key of ROLES
+    config: SimConfig
+    spectrum: JacobianSpectrum | None  # None when it could not be computed
+    error: str | None
+    mean_field_square: float  # chi_1^L: mean-field theory's mean s^2
+
+
+@dataclass(frozen=True)
+class WeightResult:
+    config: SimConfig
+    layer: int  # 1-based
+    scale: str  # a key of WEIGHT_SCALES
+    spectrum: WeightSpectrum
+
+
+def jacobian_result(role: str, config: SimConfig) -> JacobianResult:
+    act, params = get_activation(config.activation), dict(config.activation_params)
+    chi1 = mean_field(act, params, *config_sigmas(config), depth=1).chi1
+    try:
+        spectrum, error = jacobian_spectrum(config), None
+    except ConfigError as exc:
+        spectrum, error = None, str(exc)
+    with np.errstate(over="ignore"):
+        return JacobianResult(role, config, spectrum, error, float(np.float64(chi1) ** config.layers))
+
+
+def layer_variance(config: SimConfig, layer: int) -> float:
+    """E[W^2] of ``layer``'s entries from the scheme's formula."""
+    fan_in, fan_out = config.fans(layer)
+    return get_scheme(config.init).second_moment(fan_in, fan_out, config.init_params)
+
+
+def weight_result(config: SimConfig, layer: int, scale: str) -> WeightResult:
+    w = initial_weights(config)[layer - 1][0]
+    variance = layer_variance(config, layer) if scale == "formula" else None
+    return WeightResult(config, layer, scale, weight_spectrum(w, variance))
+
+
+def spectra_job(jacobians: list[tuple[str, SimConfig]], weights: tuple[SimConfig, int, str] | None):
+    """The weight spectrum first (milliseconds), then each Jacobian asked for (up to seconds)."""
+    def events(should_stop) -> Iterator[object]:
+        if weights is not None:
+            yield weight_result(*weights)
+        for role, config in jacobians:
+            if should_stop():
+                return
+            yield jacobian_result(role, config)
+    return events
+
+
+def numerical_zero(result: JacobianResult) -> float:
+    """Singular values at or below this are zeros up to rounding (numpy's matrix_rank tolerance,
+    s_max * n * eps): a ReLU net's Jacobian at one input loses a rank for each unit that is off,
+    and its zero singular values come out anywhere from 1e-16 to 1e-80 of the largest."""
+    config = result.config
+    return result.spectrum.max * max(config.fan_in_first, config.width) * np.finfo(np.float64).eps
+
+
+def nonzero_part(result: JacobianResult) -> JacobianSpectrum:
+    values = result.spectrum.singular_values
+    return JacobianSpectrum(values[values > numerical_zero(result)])
+
+
+def shown_histogram(result: JacobianResult, log: bool):
+    """All the singular values on a linear axis; on a log axis the nonzero ones only."""
+    spectrum = nonzero_part(result) if log else result.spectrum
+    return spectrum.histogram(bins_for(len(spectrum.singular_values)), log)
+
+
+# The columns of the Jacobian's numbers.
+JACOBIAN_COLUMNS = ("max s", "min s", "max / min", "rank", "spread", "mean s\u00b2",
+                    "\u03c7\u2081<sup>L</sup>")
+
+
+def jacobian_numbers(result: JacobianResult) -> dict[str, str]:
+    """The engine's max, min, condition and mean s^2; the rank and the spread (std of log10 s, in
+    decades) of the nonzero singular values; mean-field theory's chi_1^L, which predicts mean s^2."""
+    spectrum, nonzero = result.spectrum, nonzero_part(result)
+    spread = f"{nonzero.log_spread:.3g} dec." if len(nonzero.singular_values) else "\u2014"
+    return dict(zip(JACOBIAN_COLUMNS, (
+        number(spectrum.max), number(spectrum.min), number(spectrum.condition),
+        f"{len(nonzero.singular_values)} / {len(spectrum.singular_values)}", spread,
+        number(spectrum.mean_square), number(result.mean_field_square))))
+
+
+def density_steps(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts as a density: the histogram's area is 1."""
+    total = counts.sum()
+    return counts / (total * np.diff(edges)) if total else np.zeros(len(counts))
+
+
+COMPUTING = "computing\u2026"
+
+
+def step_style(color: str) -> dict:
+    """A histogram drawn as a filled step curve."""
+    fill = pg.mkColor(color)
+    fill.setAlpha(100)
+    return dict(stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(color, width=1.5))
+
+
+class SpectraView(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: SimConfig | None = None
+        self.jacobians: dict[str, JacobianResult] = {}  # of the current config and comparison mode
+        self.weights: WeightResult | None = None
+        self._requested: tuple | None = None
+        self.runner = StreamRunner("spectra", parent=self)
+        self.runner.events.connect(self._on_events)
+        self.runner.failed.connect(self._on_failed)
+
+        self.log_scale = QCheckBox("log\u2081\u2080 s")
+        self.log_scale.setObjectName("jacobian_log")
+        self.log_scale.setChecked(True)
+        self.log_scale.setToolTip("Histogram log10 of the singular values (exact zeros left out): "
+                                  "spreads over decades show as widths")
+        self.log_scale.toggled.connect(self._show_jacobians)
+        self.compare = QPushButton("Gaussian vs orthogonal")
+        self.compare.setObjectName("isometry_compare")
+        self.compare.setCheckable(True)
+        self.compare.setToolTip("Compare this network with Gaussian and with orthogonal weights of the "
+                                "same \u03c3w\u00b2 and bias: orthogonal weights keep deep tanh or linear "
+                                "nets near criticality isometric (all singular values near 1), "
+                                "Gaussian ones do not")
+        self.compare.toggled.connect(self._request)
+        self.layer = QSpinBox()
+        self.layer.setObjectName("spectrum_layer")
+        self.layer.setRange(1, 1)
+        self.layer.setToolTip("The layer whose weights are shown (layer 1's fan-in is the input's)")
+        self.layer.valueChanged.connect(self._request)
+        self.scale = QComboBox()
+        self.scale.setObjectName("spectrum_scale")
+        for key, text, tip in WEIGHT_SCALES:
+            self.scale.addItem(text, key)
+            self.scale.setItemData(self.scale.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.scale.setToolTip("The variance the Marchenko-Pastur law is drawn with: the scheme's E[W\u00b2] "
+                              "checks scale and shape, the layer's own mean square the shape only")
+        self.scale.currentIndexChanged.connect(self._request)
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.jacobian_plot = self.plots.addPlot(row=0, col=0)
+        self.weight_plot = self.plots.addPlot(row=0, col=1)
+        for plot in (self.jacobian_plot, self.weight_plot):
+            style_plot(plot, 9)
+            plot.setMouseEnabled(False, False)
+            plot.showGrid(x=True, y=True, alpha=0.12)
+            plot.setLabel("left", "density", **LABEL_STYLE)
+        # Legends show a line of each colour (a filled step curve's own sample is a stray
+        # triangle): the proxies are in the legends only, never in a plot.
+        self.jacobian_legend = self.jacobian_plot.addLegend(offset=(-8, 8), labelTextSize="9pt")
+        self.jacobian_curves, self.jacobian_proxies = {}, {}
+        for role, (_, color) in ROLES.items():
+            self.jacobian_curves[role] = self.jacobian_plot.plot([], [], **step_style(color))
+            self.jacobian_proxies[role] = pg.PlotDataItem(pen=pg.mkPen(color, width=4))
+        self.weight_histogram = self.weight_plot.plot([], [], **step_style(COLORS["post"]))
+        law_pen = pg.mkPen("#222222", width=2, style=Qt.PenStyle.DashLine)
+        self.law = self.weight_plot.plot([], [], pen=law_pen, antialias=True)
+        weight_legend = self.weight_plot.addLegend(offset=(-8, 8), labelTextSize="9pt")
+        weight_legend.addItem(pg.PlotDataItem(pen=pg.mkPen(COLORS["post"], width=4)), "eigenvalues")
+        weight_legend.addItem(pg.PlotDataItem(pen=law_pen), "Marchenko-Pastur")
+        self.weight_plot.setLabel("bottom", "eigenvalue of W\u1d40W / fan-in", **LABEL_STYLE)
+
+        self.jacobian_numbers = self._numbers("jacobian_numbers", "The singular values s of "
+                                              "d(output)/d(input) at one input: max, min, condition "
+                                              "max/min, spread (std of log10 s), and mean s\u00b2 "
+                                              "against mean-field theory's chi_1^L")
+        self.weight_numbers = self._numbers("weight_numbers", "The layer's shape, the law's variance "
+                                            "and support, the eigenvalues' range, and the Kolmogorov-"
+                                            "Smirnov distance between them and the law")
+        jacobian_bar = QHBoxLayout()
+        jacobian_bar.addWidget(self.compare)
+        jacobian_bar.addWidget(self.log_scale)
+        jacobian_bar.addStretch(1)
+        weight_bar = QHBoxLayout()
+        weight_bar.addWidget(QLabel("Layer"))
+        weight_bar.addWidget(self.layer)
+        weight_bar.addStretch(1)
+        weight_bar.addWidget(self.scale)
+        grid = QGridLayout()
+        grid.setContentsMargins(8, 4, 8, 0)
+        grid.setHorizontalSpacing(24)
+        grid.addLayout(jacobian_bar, 0, 0)
+        grid.addLayout(weight_bar, 0, 1)
+        numbers = QGridLayout()
+        numbers.setContentsMargins(8, 0, 8, 4)
+        numbers.setHorizontalSpacing(24)
+        numbers.addWidget(self.jacobian_numbers, 0, 0)
+        numbers.addWidget(self.weight_numbers, 0, 1)
+        for column in (0, 1):
+            grid.setColumnStretch(column, 1)
+            numbers.setColumnStretch(column, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(grid)
+        layout.addWidget(self.plots, 1)
+        layout.addLayout(numbers)
+
+    @staticmethod
+    def _numbers(name: str, tooltip: str) -> QLabel:
+        label = QLabel()
+        label.setObjectName(name)
+        label.setTextFormat(Qt.TextFormat.RichText)
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        label.setToolTip(tooltip)
+        return label
+
+    # --- the window's calls -------------------------------------------------------------------
+
+    def show_state(self, state: RunState) -> None:
+        if state.config == self.config:
+            return
+        first = self.config is None
+        self.config = state.config
+        self.layer.blockSignals(True)
+        self.layer.setRange(1, self.config.layers)
+        if first:
+            self.layer.setValue(min(2, self.config.layers))  # a hidden layer: fan-in = width
+        self.layer.blockSignals(False)
+        self._request()
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()
+
+    # --- the background work --------------------------------------------------------------
+
+    def wanted_jacobians(self) -> list[tuple[str, SimConfig]]:
+        if not self.compare.isChecked():
+            return [("network", self.config)]
+        gaussian, orthogonal = isometry_pair(self.config)
+        return [("gaussian", gaussian), ("orthogonal", orthogonal)]
+
+    def wanted_weights(self) -> tuple[SimConfig, int, str]:
+        return self.config, self.layer.value(), self.scale.currentData()
+
+    def _request(self) -> None:
+        """Start computing what the current config and settings need and is not shown yet."""
+        if self.config is None:
+            return
+        try:
+            jacobians = self.wanted_jacobians()
+        except ConfigError as exc:  # e.g. no orthogonal counterpart of this layer shape
+            jacobians = []
+            self.jacobian_numbers.setText(f"No comparison for this network: {exc}")
+        self.jacobians = {role: result for role, result in self.jacobians.items()
+                          if (role, result.config) in jacobians}
+        missing = [(role, config) for role, config in jacobians if role not in self.jacobians]
+        weights = self.wanted_weights()
+        have_weights = self.weights is not None and (self.weights.config, self.weights.layer,
+                                                     self.weights.scale) == weights
+        request = (missing, None if have_weights else weights)
+        self._show_jacobians()
+        self._show_weights()
+        if (missing or not have_weights) and request != self._requested:
+            self._requested = request
+            self.runner.start(spectra_job(*request))
+
+    @Slot(int, object)
+    def _on_events(self, run_id: int, events: list) -> None:
+        for event in events:
+            if isinstance(event, WeightResult):
+                self.weights = event
+            else:
+                self.jacobians[event.role] = event
+        self._show_jacobians()
+        self._show_weights()
+
+    @Slot(int, str)
+    def _on_failed(self, run_id: int, message: str) -> None:
+        self._requested = None
+        self.jacobian_numbers.setText(f"The spectra failed: {message}")
+
+    # --- painting -------------------------------------------------------------------------
+
+    def _show_jacobians(self) -> None:
+        log = self.log_scale.isChecked()
+        roles = [role for role, _ in self.wanted_jacobians()] if self.config is not None else []
+        rows = []
+        for role, curve in self.jacobian_curves.items():
+            result = self.jacobians.get(role) if role in roles else None
+            legend, _ = ROLES[role]
+            proxy = self.jacobian_proxies[role]
+            if self.jacobian_legend.getLabel(proxy) is not None:
+                self.jacobian_legend.removeItem(proxy)
+            if result is None or result.spectrum is None:
+                curve.setData([], [])
+                if role in roles:
+                    rows.append(f"<tr><td><b>{legend}</b></td><td colspan=7>"
+                                f"{COMPUTING if result is None else result.error}</td></tr>")
+                continue
+            histogram = shown_histogram(result, log)
+            curve.setData(histogram.edges, density_steps(histogram.counts, histogram.edges))
+            if len(roles) > 1:
+                self.jacobian_legend.addItem(proxy, legend)
+            rows.append(f"<tr><td><b>{legend}</b></td>"
+                        + "".join(f"<td align=right nowrap>{value}</td>" for value in jacobian_numbers(result).values())
+                        + "</tr>")
+        self.jacobian_plot.setLabel("bottom", "log\u2081\u2080 of the singular value s" if log
+                                    else "singular value s", **LABEL_STYLE)
+        self.jacobian_plot.setTitle(self._jacobian_title(), size="10pt")
+        header = "".join(f"<th align=right nowrap>{name}</th>" for name in JACOBIAN_COLUMNS)
+        self.jacobian_numbers.setText(f"<table cellspacing=0 cellpadding=3><tr><th></th>{header}</tr>"
+                                      + "".join(rows) + "</table>")
+
+    def _jacobian_title(self) -> str:
+        if self.config is None:
+            return ""
+        if not self.compare.isChecked():
+            return (f"Input-output Jacobian d x<sub>{self.config.layers}</sub> / d x<sub>0</sub>: "
+                    "singular values")
+        sigma_w2, sigma_b2 = config_sigmas(self.config)
+        return (f"Gaussian vs orthogonal at \u03c3<sub>w</sub><sup>2</sup> = {sigma_w2:.4g}, "
+                f"\u03c3<sub>b</sub><sup>2</sup> = {sigma_b2:.4g}")
+
+    def _show_weights(self) -> None:
+        """The last weight spectrum computed; its numbers only while it is the one wanted."""
+        result = self.weights
+        current = result is not None and self.config is not None and (
+            (result.config, result.layer, result.scale) == self.wanted_weights())
+        if not current:
+            self.weight_numbers.setText(COMPUTING if self.config is not None else "")
+        if result is None:
+            return
+        spectrum = result.spectrum
+        histogram = spectrum.histogram(bins_for(spectrum.fan_out))
+        density = density_steps(histogram.counts, histogram.edges)
+        self.weight_histogram.setData(histogram.edges, density)
+        x = np.linspace(histogram.edges[0], histogram.edges[-1], DENSITY_POINTS)
+        law = spectrum.density(x)
+        self.law.setData(x, law)
+        bulk = float(np.percentile(law[law > 0], DENSITY_PERCENTILE)) if (law > 0).any() else 0.0
+        self.weight_plot.setYRange(0, max(float(density.max()), bulk) * 1.08, padding=0)
+        self.weight_plot.setXRange(histogram.edges[0], histogram.edges[-1], padding=0.02)
+        self.weight_plot.setTitle(f"Weights of layer {result.layer} ({spectrum.fan_in} \u2192 "
+                                  f"{spectrum.fan_out}, {result.config.init}): eigenvalues", size="10pt")
+        if current:
+            self.weight_numbers.setText("<br>".join(weight_lines(result)))
+
+
+def weight_lines(result: WeightResult) -> list[str]:
+    """The weight spectrum's numbers, and why the law may not hold."""
+    spectrum = result.spectrum
+    low, high = spectrum.support
+    scale_text = {key: text for key, text, _ in WEIGHT_SCALES}[result.scale]
+    lines = [f"Marchenko-Pastur of ratio fan-out / fan-in = {spectrum.ratio:.3g} and variance "
+             f"{spectrum.variance:.4g} ({scale_text}): support [{low:.4g}, {high:.4g}]",
+             f"eigenvalues in [{spectrum.eigenvalues[0]:.4g}, {spectrum.eigenvalues[-1]:.4g}], "
+             f"Kolmogorov-Smirnov distance to the law {spectrum.ks_distance():.3f}"]
+    scheme = get_scheme(result.config.init)
+    if not scheme.iid or scheme.data_dependent:
+        lines.append("<i>This scheme's entries are not i.i.d.: the law need not hold.</i>")
+    if spectrum.ratio > 1:
+        lines.append(f"<i>fan-out > fan-in: {spectrum.fan_out - spectrum.fan_in} eigenvalues are 0 "
+                     "(the law's atom, not drawn).</i>")
+    return lines

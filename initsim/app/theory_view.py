@@ -1,0 +1,319 @@
+"""The Theory view: the order/chaos phase diagram of the chosen activation, the critical line, and
+the current network's point on it; a click moves the network to the clicked point."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal, Slot
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from initsim.engine import SimConfig, get_activation
+from initsim.engine.theory import (PhaseDiagram, config_at, config_sigmas, mean_field, phase_axes,
+                                   phase_diagram, phase_of)
+
+from .controller import StreamRunner
+from .phase_plot import (CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhasePlot, color_bar, levels,
+                         set_color_mode)
+from .runstate import RunState
+
+GRID = 200  # 200 x 200 points: ~0.2 s on one core
+# A point beyond the default axes widens them to hold it, up to this many times their extent;
+# further out, the marker waits at the edge and the text says where the network is.
+MAX_WIDENING = 20.0
+WIDENING_MARGIN = 1.15
+# A click is rounded to about a pixel of a 500-pixel-wide diagram: 1.762, not 1.76183209.
+CLICK_STEPS = 500
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 1.5, 2, 3, 5, 7.5 times a power of ten at or above ``value``."""
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(power * m for m in (1, 1.5, 2, 3, 5, 7.5, 10) if power * m >= value * (1 - 1e-12))
+
+
+def diagram_extent(default: tuple[float, float], point: tuple[float, float]) -> tuple[float, float]:
+    """The axes' ends (sigma_w^2 max, sigma_b^2 max): the activation's default, widened to hold
+    ``point`` when it lies outside but within MAX_WIDENING times the default."""
+    def end(default_end: float, value: float) -> float:
+        if value <= default_end or value > MAX_WIDENING * default_end:
+            return default_end
+        return nice_ceiling(WIDENING_MARGIN * value)
+    return end(default[0], point[0]), end(default[1], point[1])
+
+
+def round_to_span(value: float, span: float) -> float:
+    """``value`` rounded to the power of ten just below span / CLICK_STEPS."""
+    decimals = max(0, -math.floor(math.log10(span / CLICK_STEPS)))
+    return round(value, decimals)
+
+
+def number(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "\u2014"
+    if math.isinf(value):
+        return "\u221e"
+    return f"{value:.4g}"
+
+
+@dataclass(frozen=True)
+class PointTheory:
+    """Mean-field theory at the network's own (sigma_w^2, sigma_b^2)."""
+
+    sigma_w2: float
+    sigma_b2: float
+    q_star: float
+    chi1: float
+    depth_scale: float
+
+
+@dataclass(frozen=True)
+class DiagramResult:
+    diagram: PhaseDiagram
+    params: tuple  # the activation's parameters, sorted items: which activation it is of
+    default_extent: tuple[float, float]  # the axes' ends the activation has by default
+
+
+def activation_key(config: SimConfig) -> tuple:
+    return config.activation, tuple(sorted(config.activation_params.items()))
+
+
+def theory_job(config: SimConfig, diagram_wanted: bool, extent: tuple[float, float] | None):
+    """The point's theory, then, if wanted, the diagram on the axes ``extent`` (None: the
+    activation's default axes, widened to hold the point)."""
+    act, params = get_activation(config.activation), dict(config.activation_params)
+    sigma_w2, sigma_b2 = config_sigmas(config)
+
+    def events(should_stop) -> Iterator[object]:
+        field = mean_field(act, params, sigma_w2, sigma_b2, depth=1)
+        yield PointTheory(sigma_w2, sigma_b2, field.q_star, field.chi1, field.depth_scale)
+        if not diagram_wanted or should_stop():
+            return
+        w2_axis, b2_axis = phase_axes(act, params, grid=2)
+        default = (float(w2_axis[-1]), float(b2_axis[-1]))
+        w2_max, b2_max = extent or diagram_extent(default, (sigma_w2, sigma_b2))
+        w2_axis, b2_axis = phase_axes(act, params, GRID, w2_max, b2_max)
+        yield DiagramResult(phase_diagram(act, params, w2_axis, b2_axis), activation_key(config)[1], default)
+    return events
+
+
+class TheoryView(QWidget):
+    """``config_requested`` carries the config a click on the diagram asks for."""
+
+    config_requested = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: SimConfig | None = None
+        self.sigmas = (math.nan, math.nan)  # the config's (sigma_w^2, sigma_b^2)
+        self.result: DiagramResult | None = None
+        self.point: PointTheory | None = None
+        self._requested: tuple | None = None  # what the running job computes
+        self.runner = StreamRunner("theory", parent=self)
+        self.runner.events.connect(self._on_events)
+        self.runner.failed.connect(self._on_failed)
+
+        self.mode = QComboBox()
+        self.mode.setObjectName("theory_mode")
+        for mode in COLOR_MODES:
+            self.mode.addItem("\u03c7\u2081 (order \u2194 chaos)" if mode.key == "chi1" else "depth scale \u03be",
+                              mode.key)
+            self.mode.setItemData(self.mode.count() - 1, mode.tooltip, Qt.ItemDataRole.ToolTipRole)
+        self.mode.setToolTip("What the colours show: chi_1 on a diverging scale centred on chi_1 = 1, "
+                             "or the depth scale 1 / |ln chi_1| in layers")
+        self.mode.currentIndexChanged.connect(self._show_diagram)
+        caption = QLabel("Mean-field theory of an infinitely wide network: weights of variance "
+                         "\u03c3w\u00b2 / fan-in, biases of variance \u03c3b\u00b2. Click anywhere to "
+                         "give the network Gaussian weights and a normal bias at that point.")
+        caption.setProperty("role", "note")
+        caption.setWordWrap(True)
+        toolbar = QHBoxLayout()
+        toolbar.setContentsMargins(6, 4, 6, 0)
+        toolbar.addWidget(QLabel("Colour by"))
+        toolbar.addWidget(self.mode)
+        toolbar.addSpacing(12)
+        toolbar.addWidget(caption, 1)
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setObjectName("phase_diagram")
+        self.plots.setToolTip("Click to set the init to variance_scaling (Gaussian) with this "
+                              "\u03c3w\u00b2 and a normal bias with this \u03c3b\u00b2")
+        self.plots.setCursor(Qt.CursorShape.CrossCursor)
+        self.phase = PhasePlot(self.plots.addPlot(row=0, col=0), "Order and chaos")
+        self.bar = color_bar([self.phase.image])
+        self.plots.addItem(self.bar, row=0, col=1)
+        self.region_labels = {}
+        for phase, color in (("ordered", "#1d3f8f"), ("chaotic", "#8f1d1d")):
+            label = pg.TextItem(html=f'<span style="font-size:11pt; font-weight:600; color:{color}">'
+                                     f'{phase}</span>', anchor=(0.5, 0.5), fill=pg.mkBrush(255, 255, 255, 190))
+            label.setZValue(6)
+            label.hide()
+            self.phase.plot.addItem(label)
+            self.region_labels[phase] = label
+        self.marker = pg.ScatterPlotItem(size=14, symbol="o", pen=pg.mkPen("#111111", width=2.5),
+                                         brush=pg.mkBrush("#ffd400"))
+        self.marker.setZValue(8)
+        self.phase.plot.addItem(self.marker)
+        self.marker_label = pg.TextItem(html='<span style="font-size:9pt; color:#111">this network</span>',
+                                        anchor=(0, 1), fill=pg.mkBrush(255, 255, 255, 190))
+        self.marker_label.setZValue(8)
+        self.phase.plot.addItem(self.marker_label)
+        self.plots.scene().sigMouseClicked.connect(self._on_click)
+
+        self.numbers = QLabel()
+        self.numbers.setObjectName("theory_numbers")
+        self.numbers.setTextFormat(Qt.TextFormat.RichText)
+        self.numbers.setWordWrap(True)
+        self.numbers.setToolTip("Mean-field theory at this network's own \u03c3w\u00b2 = fan_in E[W\u00b2] "
+                                "and \u03c3b\u00b2 = E[b\u00b2]: the fixed point q* of the pre-activation "
+                                "variance, chi_1 there, and the depth scale 1 / |ln chi_1|")
+        self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.numbers.setContentsMargins(8, 2, 8, 4)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(toolbar)
+        layout.addWidget(self.plots, 1)
+        layout.addWidget(self.numbers)
+
+    # --- the window's calls -------------------------------------------------------------------
+
+    def show_state(self, state: RunState) -> None:
+        if state.config == self.config:
+            return
+        self.config = state.config
+        self.sigmas = sigma_w2, sigma_b2 = config_sigmas(self.config)
+        self._place_marker()
+        request = self._request(sigma_w2, sigma_b2)
+        if request != self._requested:
+            self._requested = request
+            self.runner.start(theory_job(self.config, *request[1:]))
+        self._show_numbers()
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()
+
+    # --- the background work --------------------------------------------------------------
+
+    def _request(self, sigma_w2: float, sigma_b2: float) -> tuple:
+        """(point, diagram wanted, extent): the point's theory always, the diagram when the one
+        shown is of another activation or on axes that this point would change."""
+        point = (activation_key(self.config), sigma_w2, sigma_b2)
+        shown = self.result
+        if shown is None or (shown.diagram.activation, shown.params) != activation_key(self.config):
+            return point, True, None
+        extent = diagram_extent(shown.default_extent, (sigma_w2, sigma_b2))
+        current = (float(shown.diagram.sigma_w2[-1]), float(shown.diagram.sigma_b2[-1]))
+        return (point, True, extent) if extent != current else (point, False, None)
+
+    @Slot(int, object)
+    def _on_events(self, run_id: int, events: list) -> None:
+        for event in events:
+            if isinstance(event, PointTheory):
+                self.point = event
+            else:
+                self.result = event
+                self._show_diagram()
+                self._place_marker()
+        self._show_numbers()
+
+    @Slot(int, str)
+    def _on_failed(self, run_id: int, message: str) -> None:
+        self._requested = None
+        self.numbers.setText(f"The theory failed: {message}")
+
+    # --- painting -------------------------------------------------------------------------
+
+    def _show_diagram(self) -> None:
+        if self.result is None:
+            return
+        diagram = self.result.diagram
+        mode = self.mode.currentData()
+        level_range = levels(mode, diagram.chi1)
+        self.phase.set_grid(diagram.sigma_w2, diagram.sigma_b2)
+        self.phase.show(mode, diagram.chi1, level_range)
+        self.phase.set_critical_line(diagram.critical_sigma_w2, diagram.sigma_b2)
+        set_color_mode(self.bar, mode, level_range)
+        self.phase.plot.setTitle(f"Order and chaos: {diagram.activation}", size="10pt")
+        self._place_region_labels(diagram)
+
+    def _place_region_labels(self, diagram: PhaseDiagram) -> None:
+        """Each phase's name at the centre of its region (hidden when it has none in view)."""
+        w2, b2 = np.meshgrid(diagram.sigma_w2, diagram.sigma_b2)
+        for phase, inside in (("ordered", diagram.chi1 < 1), ("chaotic", diagram.chi1 > 1)):
+            label = self.region_labels[phase]
+            label.setVisible(bool(inside.any()))
+            if inside.any():
+                label.setPos(float(w2[inside].mean()), float(b2[inside].mean()))
+
+    def _outside(self) -> bool:
+        rect = self.phase.rect
+        x, y = self.sigmas
+        return not rect.isEmpty() and not (rect.left() <= x <= rect.right() and rect.top() <= y <= rect.bottom())
+
+    def _place_marker(self) -> None:
+        """At the config's point, or at the nearest edge of the diagram when it lies outside."""
+        x, y = self.sigmas
+        rect = self.phase.rect
+        if not rect.isEmpty():
+            x = min(max(x, rect.left()), rect.right())
+            y = min(max(y, rect.top()), rect.bottom())
+        self.marker.setData([x], [y])
+        self.marker_label.setPos(x, y)
+
+    def _show_numbers(self) -> None:
+        config, point = self.config, self.point
+        if config is None:
+            return
+        sigma_w2, sigma_b2 = self.sigmas
+        head = (f"<b>This network</b> ({config.activation}, {config.init}, bias {config.bias_init}): "
+                f"{SIGMA_W2} = {number(sigma_w2)}, {SIGMA_B2} = {number(sigma_b2)}")
+        if point is None or (point.sigma_w2, point.sigma_b2) != (sigma_w2, sigma_b2):
+            self.numbers.setText(head + " · computing…")
+            return
+        phase = phase_of(point.chi1)
+        total = point.chi1 ** config.layers
+        verdict = {
+            "ordered": f"<b>ordered</b>: the gradient variance shrinks by a factor e every {number(point.depth_scale)} "
+                       f"layers, ×{total:.3g} over its {config.layers}",
+            "chaotic": f"<b>chaotic</b>: the gradient variance grows by a factor e every {number(point.depth_scale)} "
+                       f"layers, ×{total:.3g} over its {config.layers}",
+            "critical": "<b>critical</b>: signals keep their size through any depth",
+        }.get(phase, "no fixed point")
+        notes = []
+        if self._outside():
+            notes.append("The point lies outside the diagram; the marker waits at its edge.")
+        if config.norm != "none":
+            notes.append(f"With {config.norm} normalization the pre-activations are rescaled in every layer: "
+                         "the diagram is of the plain network.")
+        if config.init == "lsuv":
+            notes.append("LSUV rescales each layer from the data: the point is its orthogonal start.")
+        self.numbers.setText(
+            f"{head} · q* = {number(point.q_star)} · {CHI1} = {number(point.chi1)} · "
+            f"{XI} = {number(point.depth_scale)} layers<br>{verdict}."
+            + ("<br><i>" + " ".join(notes) + "</i>" if notes else ""))
+
+    # --- the click ------------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self.config is None or self.result is None:
+            return
+        point = self.phase.plot.vb.mapSceneToView(event.scenePos())
+        if self.phase.rect.contains(point):
+            self.click_at(point.x(), point.y())
+
+    def click_at(self, sigma_w2: float, sigma_b2: float) -> None:
+        """Ask for the config at this point of the diagram, rounded to about a pixel."""
+        diagram = self.result.diagram
+        sigma_w2 = max(round_to_span(sigma_w2, float(diagram.sigma_w2[-1])), float(diagram.sigma_w2[0]))
+        sigma_b2 = max(round_to_span(sigma_b2, float(diagram.sigma_b2[-1])), 0.0)
+        self.config_requested.emit(config_at(self.config, sigma_w2, sigma_b2))
+
+    def point_in_widget(self, sigma_w2: float, sigma_b2: float) -> QPoint:
+        """The pixel of the diagram widget's viewport where (sigma_w^2, sigma_b^2) is drawn."""
+        scene = self.phase.plot.vb.mapViewToScene(QPointF(sigma_w2, sigma_b2))
+        return self.plots.mapFromScene(scene)

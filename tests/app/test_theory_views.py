@@ -1,0 +1,249 @@
+"""The Theory, Spectra and Sweep views and the finite-width band against the engine: what they show
+is the engine's result for the window's config, and none of them leaves work running."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from threadpoolctl import threadpool_limits
+
+from initsim.app.phase_plot import LOG_DEPTH_LEVELS
+from initsim.app.spectra_view import density_steps, jacobian_numbers, layer_variance, shown_histogram
+from initsim.app.sweep_view import sweep_configs
+from initsim.app.theory_view import GRID, round_to_span
+from initsim.app.width_band import positive
+from initsim.engine import get_activation, initial_weights
+from initsim.engine.spectra import isometry_pair, jacobian_spectrum, weight_spectrum
+from initsim.engine.sweep import finite_width_band, sweep
+from initsim.engine.theory import config_sigmas, phase_axes, phase_diagram, phase_of
+
+from appcheck import LONG, SMALL, nan_equal, settle
+
+TIMEOUT = 20000
+
+
+def thread_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(2)
+
+
+def show_theory(qtbot, window):
+    view = window.theory
+    window.tabs.setCurrentWidget(view)
+    settle(qtbot, window)
+    sigmas = config_sigmas(window.displayed_config())
+    qtbot.waitUntil(lambda: view.result is not None and view.point is not None
+                    and (view.point.sigma_w2, view.point.sigma_b2) == sigmas, timeout=TIMEOUT)
+    return view
+
+
+def engine_diagram(config):
+    act, params = get_activation(config.activation), dict(config.activation_params)
+    return phase_diagram(act, params, *phase_axes(act, params, GRID))
+
+
+def is_empty(curve) -> bool:
+    return curve.xData is None or len(curve.xData) == 0
+
+
+def marker_position(view) -> tuple[float, float]:
+    x, y = view.marker.getData()
+    return float(x[0]), float(y[0])
+
+
+# --- Theory ------------------------------------------------------------------------------------
+
+def test_the_marker_sits_at_the_config_sigmas_and_follows_the_controls(qtbot, make_window):
+    window = make_window()
+    view = show_theory(qtbot, window)
+    assert marker_position(view) == config_sigmas(SMALL.validated())
+    moved = SMALL.replace(init="normal", init_params={"std": 0.3}, bias_init="normal",
+                          bias_params={"std": 0.2}).validated()
+    window.set_config(moved)
+    view = show_theory(qtbot, window)
+    assert marker_position(view) == pytest.approx(config_sigmas(moved))  # (16 * 0.09, 0.04)
+    assert f"<b>{phase_of(view.point.chi1)}</b>" in view.numbers.text()
+
+
+def test_the_image_is_the_engine_phase_diagram_in_both_colourings(qtbot, make_window):
+    window = make_window()
+    view = show_theory(qtbot, window)
+    expected = engine_diagram(SMALL)
+    shown = view.result.diagram
+    nan_equal(shown.chi1, expected.chi1)
+    nan_equal(view.phase.critical.yData, expected.sigma_b2)
+    nan_equal(view.phase.critical.xData, expected.critical_sigma_w2)
+    low, high = view.phase.image.levels
+    assert high == -low > 0
+    nan_equal(view.phase.image.image, np.clip(expected.log_chi1, low, high).T)
+    view.mode.setCurrentIndex(view.mode.findData("depth"))
+    nan_equal(view.phase.image.image, np.clip(np.log10(expected.depth_scale), *LOG_DEPTH_LEVELS).T)
+    assert view.region_labels["ordered"].isVisible() and view.region_labels["chaotic"].isVisible()
+
+
+def test_a_point_outside_the_diagram_widens_its_axes(qtbot, make_window):
+    far = SMALL.replace(bias_init="normal", bias_params={"std": 0.5})  # sigma_b^2 0.25, default top 0.1
+    view = show_theory(qtbot, make_window(far))
+    qtbot.waitUntil(lambda: view.result.diagram.sigma_b2[-1] > 0.25, timeout=TIMEOUT)
+    assert view.phase.rect.contains(*marker_position(view))
+    assert "outside" not in view.numbers.text()
+
+
+def test_a_click_sets_the_config_at_the_clicked_point(qtbot, make_window):
+    window = make_window()
+    view = show_theory(qtbot, window)
+    pos = view.point_in_widget(1.5, 0.05)
+    qtbot.mouseClick(view.plots.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    clicked = view.phase.plot.vb.mapSceneToView(view.plots.mapToScene(pos))
+    diagram = view.result.diagram
+    expected = (round_to_span(clicked.x(), diagram.sigma_w2[-1]), round_to_span(clicked.y(), diagram.sigma_b2[-1]))
+    assert expected == pytest.approx((1.5, 0.05), abs=0.01)  # within a pixel or two of the aim
+    config = window.config()
+    assert (config.init, config.bias_init) == ("variance_scaling", "normal")
+    assert config_sigmas(config) == pytest.approx(expected, rel=1e-12)
+    view = show_theory(qtbot, window)
+    assert marker_position(view) == pytest.approx(expected, rel=1e-12)
+
+
+# --- Spectra -----------------------------------------------------------------------------------
+
+def show_spectra(qtbot, window):
+    view = window.spectra
+    window.tabs.setCurrentWidget(view)
+    settle(qtbot, window)
+    qtbot.waitUntil(lambda: view.weights is not None and view.weights.layer == view.layer.value()
+                    and all(role in view.jacobians for role, _ in view.wanted_jacobians()), timeout=TIMEOUT)
+    return view
+
+
+def assert_jacobian_shown(view, role, config):
+    with threadpool_limits(1):  # as the worker computes it
+        expected = jacobian_spectrum(config)
+    result = view.jacobians[role]
+    assert result.config == config
+    nan_equal(result.spectrum.singular_values, expected.singular_values)
+    numbers = jacobian_numbers(result)
+    assert (numbers["max s"], numbers["max / min"]) == (f"{expected.max:.4g}", f"{expected.condition:.4g}")
+    assert numbers["mean s\u00b2"] == f"{expected.mean_square:.4g}"
+    assert all(value in view.jacobian_numbers.text() for value in numbers.values())
+    histogram = shown_histogram(result, view.log_scale.isChecked())
+    nan_equal(view.jacobian_curves[role].xData, histogram.edges)
+    nan_equal(view.jacobian_curves[role].yData, density_steps(histogram.counts, histogram.edges))
+
+
+def test_spectra_are_the_engine_spectra_of_the_config(qtbot, make_window):
+    window = make_window()
+    view = show_spectra(qtbot, window)
+    config = SMALL.validated()
+    assert_jacobian_shown(view, "network", config)
+    assert view.layer.value() == 2
+    w = initial_weights(config)[1][0]
+    expected = weight_spectrum(w, layer_variance(config, 2))
+    nan_equal(view.weights.spectrum.eigenvalues, expected.eigenvalues)
+    assert expected.variance == pytest.approx(config_sigmas(config)[0] / config.width)
+    nan_equal(view.law.yData, expected.density(view.law.xData))
+    assert f"{expected.ks_distance():.3f}" in view.weight_numbers.text()
+
+    view.scale.setCurrentIndex(view.scale.findData("measured"))
+    view.layer.setValue(4)
+    view = show_spectra(qtbot, window)
+    assert view.weights.spectrum.variance == weight_spectrum(initial_weights(config)[3][0]).variance
+
+    qtbot.mouseClick(view.compare, Qt.MouseButton.LeftButton)
+    view = show_spectra(qtbot, window)
+    gaussian, orthogonal = isometry_pair(config)
+    assert_jacobian_shown(view, "gaussian", gaussian)
+    assert_jacobian_shown(view, "orthogonal", orthogonal)
+    assert is_empty(view.jacobian_curves["network"])
+
+
+def test_a_normalized_network_has_no_jacobian_and_says_why(qtbot, make_window):
+    view = show_spectra(qtbot, make_window(SMALL.replace(norm="layer")))
+    assert view.jacobians["network"].spectrum is None
+    assert "normalization" in view.jacobian_numbers.text()
+
+
+# --- Sweep -------------------------------------------------------------------------------------
+
+def start_sweep(qtbot, window, size: int):
+    view = window.sweeps
+    view.pool.factory = thread_pool
+    window.tabs.setCurrentWidget(view)
+    settle(qtbot, window)
+    view.size.setCurrentIndex(view.size.findData(size))
+    qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert view.running and view.stop_button.isEnabled()
+    return view
+
+
+def test_a_tiny_sweep_fills_in_to_the_engine_results(qtbot, make_window):
+    window = make_window()
+    view = start_sweep(qtbot, window, 4)
+    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT)
+    config = SMALL.validated()
+    act, params = get_activation(config.activation), dict(config.activation_params)
+    diagram = phase_diagram(act, params, *phase_axes(act, params, 4))
+    nan_equal(view.plan.diagram.chi1, diagram.chi1)
+    with threadpool_limits(1), thread_pool() as executor:
+        results = list(sweep(sweep_configs(config, diagram), executor))
+    expected = np.full((4, 4), np.nan)
+    for result in results:
+        expected.flat[result.index] = result.measured_chi1
+    assert view.finished.all() and view.progress.value() == view.progress.maximum() == 16
+    nan_equal(view.measured_chi1, expected)
+    assert not np.isnan(view.measured.image.image).any()  # every cell drawn
+    assert "Done: 16 points" in view.status.text()
+
+
+def test_stop_and_close_mid_sweep_leave_nothing_running(qtbot, make_window):
+    window = make_window(SMALL.replace(layers=30, width=32))
+    view = start_sweep(qtbot, window, 24)  # 576 points: far from done when stopped
+    qtbot.waitUntil(lambda: view.finished.any(), timeout=TIMEOUT)
+    qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
+    done = int(view.finished.sum())
+    assert not view.running and view.run_button.isEnabled() and not view.stop_button.isEnabled()
+    assert "Stopped" in view.status.text() and done < view.finished.size
+    qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.finished.any(), timeout=TIMEOUT)
+    window.close()  # mid-sweep: returns once the runner's thread and the pool's workers have ended
+    assert not view.runner.thread.isRunning() and not view.pool.started
+
+
+# --- the finite-width band ---------------------------------------------------------------------
+
+def test_the_band_is_the_engine_finite_width_band(qtbot, make_window):
+    window = make_window()
+    band = window.stats.band
+    band.pool.factory = thread_pool
+    window.tabs.setCurrentWidget(window.stats)
+    settle(qtbot, window)
+    assert not band.enabled.isChecked() and not band.pool.started  # off by default: it costs 8 runs
+    band.enabled.setChecked(True)
+    qtbot.waitUntil(lambda: band.complete, timeout=TIMEOUT)
+    with threadpool_limits(1), thread_pool() as executor:
+        expected = finite_width_band(SMALL.validated(), seeds=8, executor=executor)
+    for name in ("pre_std", "grad_std"):
+        shown, wanted = getattr(band.band, name), getattr(expected, name)
+        for part in ("median", "low", "high"):
+            nan_equal(getattr(shown, part), getattr(wanted, part))
+        low, high, median = band.items[name]
+        nan_equal(low.yData, positive(wanted.low))
+        nan_equal(high.yData, positive(wanted.high))
+        nan_equal(median.yData, positive(wanted.median))
+    assert "8 seeds" in band.note.text()
+    band.enabled.setChecked(False)
+    assert all(is_empty(item) for items in band.items.values() for item in items)
+
+
+def test_closing_while_the_band_is_computed_leaves_nothing_running(qtbot, make_window):
+    window = make_window(LONG.replace(layers=60))
+    band = window.stats.band
+    band.pool.factory = thread_pool
+    window.tabs.setCurrentWidget(window.stats)
+    qtbot.waitUntil(lambda: window.displayed_state() is not None, timeout=TIMEOUT)
+    band.enabled.setChecked(True)
+    assert band.pool.started
+    window.close()
+    assert not band.runner.thread.isRunning() and not band.pool.started
