@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,9 +147,27 @@ def simulate(config: SimConfig) -> SimResult:
     started = time.perf_counter()
     sink: dict = {}
     events = list(_run(net, lambda: False, sink))
-    forward = tuple(e for e in events if isinstance(e, ForwardEvent))
+    return _collect(net.config, events, sink["theory"], time.perf_counter() - started)
+
+
+def result_from_events(config: SimConfig, events: Iterable[LayerEvent], seconds: float) -> SimResult:
+    """The SimResult of a complete run whose events a consumer of `simulate_stream` kept (the
+    window's, for its data exports), without running it again; raises ValueError if a layer is
+    missing. Only a data-dependent scheme's theory needs its weights, and so its forward pass."""
+    net = Network.of(config)
+    weights = [w for w, _ in initial_weights(config)] if net.scheme.data_dependent else None
+    result = _collect(net.config, list(events), _theory(net, weights), seconds)
+    if [e.index for e in result.forward] != list(range(1, net.config.layers + 1)) or \
+            [e.index for e in result.backward] != list(range(1, net.config.layers + 1)):
+        raise ValueError("not every layer of the run has its forward and backward event")
+    return result
+
+
+def _collect(config: SimConfig, events: list[LayerEvent], theory: TheoryPrediction,
+             seconds: float) -> SimResult:
+    forward = tuple(sorted((e for e in events if isinstance(e, ForwardEvent)), key=lambda e: e.index))
     backward = tuple(sorted((e for e in events if isinstance(e, BackwardEvent)), key=lambda e: e.index))
-    return SimResult(net.config, forward, backward, sink["theory"], time.perf_counter() - started)
+    return SimResult(config, forward, backward, theory, seconds)
 
 
 def initial_weights(config: SimConfig) -> list[Layer]:
