@@ -1,4 +1,5 @@
-"""The desktop app: ``run()`` opens the window, ``create_window()`` builds it for scripts and tests.
+"""The desktop app: ``run()`` opens the window (with the last session's config), ``create_window()``
+builds it for scripts and tests.
 
 Qt is imported only when one of them is called, so importing this package stays cheap.
 """
@@ -34,6 +35,10 @@ def application(argv: list[str] | None = None) -> QApplication:
     if app is None:
         app = QApplication([APP_NAME, *(sys.argv[1:] if argv is None else argv)])
         app.setStyle("Fusion")
+    if app.windowIcon().isNull():
+        app.setWindowIcon(_icon())
+    # Lets the desktop match the windows to resources/initsim.desktop (its icon, its name).
+    QApplication.setDesktopFileName(APP_NAME)
     if not app.organizationName():
         app.setOrganizationName(APP_NAME)
     if not app.applicationName() or app.applicationName() == "python":
@@ -41,6 +46,27 @@ def application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationDisplayName(APP_NAME)
     plotstyle.configure()
     return app
+
+
+def _icon():
+    """The application's icon, drawn from resources/icons/initsim.svg at the sizes desktops ask
+    for (from its bytes: the resources may be inside a zip)."""
+    from PySide6.QtCore import QByteArray, Qt
+    from PySide6.QtGui import QIcon, QPainter, QPixmap
+    from PySide6.QtSvg import QSvgRenderer
+
+    from initsim.engine.presets import resource_dir
+
+    renderer = QSvgRenderer(QByteArray(resource_dir("icons", "initsim.svg").read_bytes()))
+    icon = QIcon()
+    for size in (16, 24, 32, 48, 64, 128, 256):
+        pixmap = QPixmap(size, size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        renderer.render(painter)
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon
 
 
 def create_window(config: SimConfig | None = None, blas_threads: int | None = 1) -> MainWindow:
@@ -61,7 +87,9 @@ def run(argv: list[str] | None = None) -> int:
     ``-platform xcb``); None means ``sys.argv[1:]``.
     """
     app = application(argv)
-    window = create_window()
+    from .persistence import last_session_config
+
+    window = create_window(last_session_config())
     app.aboutToQuit.connect(window.shutdown)
     with _quit_on_interrupt(window):
         window.show()

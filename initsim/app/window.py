@@ -13,18 +13,24 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 
 from initsim import __version__
 from initsim.engine import ConfigError, SimConfig
+from initsim.engine.export import ExportError
 
 from .controller import RunController, Throttle
 from .controls import ControlsPanel
 from .diagnosis import ALL_CLEAR, diagnose
+from .export import ExportActions
 from .heatmap_view import HeatmapView
 from .histogram_view import HistogramView
+from .imaging import write_image
+from .persistence import FileActions
 from .reference import reference_html
 from .runstate import QUANTITIES, RunState
 from .spectra_view import SpectraView
 from .stats_view import StatsView
 from .sweep_view import SweepView
+from .theme import PresenterMode
 from .theory_view import TheoryView
+from .tour import TourPlayer
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -64,6 +70,10 @@ class MainWindow(QMainWindow):
         self._build_dock()
         self._build_central()
         self._build_status_bar()
+        self.tour = TourPlayer(self)  # the tour panel, above the views
+        self.presenter = PresenterMode(self)
+        self.files = FileActions(self)  # configs and tours as files, drops, the session
+        self.exports = ExportActions(self)
         self._build_menus()
         self._restore_settings()
 
@@ -92,8 +102,13 @@ class MainWindow(QMainWindow):
         return self._displayed
 
     def save_screenshot(self, path: str | Path) -> bool:
-        """Write a PNG of the window; False if it could not be written."""
-        return self.grab().save(str(path), "PNG")
+        """Write a PNG of the window (atomically, the config in a text chunk); False if it could
+        not be written."""
+        try:
+            write_image(path, self, self.displayed_config() or self.config(), "window")
+        except ExportError:
+            return False
+        return True
 
     # --- building -------------------------------------------------------------------------
 
@@ -197,8 +212,12 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
+        file_menu.setToolTipsVisible(True)
+        self.files.add_to(file_menu)
+        file_menu.addSeparator()
         self._action(file_menu, "&Save screenshot\u2026", "Ctrl+S",
                      self._ask_screenshot, "Save a PNG of the window")
+        file_menu.addMenu(self.exports.menu)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", "Ctrl+Q", self.close, "Quit initsim")
 
@@ -209,6 +228,8 @@ class MainWindow(QMainWindow):
         self._action(run_menu, "Use the &recommended initialization", "Ctrl+R",
                      self.controls.use_recommended, "Switch to the scheme usually paired with the "
                                                     "activation")
+
+        self.tour.build_presets_menu(bar.addMenu("&Presets"), self.files.open_tour_action)
 
         view_menu = bar.addMenu("&View")
         for i in range(self.tabs.count()):
@@ -234,6 +255,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(dock_action)
         self._action(view_menu, "&Full screen", "F11",
                      self._toggle_full_screen, "Toggle full screen")
+        view_menu.addAction(self.presenter.action)
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Reference", "F1",
@@ -363,12 +385,14 @@ class MainWindow(QMainWindow):
         settings.setValue("view/quantity", self.histograms.quantity)
         settings.setValue("view/shared_x", "true" if self.histograms.shared_x.isChecked() else "false")
         settings.setValue("view/log_density", "true" if self.heatmaps.log_density.isChecked() else "false")
+        self.files.save_session(settings)
 
     def shutdown(self) -> None:
         """End the worker thread and the timers; the window shows what it showed. Idempotent."""
         self._closed = True
         self._run_throttle.cancel()
         self._paint_throttle.cancel()
+        self.tour.shutdown()
         self.controller.shutdown()
         for index in range(self.tabs.count()):  # views with background work of their own
             view = self.tabs.widget(index)

@@ -1,0 +1,114 @@
+"""Images of the window and its views: PNG with the config in a text chunk, SVG of a view's plots
+with the config in a <metadata> element. Written atomically, like every export."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+from PySide6.QtGui import QImage, QPalette
+from PySide6.QtWidgets import QWidget
+from pyqtgraph.exporters import SVGExporter
+
+from initsim.engine import SimConfig
+from initsim.engine.export import ExportError, atomic_write, config_json
+
+from .views import plot_views
+
+# The PNG text chunks (and the SVG metadata id) that carry what an image shows.
+CONFIG_KEY = "initsim-config"
+VIEW_KEY = "initsim-view"
+IMAGE_SUFFIXES = (".png", ".svg")
+# Larger images are refused: 10000 x 10000 ARGB is 400 MB already.
+MAX_SIDE = 10000
+
+
+def render_image(widget: QWidget, scale: float = 1.0) -> QImage:
+    """``widget`` as it is laid out now, ``scale`` image pixels per screen pixel: 2 draws the same
+    layout twice as sharp (text, lines and plots are drawn again, not stretched)."""
+    width, height = round(widget.width() * scale), round(widget.height() * scale)
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise ExportError(f"cannot make a {width} x {height} image: each side must be 1..{MAX_SIDE} pixels")
+    image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
+    image.setDevicePixelRatio(scale)
+    image.fill(widget.palette().color(QPalette.ColorRole.Window))
+    widget.render(image)
+    image.setDevicePixelRatio(1.0)  # the file's pixels are the pixels: no "logical size" in it
+    return image
+
+
+def png_bytes(image: QImage, config: SimConfig, view: str) -> bytes:
+    """The PNG of ``image`` with the config (JSON, as `initsim.engine.export` writes it) and the
+    view's name in text chunks, so the image says how to reproduce it."""
+    image = QImage(image)
+    image.setText(CONFIG_KEY, config_json(config))
+    image.setText(VIEW_KEY, view)
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, "PNG"):
+        raise ExportError(f"cannot encode a {image.width()} x {image.height()} image as PNG")
+    return bytes(data)
+
+
+def svg_bytes(widget: QWidget, config: SimConfig) -> bytes:
+    """The plots of view ``widget`` as SVG (vector paths, clipped to their axes), the config in a
+    ``<metadata id="initsim-config">`` element. Raises ExportError if the view has no plots."""
+    views = [view for view in plot_views(widget) if view.isVisible()]
+    if len(views) != 1:
+        raise ExportError("SVG is for a view of plots: export "
+                          + ("this view" if not views else "a view with one plot area") + " as PNG")
+    with _closed_paths_understood():
+        text = bytes(SVGExporter(views[0].scene()).export(toBytes=True)).decode("utf-8")
+    metadata = f'\n<metadata id="{CONFIG_KEY}">{escape(config_json(config))}</metadata>'
+    opening = re.search(r"<svg\b[^>]*>", text)
+    return (text[:opening.end()] + metadata + text[opening.end():]).encode("utf-8")
+
+
+@contextlib.contextmanager
+def _closed_paths_understood() -> Iterator[None]:
+    """pyqtgraph 0.14's SVG exporter reads path data as "x,y" pairs only, and fails on the "Z"
+    (close path) that Qt >= 6.10's SVG generator writes (pyqtgraph issue #3495): around its
+    coordinate pass, the Z tokens are taken out and put back where they were."""
+    module = importlib.import_module("pyqtgraph.exporters.SVGExporter")
+    correct = module.correctCoordinates
+
+    def tolerant(node, defs, item, options) -> None:
+        closes = {}
+        for path in node.getElementsByTagName("path"):
+            tokens = path.getAttribute("d").split()
+            if "Z" in tokens:
+                closes[path] = [i for i, token in enumerate(tokens) if token == "Z"]
+                path.setAttribute("d", " ".join(token for token in tokens if token != "Z"))
+        correct(node, defs, item, options)
+        for path, positions in closes.items():
+            tokens = path.getAttribute("d").split()
+            for i in positions:
+                tokens.insert(i, "Z")
+            path.setAttribute("d", " ".join(tokens))
+
+    module.correctCoordinates = tolerant
+    try:
+        yield
+    finally:
+        module.correctCoordinates = correct
+
+
+def write_image(path: str | Path, widget: QWidget, config: SimConfig, view: str,
+                scale: float = 1.0) -> Path:
+    """``widget`` as the PNG or SVG that ``path``'s suffix names, written atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        data = png_bytes(render_image(widget, scale), config, view)
+    elif suffix == ".svg":
+        data = svg_bytes(widget, config)
+    else:
+        raise ExportError(f"cannot write an image as {suffix or 'a file without a suffix'}: "
+                          f"use {' or '.join(IMAGE_SUFFIXES)}")
+    return atomic_write(path, lambda f: f.write(data))

@@ -1,0 +1,17 @@
+"""Problem reports in the window: a message box that does not block the event loop."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+
+def show_problem(parent: QWidget, title: str, text: str) -> QMessageBox:
+    """A warning box over ``parent`` saying ``text``, opened window-modal and returned at once:
+    the runs, the timers and scripted callers carry on while it is up."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("problem")
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box

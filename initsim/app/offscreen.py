@@ -1,0 +1,182 @@
+"""Rendering with no window on screen: `initsim export`, its tour slides, and File > Export at a
+given size. A hidden main window (WA_DontShowOnScreen: laid out and painted, never mapped, with or
+without a display) is laid out at the asked size, runs the config and is rendered; what it paints
+is what the window paints, with the same code."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import (QCoreApplication, QEvent, QEventLoop, QMessageLogContext, QSettings, QSize, Qt,
+                            QtMsgType, qInstallMessageHandler)
+from PySide6.QtWidgets import QApplication, QWidget
+
+from initsim.engine import SimConfig
+from initsim.engine.export import ExportError
+from initsim.engine.tours import Tour
+
+from .imaging import write_image
+from .views import view_or_fallback
+
+if TYPE_CHECKING:
+    from .window import MainWindow
+
+DEFAULT_SIZE = QSize(1600, 1000)
+SLIDE_SIZE = QSize(1920, 1080)  # a projector's
+WINDOW = "window"  # the name that means the whole window rather than one view
+
+
+# The one thing Qt's offscreen platform says about every main window shown: noise on a terminal.
+OFFSCREEN_NOTICE = "This plugin does not support propagateSizeHints"
+
+
+@contextmanager
+def headless() -> Iterator[None]:
+    """The QApplication for rendering from the command line: Qt's offscreen platform when there
+    is no display, settings of its own (the user's saved views never change an export, and the
+    export never changes them), Qt's messages on stderr but the offscreen platform's notice."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from . import application
+
+    application()
+    previous = qInstallMessageHandler(_print_message)
+    try:
+        with tempfile.TemporaryDirectory(prefix="initsim-settings-") as folder:
+            for settings_format in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+                QSettings.setPath(settings_format, QSettings.Scope.UserScope, folder)
+            yield
+    finally:
+        qInstallMessageHandler(previous)
+
+
+def _print_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    if OFFSCREEN_NOTICE not in message:
+        print(message, file=sys.stderr)
+
+
+@contextmanager
+def hidden_window(config: SimConfig, size: QSize = DEFAULT_SIZE) -> Iterator[MainWindow]:
+    """A main window of ``size`` running ``config``, never shown on screen; shut down and deleted
+    on leaving (before it could save its geometry into the user's settings)."""
+    from . import create_window
+
+    window = create_window(config)
+    try:
+        window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+        window.show()
+        window.resize(size)
+        yield window
+    finally:
+        window.shutdown()  # first: a shut-down window does not save its settings when closed
+        window.close()
+        window.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def run_and_wait(window: MainWindow, start: Callable[[], None] | None = None) -> None:
+    """Call ``start`` (which starts a run: set_config, a tour step) and run the event loop until
+    the window has painted that run to its end; with no ``start``, the run going now, whose end
+    must not have been painted yet (a new window's first). Raises ExportError if the run fails."""
+    loop = QEventLoop()
+
+    def failed() -> None:
+        if window.controller.state.error:
+            loop.quit()
+
+    # run_finished comes once the last layer is painted (the state is complete a paint earlier).
+    window.run_finished.connect(loop.quit)
+    window.controller.changed.connect(failed)
+    try:
+        if start is not None:
+            start()
+        loop.exec()
+    finally:
+        window.run_finished.disconnect(loop.quit)
+        window.controller.changed.disconnect(failed)
+    if window.controller.state.error:
+        raise ExportError(f"the run failed: {window.controller.state.error}")
+
+
+def show_target(window: MainWindow, name: str) -> tuple[QWidget, str]:
+    """The widget to render for ``name`` (WINDOW or a view, brought to front) and what it is; a
+    view the window does not have falls back to the Layer statistics view."""
+    if name == WINDOW:
+        return window, WINDOW
+    view, shown = view_or_fallback(window, name)
+    window.tabs.setCurrentWidget(view)
+    return view, shown
+
+
+def lay_out(window: MainWindow, widget: QWidget, size: QSize) -> None:
+    """Resize the window so that ``widget`` (the window or one of its views) is ``size``; raises
+    ExportError if the window cannot get that small."""
+    for _ in range(3):  # the first resize settles the layout; a second corrects any rounding
+        QApplication.processEvents()
+        missing = size - widget.size()
+        if missing.isNull():
+            return
+        window.resize(window.size() + missing)
+    QApplication.processEvents()
+    if widget.size() != size:
+        raise ExportError(f"cannot lay this out at {size.width()} x {size.height()}: the smallest "
+                          f"it gets is {widget.width()} x {widget.height()}")
+
+
+def export_view(config: SimConfig, name: str, out: str | Path, size: QSize = DEFAULT_SIZE,
+                scale: float = 1.0, like: MainWindow | None = None) -> tuple[Path, str]:
+    """Render view ``name`` (or WINDOW) of ``config`` laid out at ``size`` into ``out`` (.png at
+    ``scale``, or .svg); ``like``: a window whose view options and presenter mode to copy.
+    Returns the file and the name of the view rendered (another one if the window lacks it)."""
+    with hidden_window(config, size) as window:
+        if like is not None:
+            copy_view_options(like, window)
+        run_and_wait(window)
+        widget, shown = show_target(window, name)
+        lay_out(window, widget, size)
+        return write_image(out, widget, window.displayed_config(), shown, scale), shown
+
+
+def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale: float = 1.0) -> list[Path]:
+    """Every step of ``tour`` as a slide: the window in presenter mode with the tour panel (without
+    the menus, the status bar and the tour's buttons, which a slide cannot use), one PNG per step
+    named ``NN-title.png`` in ``out_dir`` (created if needed)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+    written = []
+    with hidden_window(tour.steps[0].config, size) as window:
+        window.presenter.set_enabled(True, full_screen=False)
+        window.menuBar().hide()
+        window.statusBar().hide()
+        window.tour.panel.set_buttons_visible(False)
+        window.tour.start(tour)  # the first step's run replaces the window's first
+        for index, step in enumerate(tour.steps):
+            run_and_wait(window, window.tour.next if index else None)
+            lay_out(window, window, size)
+            path = out_dir / f"{index + 1:02d}-{slug(step.title)}.png"
+            written.append(write_image(path, window, step.config, window.tour.shown_view, scale))
+    return written
+
+
+def copy_view_options(source: MainWindow, target: MainWindow) -> None:
+    """What the histograms and heatmaps show, and presenter mode, as in ``source``."""
+    target.histograms.set_quantity(source.histograms.quantity)
+    target.histograms.shared_x.setChecked(source.histograms.shared_x.isChecked())
+    target.heatmaps.log_density.setChecked(source.heatmaps.log_density.isChecked())
+    if source.presenter.enabled:
+        target.presenter.set_enabled(True, full_screen=False)
+
+
+def slug(title: str) -> str:
+    """A file-name fragment of ``title``: "He vs Xavier with ReLU" -> "he-vs-xavier-with-relu"."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:48] or "step"
