@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,10 @@ SCHEME_PARAMS = ("gain", "mode", "nonlinearity", "negative_slope", "std", "mean"
                  "limit", "scale", "distribution", "value", "sparsity")
 ACTIVATION_PARAMS = ("slope", "alpha", "approximate")
 BIAS_PARAMS = {"bias_std": "std", "bias_value": "value"}
+# Every flag of add_config_flags, by its argparse name.
+CONFIG_FIELDS = ("preset", "layers", "width", "batch", "input_width", "seed", "bins", "activation", "norm",
+                 "input_dist", "dtype", "memory_limit_gib", "init", "bias_init", *SCHEME_PARAMS,
+                 *ACTIVATION_PARAMS, *BIAS_PARAMS)
 
 
 class UsageError(Exception):
@@ -230,6 +235,93 @@ def cmd_install_desktop(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot install under {args.prefix or data_home()}: {exc.strerror or exc}") from None
     print("installed the desktop entry and icons:\n  " + "\n  ".join(str(p) for p in written))
+    return 0
+
+
+# --- export --------------------------------------------------------------------------------
+
+IMAGE_VIEWS = ("window", "histograms", "heatmap", "stats", "theory")
+SIDE_RANGE = (100, 10000)
+SCALE_RANGE = (0.25, 4.0)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """--size WIDTHxHEIGHT, each side in SIDE_RANGE."""
+    match = re.fullmatch(r"\s*(\d+)\s*[x\u00d7X]\s*(\d+)\s*", text)
+    if match is None:
+        raise UsageError(f"--size takes WIDTHxHEIGHT in pixels, e.g. 1600x1000; got {text!r}")
+    width, height = int(match.group(1)), int(match.group(2))
+    low, high = SIDE_RANGE
+    if not (low <= width <= high and low <= height <= high):
+        raise UsageError(f"--size: each side must be {low}..{high} pixels; got {width}x{height}")
+    return width, height
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .engine.export import DATA_FORMATS
+
+    if args.image_scale is not None and not SCALE_RANGE[0] <= args.image_scale <= SCALE_RANGE[1]:
+        raise UsageError(f"--image-scale must be {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}; got {args.image_scale:g}")
+    if args.tour is not None:
+        return _export_tour(args)
+    if args.out_dir is not None:
+        raise UsageError("--out-dir is for the slides of a --tour; one file is written with --out")
+    if args.out is None:
+        raise UsageError("export needs --out FILE (.png, .svg, .csv, .json, .npz) or --tour NAME --out-dir DIR")
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    config = config_from_args(args)
+    if suffix in DATA_FORMATS:  # numbers only: no Qt
+        from .engine import simulate
+        from .engine.export import export_data
+
+        given = [flag for flag in ("view", "size", "image_scale") if getattr(args, flag) is not None]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} is for images; {suffix} holds data")
+        for path in export_data(simulate(config), out):
+            print(f"wrote {path}")
+        return 0
+    if suffix not in (".png", ".svg"):
+        raise UsageError(f"cannot export as {suffix or 'a file without a suffix'}: use .png or .svg "
+                         f"(images), or {', '.join(DATA_FORMATS)} (data)")
+    view = args.view or "window"
+    if suffix == ".svg" and (view == "window" or args.image_scale is not None):
+        raise UsageError("SVG holds one view's plots, at no scale: pick --view histograms, heatmap, "
+                         "stats or theory")
+    from PySide6.QtCore import QSize
+
+    from .app.offscreen import DEFAULT_SIZE, export_view, headless
+
+    size = QSize(*_size(args.size)) if args.size else DEFAULT_SIZE
+    with headless():
+        path, shown = export_view(config, view, out, size, args.image_scale or 1.0)
+    fallback = "" if shown == view else f" (this build has no {view} view)"
+    print(f"wrote {path}: the {shown}{fallback}")
+    return 0
+
+
+def _export_tour(args: argparse.Namespace) -> int:
+    from .engine.tours import get_tour, read_tour
+
+    others = [flag for flag in ("out", "view") if getattr(args, flag) is not None]
+    if others:
+        raise UsageError(f"--{others[0]} does not go with --tour: the slides are the window, one per step")
+    flags = [name for name in CONFIG_FIELDS if getattr(args, name) is not None]
+    if flags:
+        raise UsageError(f"--{flags[0].replace('_', '-')} does not go with --tour: each step has its config")
+    if args.out_dir is None:
+        raise UsageError("--tour needs --out-dir DIR for its slides")
+    tour = read_tour(args.tour) if args.tour.endswith(".toml") else get_tour(args.tour)
+    from PySide6.QtCore import QSize
+
+    from .app.offscreen import SLIDE_SIZE, export_tour, headless
+
+    size = QSize(*_size(args.size)) if args.size else SLIDE_SIZE
+    with headless():
+        paths = export_tour(tour, args.out_dir, size, args.image_scale or 1.0)
+    print(f"wrote {len(paths)} slides of {tour.title!r} to {args.out_dir}:")
+    for path in paths:
+        print(f"  {path.name}")
     return 0
 
 
@@ -575,6 +667,23 @@ def build_parser() -> Parser:
     desktop.add_argument("--prefix", metavar="DIR",
                          help="data folder to install into (default: $XDG_DATA_HOME or ~/.local/share)")
     desktop.set_defaults(run=cmd_install_desktop)
+
+    export = commands.add_parser("export", help="render a view or the window to PNG/SVG without a display, "
+                                 "a run's data to CSV/JSON/NPZ, or a tour's slides")
+    add_config_flags(export)
+    export.add_argument("--out", metavar="FILE", help=".png or .svg (an image of --view); .csv (per-layer "
+                        "statistics, config in FILE.config.json), .json (statistics and histograms) or "
+                        ".npz (histograms)")
+    export.add_argument("--view", choices=IMAGE_VIEWS, help="what the image shows (default: the window)")
+    export.add_argument("--size", metavar="WxH", help="layout size in pixels of the view or window "
+                        "(default 1600x1000; slides 1920x1080)")
+    # Not --scale: that is VarianceScaling's parameter, among the config flags.
+    export.add_argument("--image-scale", type=float, metavar="S", help="PNG pixels per layout pixel: 2 draws the "
+                        "same layout twice as sharp (default 1)")
+    export.add_argument("--tour", metavar="NAME", help="render every step of a tour (a shipped name, or a "
+                        ".toml file) as numbered PNG slides in --out-dir")
+    export.add_argument("--out-dir", metavar="DIR", help="folder for the slides of --tour (created if needed)")
+    export.set_defaults(run=cmd_export)
 
     theory = commands.add_parser("theory", help="mean-field prediction, layer by layer, for one "
                                  "(sigma_w^2, sigma_b^2)")
