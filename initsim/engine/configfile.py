@@ -51,11 +51,12 @@ def line_of(text: str, key: str, table: str | None = None, start: int = 0) -> in
     """The first line (1-based) from character ``start`` on where ``key`` is assigned or opens a
     table (inside ``[table]``, when given), if any."""
     if table:
-        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]", re.MULTILINE).search(text, start)
+        header = re.compile(rf"^[ \t]*\[\s*{re.escape(table)}\s*\]", re.MULTILINE).search(text, start)
         if header is None:
             return None
         start = header.end()
-    pattern = re.compile(rf"^\s*(\[+\s*)?{re.escape(key)}\s*(=|\])", re.MULTILINE)
+    # [ \t]*, not \s*: \s would reach back over blank lines and name the line above the key.
+    pattern = re.compile(rf"^[ \t]*(\[+\s*)?{re.escape(key)}\s*(=|\])", re.MULTILINE)
     match = pattern.search(text, start)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
