@@ -1,0 +1,142 @@
+"""Configs and tours as files: save and open round trips, drops, recent files, the last session, and
+files that cannot be used, reported with their file, line and problem while the window carries on."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtWidgets import QApplication
+
+from initsim.app import application
+from initsim.app.persistence import last_session_config
+from initsim.engine.configfile import config_to_toml
+from initsim.engine.presets import DEFAULT_PRESET, get_preset
+
+from appcheck import SMALL, settle
+
+OTHER = SMALL.replace(layers=4, activation="relu", init="kaiming_uniform", init_params={"mode": "fan_out"},
+                      seed=9).validated()
+
+
+@pytest.fixture
+def window(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    return window
+
+
+def test_a_saved_config_opens_to_the_same_config(qtbot, window, tmp_path):
+    window.set_config(OTHER)
+    assert window.files.save_config(tmp_path / "mine.toml")
+    window.set_config(SMALL)
+    assert window.files.open_file(tmp_path / "mine.toml")
+    assert window.config() == OTHER
+    settle(qtbot, window)
+    assert window.displayed_config() == OTHER
+    assert window.files.recent_files()[0] == (tmp_path / "mine.toml").resolve()
+
+
+def drag(window, path, event_type):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    position = QPointF(100, 100)
+    event = event_type(position.toPoint() if event_type is QDragEnterEvent else position,
+                       Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, event)
+    return event
+
+
+def drop(window, path) -> bool:
+    """Drag ``path`` over the window and, if the window takes it, drop it; whether it was taken."""
+    if not drag(window, path, QDragEnterEvent).isAccepted():
+        return False
+    return drag(window, path, QDropEvent).isAccepted()
+
+
+def test_a_config_or_a_tour_dropped_on_the_window_opens(qtbot, window, tmp_path):
+    config = tmp_path / "dropped.toml"
+    config.write_text(config_to_toml(OTHER))
+    assert drop(window, config)
+    assert window.config() == OTHER
+    tour = tmp_path / "tour.toml"
+    tour.write_text('title = "Dropped"\n\n[[step]]\ntitle = "One"\ntext = "Words."\npreset = "zeros"\n'
+                    '[step.config]\nlayers = 3\nwidth = 8\nbatch = 8\n')
+    assert drop(window, tour)
+    assert window.tour.active and window.tour.tour.title == "Dropped"
+    assert window.config() == get_preset("zeros").config.replace(layers=3, width=8, batch=8).validated()
+    assert not drop(window, tmp_path / "picture.png")
+    settle(qtbot, window)
+
+
+@pytest.mark.parametrize("name, text, line, problem", [
+    ("broken.toml", "layers = 4\nwidth = = 8\n", 2, "Invalid value"),
+    ("unknown.toml", "layers = 4\nwidht = 8\n", 2, "widht"),
+    ("value.toml", "layers = 4\n\ninit = \"he_nrmal\"\n", 3, "did you mean"),
+    ("tour.toml", 'title = "T"\n\n[[step]]\ntitle = "One"\ntext = "Words."\nveiw = "stats"\n', 6, "veiw"),
+    ("preset.json", '{"name": "p",\n "title": "P",,\n}', 2, "line 2"),
+])
+def test_a_file_that_cannot_be_used_names_file_line_and_problem_and_changes_nothing(
+        qtbot, window, tmp_path, name, text, line, problem):
+    path = tmp_path / name
+    path.write_text(text)
+    assert not window.files.open_file(path)
+    message = window.files.last_problem.text()
+    assert window.files.last_problem.isVisible()
+    assert f"{path}:{line}" in message or (name.endswith(".json") and str(path) in message)
+    assert problem in message
+    assert window.config() == SMALL.validated() and not window.tour.active
+    assert window.files.recent_files() == []
+    settle(qtbot, window)  # still running
+
+
+def test_a_missing_recent_file_is_reported_and_forgotten(window, tmp_path):
+    path = tmp_path / "gone.toml"
+    path.write_text(config_to_toml(SMALL))
+    assert window.files.open_file(path)
+    path.unlink()
+    window.files.recent_menu.aboutToShow.emit()
+    [action] = [a for a in window.files.recent_menu.actions() if a.text().endswith("gone.toml")]
+    action.trigger()
+    assert "cannot read" in window.files.last_problem.text()
+    assert window.files.recent_files() == []
+
+
+def test_saving_to_an_unwritable_place_is_reported(window, tmp_path):
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    assert not window.files.save_config(blocker / "x.toml")
+    assert "Not a directory" in window.files.last_problem.text()
+
+
+def test_the_last_session_comes_back(qtbot, make_window):
+    window = make_window()
+    window.set_config(OTHER)
+    window.close()
+    assert last_session_config() == OTHER
+    again = make_window(last_session_config())
+    assert again.config() == OTHER
+    settle(qtbot, again)
+
+
+def test_a_stored_session_this_version_cannot_read_is_ignored(window):
+    from PySide6.QtCore import QSettings
+
+    QSettings().setValue("session/config", "layers = 4\nno_such_field = 1\n")
+    assert last_session_config() is None
+
+
+def test_reset_to_defaults(qtbot, window):
+    window.histograms.set_quantity("grad")
+    window.files.reset_action.trigger()
+    assert window.config() == get_preset(DEFAULT_PRESET).config.validated()
+    assert window.histograms.quantity == "post"
+    settle(qtbot, window)
+
+
+def test_the_application_has_its_icon_and_desktop_name():
+    app = application()
+    assert not app.windowIcon().isNull()
+    assert {size.width() for size in app.windowIcon().availableSizes()} >= {16, 48, 256}
+    assert QApplication.desktopFileName() == "initsim"
+    assert isinstance(app.windowIcon(), QIcon)

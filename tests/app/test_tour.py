@@ -1,0 +1,171 @@
+"""Guided tours in the window (steps, keys, auto-advance, the fallback view, comparisons) and
+presenter mode (full screen, larger type, high contrast, zoomed plots, all undone when it ends)."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QLabel, QWidget
+
+from initsim.app.offscreen import run_and_wait
+from initsim.app.theme import AXIS_COLOR, ZOOM
+from initsim.app.views import find_view, plot_views
+from initsim.engine.tours import Tour, TourStep, tours
+
+from appcheck import SMALL, settle
+
+TINY = SMALL.replace(layers=3, width=8, batch=8)
+
+
+def small_tour(*views: str, compare: tuple[str, ...] = ()) -> Tour:
+    steps = tuple(TourStep(title=f"Step {i}", text=f"Sentence {i}.", look_at=f"Look {i}.", view=view,
+                           config=TINY.replace(seed=i).validated(), compare=compare)
+                  for i, view in enumerate(views, 1))
+    return Tour(name="test", title="A test tour", description="", steps=steps)
+
+
+@pytest.fixture
+def window(qtbot, make_window):
+    window = make_window(TINY)
+    settle(qtbot, window)
+    return window
+
+
+@pytest.mark.parametrize("name", sorted(tours()))
+def test_every_step_of_a_shipped_tour_applies_its_config_and_its_view(window, name):
+    tour = tours()[name]
+    window.tour.start(tour)
+    for index, step in enumerate(tour.steps):
+        if index:
+            run_and_wait(window, window.tour.next)
+        else:
+            run_and_wait(window)
+        assert window.displayed_config() == step.config
+        expected = find_view(window, step.view) or find_view(window, "stats")
+        assert window.tabs.currentWidget() is expected
+        panel = window.tour.panel
+        assert panel.title.text() == step.title and panel.text.text() == step.text
+        assert f"step {index + 1} of {len(tour.steps)}" in panel.progress.text()
+    assert not window.tour.panel.next_button.isEnabled()
+
+
+def test_keys_move_through_a_tour_only_while_it_runs(qtbot, window):
+    window.activateWindow()
+    qtbot.waitActive(window)
+    tab = window.tabs.currentIndex()
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    assert window.tabs.currentIndex() == tab and not window.tour.active
+    window.tour.start(small_tour("histograms", "heatmap", "stats"))
+    for key, index in ((Qt.Key.Key_Right, 1), (Qt.Key.Key_PageDown, 2), (Qt.Key.Key_Right, 2),
+                       (Qt.Key.Key_Left, 1), (Qt.Key.Key_PageUp, 0)):
+        qtbot.keyClick(window, key)
+        assert window.tour.index == index
+    assert window.tabs.currentWidget() is window.histograms
+    assert window.config() == TINY.replace(seed=1).validated()
+    settle(qtbot, window)
+
+
+def test_auto_advance_steps_on_each_tick_and_stops_after_the_last(qtbot, window):
+    window.tour.start(small_tour("histograms", "heatmap"))
+    window.tour.panel.interval.setValue(7)
+    window.tour.panel.auto_button.click()
+    assert window.tour.timer.isActive() and window.tour.timer.interval() == 7000
+    assert window.tour.auto_action.isChecked()
+    window.tour.timer.timeout.emit()
+    assert window.tour.index == 1 and window.tour.timer.isActive()
+    window.tour.timer.timeout.emit()  # past the last step
+    assert window.tour.index == 1 and not window.tour.timer.isActive()
+    assert not window.tour.panel.auto_button.isChecked()
+    settle(qtbot, window)
+
+
+def test_ending_a_tour_hides_the_panel_and_keeps_the_config(qtbot, window):
+    window.tour.start(small_tour("histograms", "heatmap"))
+    window.tour.set_auto(True)
+    window.tour.end()
+    assert not window.tour.panel.isVisible() and not window.tour.timer.isActive()
+    assert not window.tour.next_action.isEnabled()
+    assert window.config() == TINY.replace(seed=1).validated()
+    settle(qtbot, window)
+
+
+def test_a_view_the_window_lacks_falls_back_to_the_layer_statistics(qtbot, window):
+    compare = find_view(window, "compare")
+    if compare is not None:  # take it out: the fallback is for a build (or tour) without it
+        window.tabs.removeTab(window.tabs.indexOf(compare))
+    window.tour.start(small_tour("compare"))
+    assert window.tabs.currentWidget() is window.stats
+    assert "no compare view" in window.tour.panel.look_at.text()
+    settle(qtbot, window)
+
+
+class FakeCompareView(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = []
+
+    def show_state(self, state) -> None:
+        pass
+
+    def compare(self, schemes, seeds=3, training=False) -> None:
+        self.calls.append(list(schemes))
+
+
+def test_a_comparison_step_asks_the_compare_view_to_compare(qtbot, window):
+    real = find_view(window, "compare")
+    if real is not None:
+        window.tabs.removeTab(window.tabs.indexOf(real))
+    fake = FakeCompareView()
+    window.tabs.addTab(fake, "Compare")
+    window.tour.start(small_tour("compare", compare=("kaiming_normal", "xavier_normal")))
+    assert window.tabs.currentWidget() is fake
+    assert fake.calls == [["kaiming_normal", "xavier_normal"]]
+    settle(qtbot, window)
+
+
+def test_the_tour_panel_and_its_controls_explain_themselves(window):
+    window.tour.start(small_tour("histograms", "stats"))
+    panel = window.tour.panel
+    controls = [w for kind in (QAbstractButton, QAbstractSpinBox, QLabel) for w in panel.findChildren(kind)
+                if not isinstance(w.parent(), QAbstractSpinBox)]
+    assert len(controls) >= 9
+    assert all(w.toolTip() for w in controls)
+
+
+def test_presenter_mode_enlarges_and_darkens_everything_then_undoes_it(qtbot, window):
+    window.tabs.setCurrentWidget(window.stats)
+    sheet = window.styleSheet()
+    axis = window.stats.std_plot.getAxis("left")
+    pens = (axis.textPen().color().name(), axis.pen().color().name())
+    window.activateWindow()
+    qtbot.waitActive(window)
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    assert window.presenter.enabled and window.presenter.action.isChecked()
+    assert window.windowState() & Qt.WindowState.WindowFullScreen
+    assert not window.dock.isVisible()
+    assert "font-size" in window.styleSheet()
+    assert window.tabs.tabBar().font().pointSizeF() > QWidget().font().pointSizeF()
+    views = plot_views(window.stats)
+    assert views and all(view.transform().m11() > 1 for view in views)
+    # Full screen leaves the plots room for the whole zoom (less room, less zoom).
+    qtbot.waitUntil(lambda: window.size() == window.screen().size())
+    assert max(view.transform().m11() for view in views) == pytest.approx(ZOOM)
+    assert axis.textPen().color().name() == axis.pen().color().name() == AXIS_COLOR
+    window.presenter.action.trigger()
+    assert not window.presenter.enabled
+    assert window.styleSheet() == sheet and window.dock.isVisible()
+    assert not window.windowState() & Qt.WindowState.WindowFullScreen
+    assert all(view.transform().m11() == 1 for view in plot_views(window))
+    assert (axis.textPen().color().name(), axis.pen().color().name()) == pens
+
+
+def test_presenter_mode_reaches_views_shown_later_and_legends(window):
+    window.presenter.set_enabled(True, full_screen=False)
+    window.tabs.setCurrentWidget(window.heatmaps)
+    assert all(view.transform().m11() > 1 for view in plot_views(window.heatmaps))
+    legends = [item for item in window.stats.plots.scene().items() if isinstance(item, pg.LegendItem)]
+    assert legends and not any(item.flags() & item.GraphicsItemFlag.ItemIgnoresTransformations
+                               for item in legends)
+    window.presenter.set_enabled(False)
+    assert all(item.flags() & item.GraphicsItemFlag.ItemIgnoresTransformations for item in legends)
