@@ -9,21 +9,25 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QSpinBox, QVBoxLayout)
 
 from initsim.engine import ConfigError, SimConfig, get_activation, get_scheme, initial_weights
 from initsim.engine.spectra import (JacobianSpectrum, WeightSpectrum, isometry_pair, jacobian_spectrum,
                                     weight_spectrum)
 from initsim.engine.theory import config_sigmas, mean_field
 
-from .controller import StreamRunner
 from .phase_plot import LABEL_STYLE
 from .plotstyle import COLORS, style_plot
 from .runstate import RunState
-from .theory_view import number
+from .widgets import ComputedView, named, number, numbers_label
 
+# Spectra are computed up to a few seconds' work: float64 products run at ~35 GFLOP/s on one
+# core here; a 2048-wide SVD takes 1.6 s, a 4096-wide one ~13 s.
+FLOPS_PER_SECOND = 35e9
+MAX_FLOPS = 1.5e11
+MAX_SPECTRUM_WIDTH = 2048
 MAX_BINS = 60
 MIN_BINS = 8
 DENSITY_POINTS = 400
@@ -64,16 +68,31 @@ class WeightResult:
     config: SimConfig
     layer: int  # 1-based
     scale: str  # a key of WEIGHT_SCALES
-    spectrum: WeightSpectrum
+    spectrum: WeightSpectrum | None  # None when it was not computed
+    error: str | None
+
+
+def too_large(width: int, flops: float) -> str | None:
+    """Why a spectrum is not computed, or None: a job cannot be interrupted inside its matrix
+    products, so a change of the controls or closing the window would wait for it."""
+    if width > MAX_SPECTRUM_WIDTH or flops > MAX_FLOPS:
+        return (f"not computed: about {flops / FLOPS_PER_SECOND:.0f} s of matrix products, the view "
+                f"stops at a few seconds (width up to {MAX_SPECTRUM_WIDTH}; fewer layers or a narrower net)")
+    return None
 
 
 def jacobian_result(role: str, config: SimConfig) -> JacobianResult:
     act, params = get_activation(config.activation), dict(config.activation_params)
     chi1 = mean_field(act, params, *config_sigmas(config), depth=1).chi1
-    try:
-        spectrum, error = jacobian_spectrum(config), None
-    except ConfigError as exc:
-        spectrum, error = None, str(exc)
+    # One product of (input width x width) by (width x width) per layer, then the SVD.
+    flops = 2 * config.layers * config.fan_in_first * config.width**2 + 10 * config.width**3
+    error = too_large(config.width, flops)
+    spectrum = None
+    if error is None:
+        try:
+            spectrum = jacobian_spectrum(config)
+        except ConfigError as exc:
+            error = str(exc)
     with np.errstate(over="ignore"):
         return JacobianResult(role, config, spectrum, error, float(np.float64(chi1) ** config.layers))
 
@@ -85,9 +104,14 @@ def layer_variance(config: SimConfig, layer: int) -> float:
 
 
 def weight_result(config: SimConfig, layer: int, scale: str) -> WeightResult:
+    fan_in, fan_out = config.fans(layer)
+    small = min(fan_in, fan_out)
+    error = too_large(small, 2 * fan_in * fan_out * small + 10 * small**3)  # the Gram matrix, eigvalsh
+    if error is not None:
+        return WeightResult(config, layer, scale, None, error)
     w = initial_weights(config)[layer - 1][0]
     variance = layer_variance(config, layer) if scale == "formula" else None
-    return WeightResult(config, layer, scale, weight_spectrum(w, variance))
+    return WeightResult(config, layer, scale, weight_spectrum(w, variance), None)
 
 
 def spectra_job(jacobians: list[tuple[str, SimConfig]], weights: tuple[SimConfig, int, str] | None):
@@ -137,6 +161,15 @@ def jacobian_numbers(result: JacobianResult) -> dict[str, str]:
         number(spectrum.mean_square), number(result.mean_field_square))))
 
 
+def table_row(name: str, cells) -> str:
+    """A rich-text table row: the name, then the cells right-aligned. Spaces are made unbreakable,
+    as a QLabel's tables wrap cells whatever nowrap says."""
+    def unbroken(text: str) -> str:
+        return text.replace(" ", "\u00a0")
+    return (f"<tr><td>{unbroken(name)}</td>"
+            + "".join(f"<td align=right>{unbroken(cell)}</td>" for cell in cells) + "</tr>")
+
+
 def density_steps(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts as a density: the histogram's area is 1."""
     total = counts.sum()
@@ -153,44 +186,34 @@ def step_style(color: str) -> dict:
     return dict(stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(color, width=1.5))
 
 
-class SpectraView(QWidget):
+class SpectraView(ComputedView):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("spectra")
         self.config: SimConfig | None = None
         self.jacobians: dict[str, JacobianResult] = {}  # of the current config and comparison mode
         self.weights: WeightResult | None = None
-        self._requested: tuple | None = None
-        self.runner = StreamRunner("spectra", parent=self)
-        self.runner.events.connect(self._on_events)
-        self.runner.failed.connect(self._on_failed)
 
-        self.log_scale = QCheckBox("log\u2081\u2080 s")
-        self.log_scale.setObjectName("jacobian_log")
+        self.log_scale = named(QCheckBox("log\u2081\u2080 s"), "jacobian_log", "Histogram log10 of the "
+                               "nonzero singular values: spreads over decades show as widths")
         self.log_scale.setChecked(True)
-        self.log_scale.setToolTip("Histogram log10 of the singular values (exact zeros left out): "
-                                  "spreads over decades show as widths")
         self.log_scale.toggled.connect(self._show_jacobians)
-        self.compare = QPushButton("Gaussian vs orthogonal")
-        self.compare.setObjectName("isometry_compare")
+        self.compare = named(QPushButton("Gaussian vs orthogonal"), "isometry_compare",
+                             "Compare this network with Gaussian and with orthogonal weights of the same "
+                             "\u03c3w\u00b2 and bias: orthogonal weights keep deep tanh or linear nets near "
+                             "criticality isometric (all singular values near 1), Gaussian ones do not")
         self.compare.setCheckable(True)
-        self.compare.setToolTip("Compare this network with Gaussian and with orthogonal weights of the "
-                                "same \u03c3w\u00b2 and bias: orthogonal weights keep deep tanh or linear "
-                                "nets near criticality isometric (all singular values near 1), "
-                                "Gaussian ones do not")
-        self.compare.toggled.connect(self._request)
-        self.layer = QSpinBox()
-        self.layer.setObjectName("spectrum_layer")
+        self.compare.toggled.connect(self._request_missing)
+        self.layer = named(QSpinBox(), "spectrum_layer", "The layer whose weights are shown (layer 1's "
+                           "fan-in is the input's)")
         self.layer.setRange(1, 1)
-        self.layer.setToolTip("The layer whose weights are shown (layer 1's fan-in is the input's)")
-        self.layer.valueChanged.connect(self._request)
-        self.scale = QComboBox()
-        self.scale.setObjectName("spectrum_scale")
+        self.layer.valueChanged.connect(self._request_missing)
+        self.scale = named(QComboBox(), "spectrum_scale", "The variance the Marchenko-Pastur law is drawn "
+                           "with: the scheme's E[W\u00b2] checks scale and shape, the layer's own mean "
+                           "square the shape only")
         for key, text, tip in WEIGHT_SCALES:
             self.scale.addItem(text, key)
             self.scale.setItemData(self.scale.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
-        self.scale.setToolTip("The variance the Marchenko-Pastur law is drawn with: the scheme's E[W\u00b2] "
-                              "checks scale and shape, the layer's own mean square the shape only")
-        self.scale.currentIndexChanged.connect(self._request)
+        self.scale.currentIndexChanged.connect(self._request_missing)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.jacobian_plot = self.plots.addPlot(row=0, col=0)
@@ -215,11 +238,11 @@ class SpectraView(QWidget):
         weight_legend.addItem(pg.PlotDataItem(pen=law_pen), "Marchenko-Pastur")
         self.weight_plot.setLabel("bottom", "eigenvalue of W\u1d40W / fan-in", **LABEL_STYLE)
 
-        self.jacobian_numbers = self._numbers("jacobian_numbers", "The singular values s of "
+        self.jacobian_numbers = numbers_label("jacobian_numbers", "The singular values s of "
                                               "d(output)/d(input) at one input: max, min, condition "
                                               "max/min, spread (std of log10 s), and mean s\u00b2 "
                                               "against mean-field theory's chi_1^L")
-        self.weight_numbers = self._numbers("weight_numbers", "The layer's shape, the law's variance "
+        self.weight_numbers = numbers_label("weight_numbers", "The layer's shape, the law's variance "
                                             "and support, the eigenvalues' range, and the Kolmogorov-"
                                             "Smirnov distance between them and the law")
         jacobian_bar = QHBoxLayout()
@@ -250,17 +273,6 @@ class SpectraView(QWidget):
         layout.addWidget(self.plots, 1)
         layout.addLayout(numbers)
 
-    @staticmethod
-    def _numbers(name: str, tooltip: str) -> QLabel:
-        label = QLabel()
-        label.setObjectName(name)
-        label.setTextFormat(Qt.TextFormat.RichText)
-        label.setWordWrap(True)
-        label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        label.setToolTip(tooltip)
-        return label
-
     # --- the window's calls -------------------------------------------------------------------
 
     def show_state(self, state: RunState) -> None:
@@ -273,10 +285,7 @@ class SpectraView(QWidget):
         if first:
             self.layer.setValue(min(2, self.config.layers))  # a hidden layer: fan-in = width
         self.layer.blockSignals(False)
-        self._request()
-
-    def shutdown(self) -> None:
-        self.runner.shutdown()
+        self._request_missing()
 
     # --- the background work --------------------------------------------------------------
 
@@ -289,7 +298,7 @@ class SpectraView(QWidget):
     def wanted_weights(self) -> tuple[SimConfig, int, str]:
         return self.config, self.layer.value(), self.scale.currentData()
 
-    def _request(self) -> None:
+    def _request_missing(self) -> None:
         """Start computing what the current config and settings need and is not shown yet."""
         if self.config is None:
             return
@@ -307,12 +316,10 @@ class SpectraView(QWidget):
         request = (missing, None if have_weights else weights)
         self._show_jacobians()
         self._show_weights()
-        if (missing or not have_weights) and request != self._requested:
-            self._requested = request
-            self.runner.start(spectra_job(*request))
+        if missing or not have_weights:
+            self.request(request, spectra_job(*request))
 
-    @Slot(int, object)
-    def _on_events(self, run_id: int, events: list) -> None:
+    def fold(self, events: list) -> None:
         for event in events:
             if isinstance(event, WeightResult):
                 self.weights = event
@@ -321,9 +328,7 @@ class SpectraView(QWidget):
         self._show_jacobians()
         self._show_weights()
 
-    @Slot(int, str)
-    def _on_failed(self, run_id: int, message: str) -> None:
-        self._requested = None
+    def show_failure(self, message: str) -> None:
         self.jacobian_numbers.setText(f"The spectra failed: {message}")
 
     # --- painting -------------------------------------------------------------------------
@@ -348,14 +353,12 @@ class SpectraView(QWidget):
             curve.setData(histogram.edges, density_steps(histogram.counts, histogram.edges))
             if len(roles) > 1:
                 self.jacobian_legend.addItem(proxy, legend)
-            rows.append(f"<tr><td><b>{legend}</b></td>"
-                        + "".join(f"<td align=right nowrap>{value}</td>" for value in jacobian_numbers(result).values())
-                        + "</tr>")
+            rows.append(table_row(f"<b>{legend}</b>", jacobian_numbers(result).values()))
         self.jacobian_plot.setLabel("bottom", "log\u2081\u2080 of the singular value s" if log
                                     else "singular value s", **LABEL_STYLE)
         self.jacobian_plot.setTitle(self._jacobian_title(), size="10pt")
-        header = "".join(f"<th align=right nowrap>{name}</th>" for name in JACOBIAN_COLUMNS)
-        self.jacobian_numbers.setText(f"<table cellspacing=0 cellpadding=3><tr><th></th>{header}</tr>"
+        self.jacobian_numbers.setText("<table cellspacing=0 cellpadding=3>"
+                                      + table_row("", (f"<b>{name}</b>" for name in JACOBIAN_COLUMNS))
                                       + "".join(rows) + "</table>")
 
     def _jacobian_title(self) -> str:
@@ -378,6 +381,12 @@ class SpectraView(QWidget):
         if result is None:
             return
         spectrum = result.spectrum
+        if spectrum is None:
+            self.weight_histogram.setData([], [])
+            self.law.setData([], [])
+            if current:
+                self.weight_numbers.setText(result.error)
+            return
         histogram = spectrum.histogram(bins_for(spectrum.fan_out))
         density = density_steps(histogram.counts, histogram.edges)
         self.weight_histogram.setData(histogram.edges, density)

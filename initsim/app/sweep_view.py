@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
@@ -22,6 +22,7 @@ from .controller import StreamRunner
 from .phase_plot import PhasePlot, color_bar, levels, set_color_mode
 from .pools import LazyPool, core_count
 from .runstate import RunState
+from .widgets import named
 
 GRID_SIZES = (4, 8, 12, 16, 24)  # points a side
 DEFAULT_GRID = 12
@@ -78,32 +79,24 @@ class SweepView(QWidget):
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
 
-        self.size = QComboBox()
-        self.size.setObjectName("sweep_grid")
+        self.size = named(QComboBox(), "sweep_grid", "Grid points along \u03c3w\u00b2 and along "
+                          "\u03c3b\u00b2: each point is one simulation of the network")
         for n in GRID_SIZES:
             self.size.addItem(f"{n} \u00d7 {n}", n)
         self.size.setCurrentIndex(GRID_SIZES.index(DEFAULT_GRID))
-        self.size.setToolTip("Grid points along \u03c3w\u00b2 and along \u03c3b\u00b2: each point is one "
-                             "simulation of the network")
         self.size.currentIndexChanged.connect(self._describe_next)
-        self.run_button = QPushButton("Run sweep")
-        self.run_button.setObjectName("sweep_run")
-        self.run_button.setEnabled(False)
+        # The run button's tooltip says what it will sweep (set with the config).
+        self.run_button = named(QPushButton("Run sweep"), "sweep_run", "")
         self.run_button.clicked.connect(self.run)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setObjectName("sweep_stop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.setToolTip("Stop the sweep: the tasks not started are cancelled, the points "
-                                    "measured stay")
+        self.stop_button = named(QPushButton("Stop"), "sweep_stop", "Stop the sweep: the tasks not "
+                                 "started are cancelled, the points measured stay")
         self.stop_button.clicked.connect(self.stop)
-        self.progress = QProgressBar()
-        self.progress.setObjectName("sweep_progress")
+        self._set_running(False)
+        self.progress = named(QProgressBar(), "sweep_progress", "Grid points simulated")
         self.progress.setFixedWidth(200)
         self.progress.setFormat("%v / %m")
-        self.progress.setToolTip("Grid points simulated")
-        self.status = QLabel()
-        self.status.setObjectName("sweep_status")
-        self.status.setToolTip("How the sweep stands: points done, points a second, time left")
+        self.status = named(QLabel(), "sweep_status", "How the sweep stands: points done, points a "
+                            "second, time left")
         toolbar = QHBoxLayout()
         toolbar.setContentsMargins(6, 4, 6, 0)
         toolbar.addWidget(QLabel("Grid"))
@@ -112,8 +105,7 @@ class SweepView(QWidget):
         toolbar.addWidget(self.stop_button)
         toolbar.addWidget(self.progress)
         toolbar.addWidget(self.status, 1)
-        self.caption = QLabel()
-        self.caption.setObjectName("sweep_caption")
+        self.caption = named(QLabel(), "sweep_caption", "What the sweep covers and measures")
         self.caption.setProperty("role", "note")
         self.caption.setWordWrap(True)
         self.caption.setContentsMargins(6, 0, 6, 0)
@@ -225,12 +217,14 @@ class SweepView(QWidget):
         self.theory.show(MODE, diagram.chi1, level_range)
         self.theory.plot.setTitle(f"Mean-field depth scale: {diagram.activation}", size="10pt")
         self.caption.setText(
-            f"Sweeping {network_words(plan.config)}: at each point Gaussian weights of variance "
-            "\u03c3w\u00b2 / fan-in and a normal bias of variance \u03c3b\u00b2. Measured: the depth "
-            "over which the gradient's variance changes by a factor e, from a straight line through "
-            "its logarithm over the layers (a net of L layers cannot tell depth scales much beyond L); "
-            "points whose gradient vanished or overflowed within two layers are drawn at the bottom "
-            "of the scale. Dashed: the critical line.")
+            f"Sweeping {network_words(plan.config)}, with Gaussian weights and a normal bias at each point. "
+            "Measured: the depth over which the gradient's variance changes by a factor e, fitted over "
+            f"the {plan.config.layers} layers (a net cannot tell depth scales much beyond its depth). "
+            "Dashed: the critical line.")
+        self.caption.setToolTip("The measured depth scale is 1 / |ln chi|, chi the exp of the slope of a "
+                                "straight line through ln Var(dL/dh) over the layers. Points whose gradient "
+                                "vanished or overflowed within two layers have no slope: they are drawn "
+                                "at the bottom of the scale.")
 
     def measured_image_chi1(self) -> np.ndarray:
         """The measured chi_1 as drawn: NaN where not measured yet, 0 (no depth at all) where the

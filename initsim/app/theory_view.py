@@ -10,16 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal, Slot
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from initsim.engine import SimConfig, get_activation
 from initsim.engine.theory import (PhaseDiagram, config_at, config_sigmas, mean_field, phase_axes,
                                    phase_diagram, phase_of)
 
-from .controller import StreamRunner
 from .phase_plot import (CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhasePlot, color_bar, levels,
                          set_color_mode)
 from .runstate import RunState
+from .widgets import ComputedView, named, number, numbers_label
 
 GRID = 200  # 200 x 200 points: ~0.2 s on one core
 # A point beyond the default axes widens them to hold it, up to this many times their extent;
@@ -50,14 +50,6 @@ def round_to_span(value: float, span: float) -> float:
     """``value`` rounded to the power of ten just below span / CLICK_STEPS."""
     decimals = max(0, -math.floor(math.log10(span / CLICK_STEPS)))
     return round(value, decimals)
-
-
-def number(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "\u2014"
-    if math.isinf(value):
-        return "\u221e"
-    return f"{value:.4g}"
 
 
 @dataclass(frozen=True)
@@ -101,30 +93,24 @@ def theory_job(config: SimConfig, diagram_wanted: bool, extent: tuple[float, flo
     return events
 
 
-class TheoryView(QWidget):
+class TheoryView(ComputedView):
     """``config_requested`` carries the config a click on the diagram asks for."""
 
     config_requested = Signal(object)
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("theory")
         self.config: SimConfig | None = None
         self.sigmas = (math.nan, math.nan)  # the config's (sigma_w^2, sigma_b^2)
         self.result: DiagramResult | None = None
         self.point: PointTheory | None = None
-        self._requested: tuple | None = None  # what the running job computes
-        self.runner = StreamRunner("theory", parent=self)
-        self.runner.events.connect(self._on_events)
-        self.runner.failed.connect(self._on_failed)
 
-        self.mode = QComboBox()
-        self.mode.setObjectName("theory_mode")
+        self.mode = named(QComboBox(), "theory_mode", "What the colours show: chi_1 on a diverging "
+                          "scale centred on chi_1 = 1, or the depth scale 1 / |ln chi_1| in layers")
         for mode in COLOR_MODES:
             self.mode.addItem("\u03c7\u2081 (order \u2194 chaos)" if mode.key == "chi1" else "depth scale \u03be",
                               mode.key)
             self.mode.setItemData(self.mode.count() - 1, mode.tooltip, Qt.ItemDataRole.ToolTipRole)
-        self.mode.setToolTip("What the colours show: chi_1 on a diverging scale centred on chi_1 = 1, "
-                             "or the depth scale 1 / |ln chi_1| in layers")
         self.mode.currentIndexChanged.connect(self._show_diagram)
         caption = QLabel("Mean-field theory of an infinitely wide network: weights of variance "
                          "\u03c3w\u00b2 / fan-in, biases of variance \u03c3b\u00b2. Click anywhere to "
@@ -138,10 +124,9 @@ class TheoryView(QWidget):
         toolbar.addSpacing(12)
         toolbar.addWidget(caption, 1)
 
-        self.plots = pg.GraphicsLayoutWidget()
-        self.plots.setObjectName("phase_diagram")
-        self.plots.setToolTip("Click to set the init to variance_scaling (Gaussian) with this "
-                              "\u03c3w\u00b2 and a normal bias with this \u03c3b\u00b2")
+        self.plots = named(pg.GraphicsLayoutWidget(), "phase_diagram", "Click to set the init to "
+                           "variance_scaling (Gaussian) with this \u03c3w\u00b2 and a normal bias with "
+                           "this \u03c3b\u00b2")
         self.plots.setCursor(Qt.CursorShape.CrossCursor)
         self.phase = PhasePlot(self.plots.addPlot(row=0, col=0), "Order and chaos")
         self.bar = color_bar([self.phase.image])
@@ -164,14 +149,10 @@ class TheoryView(QWidget):
         self.phase.plot.addItem(self.marker_label)
         self.plots.scene().sigMouseClicked.connect(self._on_click)
 
-        self.numbers = QLabel()
-        self.numbers.setObjectName("theory_numbers")
-        self.numbers.setTextFormat(Qt.TextFormat.RichText)
-        self.numbers.setWordWrap(True)
-        self.numbers.setToolTip("Mean-field theory at this network's own \u03c3w\u00b2 = fan_in E[W\u00b2] "
-                                "and \u03c3b\u00b2 = E[b\u00b2]: the fixed point q* of the pre-activation "
-                                "variance, chi_1 there, and the depth scale 1 / |ln chi_1|")
-        self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.numbers = numbers_label("theory_numbers", "Mean-field theory at this network's own \u03c3w\u00b2 = "
+                                     "fan_in E[W\u00b2] and \u03c3b\u00b2 = E[b\u00b2]: the fixed point q* of "
+                                     "the pre-activation variance, chi_1 there, and the depth scale "
+                                     "1 / |ln chi_1|")
         self.numbers.setContentsMargins(8, 2, 8, 4)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -188,13 +169,8 @@ class TheoryView(QWidget):
         self.sigmas = sigma_w2, sigma_b2 = config_sigmas(self.config)
         self._place_marker()
         request = self._request(sigma_w2, sigma_b2)
-        if request != self._requested:
-            self._requested = request
-            self.runner.start(theory_job(self.config, *request[1:]))
+        self.request(request, theory_job(self.config, *request[1:]))
         self._show_numbers()
-
-    def shutdown(self) -> None:
-        self.runner.shutdown()
 
     # --- the background work --------------------------------------------------------------
 
@@ -209,8 +185,7 @@ class TheoryView(QWidget):
         current = (float(shown.diagram.sigma_w2[-1]), float(shown.diagram.sigma_b2[-1]))
         return (point, True, extent) if extent != current else (point, False, None)
 
-    @Slot(int, object)
-    def _on_events(self, run_id: int, events: list) -> None:
+    def fold(self, events: list) -> None:
         for event in events:
             if isinstance(event, PointTheory):
                 self.point = event
@@ -220,9 +195,7 @@ class TheoryView(QWidget):
                 self._place_marker()
         self._show_numbers()
 
-    @Slot(int, str)
-    def _on_failed(self, run_id: int, message: str) -> None:
-        self._requested = None
+    def show_failure(self, message: str) -> None:
         self.numbers.setText(f"The theory failed: {message}")
 
     # --- painting -------------------------------------------------------------------------

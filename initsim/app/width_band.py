@@ -14,6 +14,7 @@ from initsim.engine.sweep import BAND_QUANTILES, FiniteWidthBand, SweepResult, b
 from .controller import StreamRunner
 from .plotstyle import COLORS
 from .pools import LazyPool
+from .widgets import named
 
 DEFAULT_SEEDS = 8
 # (band field, colour of the curve it surrounds)
@@ -48,25 +49,20 @@ class WidthBand(QObject):
         self.runner.events.connect(self._on_events)
         self.runner.failed.connect(self._on_failed)
 
-        self.enabled = QCheckBox("Finite-width band")
-        self.enabled.setObjectName("width_band")
-        self.enabled.setToolTip("Simulate this network with several seeds in the background and shade "
-                                "the middle 68 % of their std by layer around the theory line: how far a "
-                                "network of this width strays from the infinite-width limit")
+        self.enabled = named(QCheckBox("Finite-width band"), "width_band", "Simulate this network with "
+                             "several seeds in the background and shade the middle 68 % of their std by "
+                             "layer around the theory line: how far a network of this width strays from "
+                             "the infinite-width limit")
         self.enabled.toggled.connect(self._update)
-        self.seed_count = QSpinBox()
-        self.seed_count.setObjectName("width_band_seeds")
+        self.seed_count = named(QSpinBox(), "width_band_seeds", "How many seeds the band is made of (the "
+                                "network's own seed and the ones after it); each is a full simulation")
         self.seed_count.setRange(3, 64)
         self.seed_count.setValue(DEFAULT_SEEDS)
         self.seed_count.setSuffix(" seeds")
         self.seed_count.setKeyboardTracking(False)
-        self.seed_count.setToolTip("How many seeds the band is made of (the network's own seed and the "
-                                   "ones after it); each is a full simulation")
         self.seed_count.valueChanged.connect(self._update)
-        self.note = QLabel()
-        self.note.setObjectName("width_band_note")
+        self.note = named(QLabel(), "width_band_note", "What the band shows, and where the theory leaves it")
         self.note.setProperty("role", "note")
-        self.note.setToolTip("What the band shows, and where the theory leaves it")
         self.note.setWordWrap(True)
         # Two lines' room from the start: a note that grows would relayout the plots below.
         self.note.setMinimumHeight(2 * self.note.fontMetrics().lineSpacing())

@@ -11,7 +11,8 @@ from PySide6.QtCore import Qt
 from threadpoolctl import threadpool_limits
 
 from initsim.app.phase_plot import LOG_DEPTH_LEVELS
-from initsim.app.spectra_view import density_steps, jacobian_numbers, layer_variance, shown_histogram
+from initsim.app.spectra_view import (density_steps, jacobian_numbers, jacobian_result, layer_variance,
+                                      shown_histogram)
 from initsim.app.sweep_view import sweep_configs
 from initsim.app.theory_view import GRID, round_to_span
 from initsim.app.width_band import positive
@@ -127,7 +128,7 @@ def assert_jacobian_shown(view, role, config):
     numbers = jacobian_numbers(result)
     assert (numbers["max s"], numbers["max / min"]) == (f"{expected.max:.4g}", f"{expected.condition:.4g}")
     assert numbers["mean s\u00b2"] == f"{expected.mean_square:.4g}"
-    assert all(value in view.jacobian_numbers.text() for value in numbers.values())
+    assert all(value.replace(" ", "\u00a0") in view.jacobian_numbers.text() for value in numbers.values())
     histogram = shown_histogram(result, view.log_scale.isChecked())
     nan_equal(view.jacobian_curves[role].xData, histogram.edges)
     nan_equal(view.jacobian_curves[role].yData, density_steps(histogram.counts, histogram.edges))
@@ -163,6 +164,13 @@ def test_a_normalized_network_has_no_jacobian_and_says_why(qtbot, make_window):
     view = show_spectra(qtbot, make_window(SMALL.replace(norm="layer")))
     assert view.jacobians["network"].spectrum is None
     assert "normalization" in view.jacobian_numbers.text()
+
+
+def test_a_jacobian_too_large_for_the_view_is_refused_with_the_reason():
+    big = SMALL.replace(layers=100, width=1024, batch=1).validated()
+    result = jacobian_result("network", big)  # returns at once: nothing is multiplied
+    assert result.spectrum is None and "about 6 s" in result.error
+    assert jacobian_result("network", SMALL.validated()).spectrum is not None
 
 
 # --- Sweep -------------------------------------------------------------------------------------
@@ -247,3 +255,4 @@ def test_closing_while_the_band_is_computed_leaves_nothing_running(qtbot, make_w
     assert band.pool.started
     window.close()
     assert not band.runner.thread.isRunning() and not band.pool.started
+
