@@ -14,6 +14,8 @@ COLORS = {
     "muted": "#8a8a8a",
 }
 HEATMAP = "viridis"
+# Things of one kind told apart by colour (a task's classes, the schemes compared), in order.
+SERIES_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
 
 
 def configure() -> None:

@@ -15,6 +15,7 @@ from initsim import __version__
 from initsim.engine import ConfigError, SimConfig
 from initsim.engine.export import ExportError
 
+from .compare_view import CompareView
 from .controller import RunController, Throttle
 from .controls import ControlsPanel
 from .diagnosis import ALL_CLEAR, diagnose
@@ -31,6 +32,7 @@ from .sweep_view import SweepView
 from .theme import PresenterMode
 from .theory_view import TheoryView
 from .tour import TourPlayer
+from .training_view import TrainingView
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -40,11 +42,11 @@ DEFAULT_SIZE = (1360, 860)  # shrunk to fit smaller screens
 
 STYLE_SHEET = """
 QLabel[role="note"] { color: #505050; }
-QLabel#warnings { padding: 5px 8px; border-radius: 3px; }
-QLabel#warnings[level="ok"] { background: #e9f5ec; color: #1e5631; }
-QLabel#warnings[level="warn"] { background: #fff3e0; color: #7a3e00; }
-QLabel#warnings[level="error"] { background: #fdecea; color: #8a1c1c; }
-QLabel#warnings[level="info"] { background: #f1f3f6; color: #404040; }
+QLabel#warnings, QLabel[role="status"] { padding: 5px 8px; border-radius: 3px; }
+QLabel[level="ok"] { background: #e9f5ec; color: #1e5631; }
+QLabel[level="warn"] { background: #fff3e0; color: #7a3e00; }
+QLabel[level="error"] { background: #fdecea; color: #8a1c1c; }
+QLabel[level="info"] { background: #f1f3f6; color: #404040; }
 """
 
 
@@ -133,6 +135,8 @@ class MainWindow(QMainWindow):
         self.theory = TheoryView()
         self.spectra = SpectraView()
         self.sweeps = SweepView()
+        self.training = TrainingView(self.controls)
+        self.comparison = CompareView(self.controls)
         self.reference = QTextBrowser()
         self.reference.setObjectName("reference")
         self.reference.setOpenExternalLinks(True)
@@ -155,6 +159,9 @@ class MainWindow(QMainWindow):
                                       "against Marchenko-Pastur"),
             (self.sweeps, "Sweep", "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, "
                                    "beside the theory's"),
+            (self.training, "Training", "Train this network on a task: loss, accuracy, per-layer ratios, "
+                                        "decision regions"),
+            (self.comparison, "Compare", "Up to 4 schemes side by side over seeds: std by layer and loss"),
             (self.reference, "Reference", "Which initialization for which activation, formulas, "
                                           "framework names"),
         ]

@@ -1,0 +1,308 @@
+"""The Compare tab: up to four init schemes on the controls' network, side by side over seeds.
+
+Each scheme runs once per seed: the forward simulation (activation std and gradient std by layer)
+and, with "Include training", a training run on the same data, seeds and batch order (the
+mini-batch loss by step). One colour per scheme: its median over the seeds as a line, its min..max
+as a band. Drivable from code (the guided tour): ``compare(["kaiming_normal", "zeros"], seeds=3)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import zip_longest
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QProgressBar, QSizePolicy,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from initsim.engine import SCHEMES, ConfigError, SimConfig, get_scheme
+from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgress, CompareResult,
+                                    CompareRun, compare_stream)
+
+from .controls import ControlsPanel
+from .job_view import JobView, network_text
+from .plotstyle import SERIES_COLORS
+from .training_view import TrainingSettings, add_legend_row, make_plot, positive
+
+DEFAULT_PICKS = ("kaiming_normal", "xavier_normal", "normal", "zeros")
+DEFAULT_SEEDS = 3
+# Training every scheme for every seed is the long part: a shorter run than the Training tab's.
+COMPARE_STEPS = 200
+NO_SCHEME = ""  # the first item of each pick: no scheme in this slot
+BAND_ALPHA = 45  # of 255: the min..max band under a scheme's median line
+# The loss axis spans at least this many decades: log ticks over less crowd their labels.
+MIN_LOSS_DECADES = 2.0
+
+
+def scheme_config(network: SimConfig, scheme: str) -> SimConfig:
+    """``network`` with the init ``scheme``: its parameters if it is the network's own scheme,
+    else the scheme's defaults (parameters belong to their scheme). Validated."""
+    params = network.init_params if scheme == network.init else {}
+    return network.replace(init=scheme, init_params=params).validated()
+
+
+class BandItems:
+    """One scheme's median line and min..max band in one plot, created once, updated with setData."""
+
+    def __init__(self, plot: pg.PlotItem, color: str) -> None:
+        edge = pg.mkPen(color + "60", width=1)
+        self.median = plot.plot([], [], pen=pg.mkPen(color, width=2.2), connect="finite", antialias=True)
+        self.low = plot.plot([], [], pen=edge, connect="finite")
+        self.high = plot.plot([], [], pen=edge, connect="finite")
+        fill = pg.mkColor(color)
+        fill.setAlpha(BAND_ALPHA)
+        plot.addItem(pg.FillBetweenItem(self.low, self.high, brush=fill))
+
+    def show(self, band: Band | None) -> None:
+        """Draw ``band`` (per point 1, 2, ...) on a log axis; None clears."""
+        if band is None:
+            for curve in (self.median, self.low, self.high):
+                curve.setData([], [])
+            return
+        x = np.arange(1, len(band.median) + 1)
+        for curve, values in ((self.median, band.median), (self.low, band.low), (self.high, band.high)):
+            curve.setData(x, positive(values), connect="finite")
+
+
+class CompareView(JobView):
+    def __init__(self, controls: ControlsPanel) -> None:
+        super().__init__("compare", "comparison", controls, "Compare",
+                         "Run every picked scheme on the controls' network for each seed (and train "
+                         "it, with Include training)")
+        self.result: CompareResult | None = None
+        self.last_progress: CompareProgress | None = None
+        self.picks: list[QComboBox] = []
+        for slot in range(MAX_CONFIGS):
+            combo = QComboBox()
+            combo.setObjectName(f"compare.scheme{slot + 1}")
+            combo.setToolTip(f"Scheme {slot + 1} to compare (none: leave the slot empty). The "
+                             "controls' own scheme keeps its parameters; another starts from its "
+                             "defaults")
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            # Narrow at least, as wide as the row allows; the popup list shows long names whole.
+            combo.setMinimumContentsLength(7)
+            combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            combo.addItem("(none)", NO_SCHEME)
+            for scheme in SCHEMES.values():
+                combo.addItem(scheme.name, scheme.name)
+            combo.setCurrentIndex(combo.findData(DEFAULT_PICKS[slot]))
+            self.picks.append(combo)
+        self.seeds = QSpinBox()
+        self.seeds.setObjectName("compare.seeds")
+        self.seeds.setToolTip("Seeds per scheme: the controls' seed, seed + 1, ...; the lines are "
+                              "the medians over them, the bands min..max")
+        self.seeds.setRange(1, MAX_SEEDS)
+        self.seeds.setValue(DEFAULT_SEEDS)
+        self.include_training = QCheckBox("Include training")
+        self.include_training.setObjectName("compare.include_training")
+        self.include_training.setToolTip("Also train each scheme for each seed on the same data and "
+                                         "batch order, and overlay the loss curves")
+        self.settings = TrainingSettings("compare", steps=COMPARE_STEPS)
+        self.settings.setVisible(False)
+        self.include_training.toggled.connect(self.settings.setVisible)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("compare.progress")
+        self.progress.setToolTip("Runs done: one per scheme and seed")
+        self.progress.setFixedWidth(110)
+        self.progress.setFormat("%v of %m runs")
+        self.progress.setValue(0)
+        self._build_plots()
+        self._lay_out()
+        self.set_status("info", "Pick up to four schemes and press Compare: each runs on the "
+                                "network of the controls, for every seed.")
+
+    def _lay_out(self) -> None:
+        """Three rows over the plots: the schemes; the seeds, training or not, and the buttons; the
+        training settings, shown with Include training."""
+        picks = QHBoxLayout()
+        caption = QLabel("Schemes")
+        caption.setToolTip(self.picks[0].toolTip())
+        picks.addWidget(caption)
+        for combo in self.picks:
+            picks.addWidget(combo)
+        run = QHBoxLayout()
+        seeds_caption = QLabel("Seeds")
+        seeds_caption.setToolTip(self.seeds.toolTip())
+        run.addWidget(seeds_caption)
+        run.addWidget(self.seeds)
+        run.addSpacing(10)
+        run.addWidget(self.include_training)
+        run.addStretch(1)
+        run.addWidget(self.start_button)
+        run.addWidget(self.stop_button)
+        run.addWidget(self.progress)
+        toolbar = QVBoxLayout()
+        toolbar.setContentsMargins(6, 4, 6, 0)
+        for row in (picks, run):
+            toolbar.addLayout(row)
+        toolbar.addWidget(self.settings, 0, Qt.AlignmentFlag.AlignLeft)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(toolbar)
+        self.network_note.setContentsMargins(6, 0, 6, 0)
+        layout.addWidget(self.network_note)
+        layout.addWidget(self.plots, 1)
+        layout.addWidget(self.status)
+
+    def _build_plots(self) -> None:
+        self.plots = pg.GraphicsLayoutWidget()
+        grid = self.plots.ci
+        self.activation_plot = make_plot("Activation std by layer (simulation)", "std (log scale)",
+                                         bottom="layer", log_y=True)
+        self.grad_plot = make_plot("Gradient std by layer, dL/dh (simulation)", "std (log scale)",
+                                   bottom="layer", log_y=True)
+        self.grad_plot.setXLink(self.activation_plot)
+        self.loss_plot = make_plot("Training loss by step (mini-batch)", "loss (log scale)", log_y=True)
+        grid.addItem(self.activation_plot, row=0, col=0)
+        grid.addItem(self.grad_plot, row=0, col=1)
+        self.legend = add_legend_row(grid, 1, 0, 2, MAX_CONFIGS)
+        grid.addItem(self.loss_plot, row=2, col=0, colspan=2)
+        self.loss_note = pg.TextItem(anchor=(0.5, 0.5), color="#555")
+        self.loss_plot.addItem(self.loss_note)
+        grid.layout.setRowStretchFactor(0, 5)
+        grid.layout.setRowStretchFactor(1, 0)
+        # The CompareRun field each plot shows -> one BandItems per slot, in the slots' colours.
+        self.bands: dict[str, list[BandItems]] = {
+            field: [BandItems(plot, color) for color in SERIES_COLORS[:MAX_CONFIGS]]
+            for field, plot in (("activation_std", self.activation_plot), ("grad_std", self.grad_plot),
+                                ("loss", self.loss_plot))}
+        self._show_loss_note("Tick \u201cInclude training\u201d to compare the loss curves too.")
+
+    def _show_loss_note(self, text: str) -> None:
+        """``text`` over an empty loss plot, kept small; an empty ``text``: the plot has curves."""
+        self.loss_note.setText(text)
+        self.loss_note.setVisible(bool(text))
+        self.plots.ci.layout.setRowStretchFactor(2, 1 if text else 4)
+        if text:
+            steps = self.settings.steps.value()
+            # A log axis: the view's y is log10 of the loss.
+            self.loss_plot.setRange(xRange=(0, steps), yRange=(-2, 0.5), padding=0)
+            self.loss_note.setPos(steps / 2, -0.75)
+
+    # --- running --------------------------------------------------------------------------
+
+    def settings_widgets(self) -> list[QWidget]:
+        return [*self.picks, self.seeds, self.include_training, *self.settings.inputs]
+
+    def picked(self) -> list[str]:
+        """The schemes picked, in slot order."""
+        return [name for name in (combo.currentData() for combo in self.picks) if name != NO_SCHEME]
+
+    def compare(self, schemes: Sequence[str], seeds: int = DEFAULT_SEEDS, training: bool = False) -> None:
+        """Pick ``schemes`` (one to four registry names), ``seeds`` seeds each, and start comparing
+        them on the controls' network; with ``training``, train each too, with the training
+        settings shown. ConfigError for an unknown scheme or a count out of range."""
+        if not 1 <= len(schemes) <= MAX_CONFIGS:
+            raise ConfigError("schemes", f"got {len(schemes)}, expected 1 to {MAX_CONFIGS} schemes")
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ConfigError("seeds", f"got {seeds}, expected 1 to {MAX_SEEDS}")
+        names = [get_scheme(name).name for name in schemes]
+        for combo, name in zip_longest(self.picks, names, fillvalue=NO_SCHEME):
+            combo.setCurrentIndex(combo.findData(name))
+        self.seeds.setValue(seeds)
+        self.include_training.setChecked(training)
+        self.start()
+
+    def start(self) -> None:
+        """Compare the picked schemes with the settings shown; a comparison in progress is cancelled."""
+        picks = self.picked()
+        if not picks:
+            self.set_status("error", "Pick at least one scheme to compare.")
+            return
+        try:
+            network = self.network()
+            configs = [scheme_config(network, name) for name in picks]
+            training = self.settings.training().validated() if self.include_training.isChecked() else None
+        except ConfigError as exc:
+            self.set_status("error", f"Cannot compare these: {exc}")
+            return
+        seeds = list(range(network.seed, network.seed + self.seeds.value()))
+        self.result, self.last_progress = None, None
+        self.progress.setRange(0, len(configs) * len(seeds))
+        self.progress.setValue(0)
+        self.start_job(network, lambda should_stop: compare_stream(configs, seeds, training, should_stop))
+        self.paint()
+
+    # --- JobView ----------------------------------------------------------------------------
+
+    def fold(self, events: list) -> None:
+        for event in events:
+            if isinstance(event, CompareProgress):
+                self.last_progress = event
+            elif isinstance(event, CompareResult):
+                self.result = event
+
+    def paint(self) -> None:
+        progress = self.last_progress
+        self.progress.setValue(0 if progress is None else progress.done)
+        if self.running:
+            done = "" if progress is None else f"{progress.done} of {progress.total} runs done; "
+            self.set_status("info", f"Comparing {', '.join(self.picked())}: {done}the plots fill "
+                                    "in when every run has finished\u2026")
+        elif self.shown_config is not None and self.result is None and progress is not None:
+            self.set_status("info", f"Stopped after {progress.done} of {progress.total} runs: "
+                                    "nothing to compare yet.")
+        result = self.result
+        if result is None or self.running:
+            return
+        runs = result.runs
+        for field, items in self.bands.items():
+            for slot, item in enumerate(items):
+                item.show(getattr(runs[slot], field) if slot < len(runs) else None)
+        self.legend.clear()
+        for run, item in zip(runs, self.bands["activation_std"]):
+            self.legend.addItem(item.median, _run_label(run))
+        layers = runs[0].config.layers
+        self.activation_plot.setXRange(0.5, layers + 0.5, padding=0)
+        if result.training is None:
+            self._show_loss_note("Tick \u201cInclude training\u201d to compare the loss curves too.")
+        else:
+            self._show_loss_note("")
+            self.loss_plot.setXRange(0, result.training.steps, padding=0.02)
+            self._fit_loss_range(runs)
+        if self.shown_config is not None:
+            self.set_status(*_result_status(result))
+
+    def _fit_loss_range(self, runs: Sequence[CompareRun]) -> None:
+        """Span the bands of the schemes that trained without diverging (all, if none did): a run
+        that blew up reaches 1e20 before its loss turns non-finite, and would flatten the rest."""
+        steady = [run for run in runs if not any(run.diverged_at)] or list(runs)
+        values = np.concatenate([np.concatenate([run.loss.low, run.loss.high]) for run in steady])
+        values = positive(values)
+        if np.all(np.isnan(values)):
+            return
+        low, high = np.log10(np.nanmin(values)), np.log10(np.nanmax(values))
+        middle, half = (low + high) / 2, max(high - low, MIN_LOSS_DECADES) / 2
+        self.loss_plot.setYRange(middle - half, middle + half, padding=0.05)
+
+    def describe_stale(self, earlier: SimConfig, stopped: bool) -> str:
+        when = "Stopped: the controls changed." if stopped else "The controls changed."
+        return (f"{when} The plots are of the earlier network ({network_text(earlier)}); press "
+                "Compare to compare on the current one.")
+
+
+def _run_label(run: CompareRun) -> str:
+    """A scheme's legend entry: its name, whether its activations have no std a log axis can
+    show, and how many of its seeds' training diverged."""
+    notes = []
+    if np.all(np.isnan(positive(run.activation_std.median))):
+        notes.append("activation std 0 or not finite: not drawn")
+    diverged = sum(step is not None for step in run.diverged_at)
+    if diverged:
+        notes.append(f"diverged: {diverged} of {len(run.seeds)} seeds")
+    return run.config.init + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _result_status(result: CompareResult) -> tuple[str, str]:
+    runs = result.runs
+    seeds = runs[0].seeds
+    text = (f"Done: {len(runs)} scheme{'s' * (len(runs) > 1)} \u00d7 {len(seeds)} seed"
+            f"{'s' * (len(seeds) > 1)} ({seeds[0]}..{seeds[-1]}) in {result.seconds:.1f} s. Lines: "
+            "the median over the seeds; bands: min..max; a gap: no finite value.")
+    diverged = [f"{run.config.init} at step {min(s for s in run.diverged_at if s is not None)}"
+                for run in runs if any(s is not None for s in run.diverged_at)]
+    if diverged:
+        return "warn", text + " Training diverged: " + ", ".join(diverged) + "."
+    return "ok", text

@@ -1,0 +1,449 @@
+"""The Training tab: train the controls' network on a built-in task and watch it learn, or not.
+
+Loss (log scale) and accuracy by step, of each mini-batch and, every few steps, of the whole
+training set; per layer, the grad:data and update:data ratios by step, one curve per layer on a
+colour ramp by depth (Karpathy's makemore part 3, with its -3 guide for update:data); for a 2-D task
+the decision regions with the data over them; and a status line saying, in plain words, whether the
+run is healthy, flat or diverged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from initsim.engine import SimConfig
+from initsim.engine.errors import ConfigError
+from initsim.engine.params import Param
+from initsim.engine.tasks import TASKS
+from initsim.engine.train import (OPTIMIZERS, TRAIN_RANGES, TRAIN_REAL_RANGES, Diverged, Setup,
+                                  TrainConfig, TrainEvent, describe, run)
+
+from .controls import ControlsPanel, NumberBox
+from .histograms import panel_layers, panel_stride
+from .job_view import JobView, network_text
+from .plotstyle import COLORS, SERIES_COLORS, style_plot
+
+# The decision regions are computed on this many points a side of the data's square.
+REGION_GRID = 64
+# A run probes the whole training set (and draws the regions) about this many times, at most every
+# MIN_PROBE_EVERY steps: a probe costs about as much as seven steps of a 128-sample batch.
+PROBES_PER_RUN = 50
+MIN_PROBE_EVERY = 10
+MAX_STEPS = 100_000
+# Per-layer curves: the depth ramp (the colormap's brightest end is too pale on white).
+DEPTH_MAP = "viridis"
+DEPTH_SPAN = 0.85
+# A class's region: its colour (SERIES_COLORS, the points' own) this far towards white.
+REGION_LIGHTNESS = 0.75
+REGRESSION_MAP = "CET-D1"
+REGRESSION_LEVELS = (-2.5, 2.5)  # standardized targets
+UPDATE_GUIDE = -3.0  # log10 update:data that makemore calls about right
+
+
+def positive(values: np.ndarray) -> np.ndarray:
+    """What a log axis draws: a copy with zeros, negatives and non-finite values as gaps (NaN)."""
+    values = np.array(values, dtype=float)
+    values[~(values > 0) | ~np.isfinite(values)] = np.nan
+    return values
+
+
+def finite(values: np.ndarray) -> np.ndarray:
+    """What a linear axis draws: a copy with non-finite values as gaps (NaN)."""
+    values = np.array(values, dtype=float)
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def probe_every(steps: int) -> int:
+    return max(MIN_PROBE_EVERY, math.ceil(steps / PROBES_PER_RUN))
+
+
+def drawn_matrices(layers: int) -> list[int]:
+    """The 1-based weight matrices with a curve: up to about 16 hidden layers, and the output
+    layer (``layers`` + 1)."""
+    return [*panel_layers(layers, panel_stride(layers)), layers + 1]
+
+
+def depth_colors(count: int) -> list[QColor]:
+    """``count`` colours from the shallowest layer to the deepest."""
+    positions = np.linspace(0, DEPTH_SPAN, count) if count > 1 else np.zeros(1)
+    return pg.colormap.get(DEPTH_MAP).mapToQColor(positions)
+
+
+# Room for the left axis's ticks and label. A fixed width: as the ranges move, tick labels of a new
+# width would otherwise relayout, and so repaint in full, every plot of the view several times a frame.
+LEFT_AXIS_WIDTH = 62
+
+
+class DecadeAxis(pg.AxisItem):
+    """A log axis that labels the decades first, then the 2 and 5 multiples, then the rest, each
+    level only where its labels fit. (pyqtgraph's own, over a range of under about three decades,
+    puts every multiple 1..9 in its first level, which is always labelled: in a short plot the
+    labels pile up.)"""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
+        if len(ticks) != 1 or ticks[0][0] is not None:  # decades at the first level already
+            return ticks
+        levels: list[list[float]] = [[], [], []]
+        for value in ticks[0][1]:
+            multiple = round(10 ** (value - np.floor(value + 1e-9)))
+            levels[0 if multiple == 1 else 1 if multiple in (2, 5) else 2].append(value)
+        return [(1.0, levels[0]), (None, levels[1]), (None, levels[2])]
+
+
+def make_plot(title: str, left: str, bottom: str = "step", log_y: bool = False) -> pg.PlotItem:
+    plot = pg.PlotItem(axisItems={"left": DecadeAxis("left")} if log_y else None)
+    style_plot(plot)
+    plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+    plot.setTitle(title, size="9.5pt")
+    plot.setLabel("left", left)
+    plot.setLabel("bottom", bottom)
+    plot.showGrid(x=True, y=True, alpha=0.15)
+    plot.setLogMode(False, log_y)
+    plot.setMouseEnabled(False, False)
+    return plot
+
+
+def add_legend_row(layout: pg.GraphicsLayout, row: int, col: int, colspan: int, columns: int
+                   ) -> pg.LegendItem:
+    """A legend in a row of its own under a plot: it never covers the data."""
+    legend = pg.LegendItem(labelTextSize="8.5pt", colCount=columns)
+    legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+    layout.addItem(legend, row=row, col=col, colspan=colspan)
+    return legend
+
+
+class TrainingSettings(QWidget):
+    """The task and the optimizer of a training run, in a grid of two rows (task, optimizer,
+    learning rate; steps, batch) whose last place, row 1 columns 4-5, is left for the view's
+    buttons; `training` reads them."""
+
+    def __init__(self, prefix: str, steps: int = TrainConfig.steps) -> None:
+        super().__init__()
+        self.task = QComboBox()
+        self.task.setObjectName(f"{prefix}.task")
+        self.task.setToolTip("The data to learn, generated from a fixed seed; the 2-D tasks also "
+                             "show their decision regions")
+        self.task.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.task.setMinimumContentsLength(10)
+        for index, task in enumerate(TASKS.values()):
+            self.task.addItem(task.name, task.name)
+            self.task.setItemData(index, task.description, Qt.ItemDataRole.ToolTipRole)
+        _select(self.task, TrainConfig.task)
+        self.optimizer = QComboBox()
+        self.optimizer.setObjectName(f"{prefix}.optimizer")
+        self.optimizer.setToolTip(f"sgd: SGD with momentum {TrainConfig.momentum} (PyTorch's form); "
+                                  "adam: Adam with betas (0.9, 0.999)")
+        for name, optimizer in OPTIMIZERS.items():
+            self.optimizer.addItem(name, name)
+        _select(self.optimizer, TrainConfig.optimizer)
+        low, high = TRAIN_REAL_RANGES["lr"]
+        self.lr = NumberBox(Param("lr", "learning rate", low=low, high=high))
+        self.lr.setObjectName(f"{prefix}.lr")
+        self.lr.setToolTip("Learning rate; choosing an optimizer sets its usual one "
+                           + ", ".join(f"({name} {o.default_lr:g})" for name, o in OPTIMIZERS.items()))
+        self.lr.setValue(OPTIMIZERS[TrainConfig.optimizer].default_lr)
+        self.optimizer.currentIndexChanged.connect(
+            lambda: self.lr.setValue(OPTIMIZERS[self.optimizer.currentData()].default_lr))
+        self.steps = QSpinBox()
+        self.steps.setObjectName(f"{prefix}.steps")
+        self.steps.setToolTip("Training steps (one mini-batch each)")
+        self.steps.setRange(1, MAX_STEPS)
+        self.steps.setValue(steps)
+        self.batch = QSpinBox()
+        self.batch.setObjectName(f"{prefix}.batch")
+        self.batch.setToolTip("Samples per training step (the controls' batch is the simulation's)")
+        self.batch.setRange(*TRAIN_RANGES["train_batch"])
+        self.batch.setValue(TrainConfig.train_batch)
+        self.inputs: list[QWidget] = [self.task, self.optimizer, self.lr, self.steps, self.batch]
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setHorizontalSpacing(6)
+        captions = ("Task", "Optimizer", "lr", "Steps", "Batch")
+        for index, (caption, widget) in enumerate(zip(captions, self.inputs)):
+            label = QLabel(caption)
+            label.setToolTip(widget.toolTip())
+            row, column = divmod(index, 3)
+            self.grid.addWidget(label, row, 2 * column, Qt.AlignmentFlag.AlignRight)
+            self.grid.addWidget(widget, row, 2 * column + 1)
+
+    def training(self, **changes) -> TrainConfig:
+        """The settings as a TrainConfig (not validated), with ``changes``."""
+        return TrainConfig(task=self.task.currentData(), optimizer=self.optimizer.currentData(),
+                           lr=self.lr.value(), steps=self.steps.value(),
+                           train_batch=self.batch.value()).replace(**changes)
+
+    def set_training(self, training: TrainConfig) -> None:
+        """Show ``training``'s task, optimizer, learning rate, steps and batch."""
+        training = training.validated()
+        _select(self.task, training.task)
+        _select(self.optimizer, training.optimizer)
+        self.lr.setValue(training.lr)
+        self.steps.setValue(min(training.steps, MAX_STEPS))
+        self.batch.setValue(training.train_batch)
+
+
+def _select(combo: QComboBox, key: str) -> None:
+    combo.setCurrentIndex(combo.findData(key))
+
+
+class TrainingRecord:
+    """The events of one training run, folded into arrays as they arrive. No Qt here."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        steps, layers = setup.training.steps, setup.net.config.layers
+        self.matrices = drawn_matrices(layers)
+        self.done = 0  # steps received
+        self.loss = np.full(steps, np.nan)
+        self.accuracy = np.full(steps, np.nan)
+        self.grad_data = np.full((steps, len(self.matrices)), np.nan)
+        self.update_data = np.full((steps, len(self.matrices)), np.nan)
+        self.probe_steps: list[int] = []
+        self.probe_loss: list[float] = []
+        self.probe_accuracy: list[float] = []
+        self.regions: np.ndarray | None = None
+        self.regions_step = 0
+        self.last: TrainEvent | None = None
+
+    def add(self, event: TrainEvent) -> None:
+        self.last = event
+        if isinstance(event, Diverged):
+            return
+        row, columns = event.step - 1, [m - 1 for m in self.matrices]
+        self.done = event.step
+        self.loss[row] = event.loss
+        self.accuracy[row] = np.nan if event.accuracy is None else event.accuracy
+        self.grad_data[row] = np.take(event.grad_data, columns)
+        self.update_data[row] = np.take(event.update_data, columns)
+        if event.probe is not None:
+            self.probe_steps.append(event.step)
+            self.probe_loss.append(event.probe.loss)
+            self.probe_accuracy.append(np.nan if event.probe.accuracy is None else event.probe.accuracy)
+            if event.probe.regions is not None:
+                self.regions, self.regions_step = event.probe.regions, event.step
+
+    def status(self, running: bool, seconds: float | None) -> tuple[str, str]:
+        """(level, text) of the status line; ``seconds``: the run's time once it has ended."""
+        training = self.setup.training
+        last = self.last
+        if last is None:
+            return "info", f"Training {training.task}: waiting for the first step\u2026"
+        words = describe(last, training.flat_steps)
+        if isinstance(last, Diverged):
+            return "error", (f"\u2716 {words}. Try a smaller learning rate or an initialization "
+                             "that keeps the std near 1.")
+        level = "warn" if last.flat else "ok"
+        if seconds is not None:
+            where = f"Done: {last.steps:,} steps in {seconds:.1f} s"
+        elif running:
+            where = f"Step {last.step:,} of {last.steps:,}"
+        else:
+            where = f"Stopped at step {last.step:,} of {last.steps:,}"
+        return level, f"{where} \u00b7 {words}."
+
+
+class TrainingView(JobView):
+    def __init__(self, controls: ControlsPanel) -> None:
+        super().__init__("training", "training", controls, "Train",
+                         "Train the controls' network with these settings (the window's other views "
+                         "show it at initialization)")
+        self.record: TrainingRecord | None = None
+        self.settings = TrainingSettings("train")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        self.settings.grid.addLayout(buttons, 1, 4, 1, 2)
+        toolbar = QHBoxLayout()
+        toolbar.setContentsMargins(6, 4, 6, 0)
+        toolbar.addWidget(self.settings)
+        toolbar.addStretch(1)
+        self._build_plots()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(toolbar)
+        self.network_note.setContentsMargins(6, 0, 6, 0)
+        layout.addWidget(self.network_note)
+        layout.addWidget(self.plots, 1)
+        layout.addWidget(self.status)
+        self.set_status("info", "Press Train to train the network of the controls on the task; the "
+                                "curves fill in as it learns.")
+
+    def _build_plots(self) -> None:
+        self.plots = pg.GraphicsLayoutWidget()
+        grid = self.plots.ci
+        self.loss_plot = make_plot("Loss", "loss (log scale)", log_y=True)
+        self.accuracy_plot = make_plot("Accuracy", "accuracy")
+        self.accuracy_plot.setYRange(0, 1, padding=0.04)
+        self.grad_plot = make_plot("grad:data ratio by layer", "std(dL/dW) / std(W) (log)", log_y=True)
+        self.update_plot = make_plot("update:data ratio by layer (\u22123: dashed)",
+                                     "log10 std(lr\u00b7update) / std(W)")
+        self.regions_plot = make_plot("Decision regions", "x\u2082", bottom="x\u2081")
+        self.regions_plot.setAspectLocked(True)
+        for plot in (self.accuracy_plot, self.grad_plot, self.update_plot):
+            plot.setXLink(self.loss_plot)
+        grid.addItem(self.loss_plot, row=0, col=0)
+        grid.addItem(self.accuracy_plot, row=0, col=1)
+        grid.addItem(self.regions_plot, row=0, col=2, rowspan=3)
+        batch_pen = pg.mkPen(COLORS["pre"] + "70", width=1)
+        set_pen = pg.mkPen(COLORS["grad"], width=2.5)
+        self.loss_curve = self.loss_plot.plot([], [], pen=batch_pen, connect="finite")
+        self.set_loss_curve = self.loss_plot.plot([], [], pen=set_pen, connect="finite", antialias=True)
+        self.accuracy_curve = self.accuracy_plot.plot([], [], pen=batch_pen, connect="finite")
+        self.set_accuracy_curve = self.accuracy_plot.plot([], [], pen=set_pen, connect="finite",
+                                                          antialias=True)
+        legend = add_legend_row(grid, 1, 0, 2, 2)
+        legend.addItem(self.loss_curve, "each mini-batch (before its step)")
+        legend.addItem(self.set_loss_curve, "the whole training set")
+        grid.addItem(self.grad_plot, row=2, col=0)
+        grid.addItem(self.update_plot, row=2, col=1)
+        self.update_plot.addItem(pg.InfiniteLine(
+            UPDATE_GUIDE, angle=0, pen=pg.mkPen("#303030", width=1.5, style=Qt.PenStyle.DashLine)))
+        self.depth_key = pg.ColorBarItem(values=(0.5, 1.5), interactive=False, orientation="horizontal",
+                                         colorMap=pg.colormap.get(DEPTH_MAP).getSubset(0, DEPTH_SPAN),
+                                         width=10, label="hidden layer (the output layer: grey, dashed)")
+        grid.addItem(self.depth_key, row=3, col=0, colspan=2)
+        self.regions_image = pg.ImageItem()
+        self.regions_points = pg.ScatterPlotItem(size=4, pen=pg.mkPen("#ffffff", width=0.5))
+        self.regions_plot.addItem(self.regions_image)
+        self.regions_plot.addItem(self.regions_points)
+        self.regions_note = pg.TextItem(anchor=(0.5, 0.5), color="#555")
+        self.regions_plot.addItem(self.regions_note)
+        for row, stretch in ((0, 3), (1, 0), (2, 3), (3, 0)):
+            grid.layout.setRowStretchFactor(row, stretch)
+        for col, stretch in ((0, 5), (1, 5), (2, 6)):
+            grid.layout.setColumnStretchFactor(col, stretch)
+        self.grad_curves: list[pg.PlotDataItem] = []
+        self.update_curves: list[pg.PlotDataItem] = []
+        self._regions_shown: np.ndarray | None = None
+
+    # --- running --------------------------------------------------------------------------
+
+    def settings_widgets(self) -> list[QWidget]:
+        return self.settings.inputs
+
+    def start(self) -> None:
+        """Train the controls' network with the settings shown; a run in progress is cancelled."""
+        try:
+            config = self.network()
+            steps = self.settings.steps.value()
+            setup = Setup.of(config, self.settings.training(region_grid=REGION_GRID,
+                                                            record_every=probe_every(steps)))
+        except ConfigError as exc:
+            self.set_status("error", f"Cannot train this: {exc}")
+            return
+        self.record = TrainingRecord(setup)
+        self._prepare(setup)
+        self.start_job(config, lambda should_stop: run(setup, should_stop))
+        self.paint()
+
+    def train(self, training: TrainConfig | None = None) -> None:
+        """Show ``training``'s settings (if given) and train the controls' network with them."""
+        if training is not None:
+            self.settings.set_training(training)
+        self.start()
+
+    def _prepare(self, setup: Setup) -> None:
+        """Lay the plots out for a new run: its steps, its layers' curves, its data."""
+        steps, layers = setup.training.steps, setup.net.config.layers
+        self.loss_plot.setXRange(0, steps, padding=0.02)
+        classification = setup.data.is_classification
+        self.accuracy_plot.setTitle("Accuracy" if classification else "Accuracy: none for regression",
+                                    size="9.5pt")
+        record = self.record
+        for plot, curves in ((self.grad_plot, self.grad_curves), (self.update_plot, self.update_curves)):
+            for curve in curves:
+                plot.removeItem(curve)
+            curves.clear()
+            hidden = record.matrices[:-1]
+            for color in depth_colors(len(hidden)):
+                curves.append(plot.plot([], [], pen=pg.mkPen(color, width=1.3), connect="finite"))
+            output = pg.mkPen(COLORS["muted"], width=1.3, style=Qt.PenStyle.DashLine)
+            curves.append(plot.plot([], [], pen=output, connect="finite"))
+        self.depth_key.setLevels((0.5, layers + 0.5))
+        self._prepare_regions(setup)
+
+    def _prepare_regions(self, setup: Setup) -> None:
+        data = setup.data
+        self.regions_image.clear()
+        for axis in ("left", "bottom"):  # no axes around a note
+            self.regions_plot.showAxis(axis, data.dim == 2)
+        if data.dim != 2:
+            self.regions_points.clear()
+            self.regions_plot.setTitle("Decision regions", size="9.5pt")
+            self.regions_note.setText(f"{data.task} is {data.dim}-D:\nno regions to draw\n(2-D tasks only)")
+            self.regions_note.setPos(0, 0)
+            self.regions_plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+            return
+        self.regions_note.setText("")
+        x0, x1, y0, y1 = data.extent
+        self.regions_plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        if data.is_classification:
+            colors = [pg.mkBrush(c) for c in SERIES_COLORS]
+            brushes = [colors[label % len(colors)] for label in data.targets]
+            lut = np.array([_lighter(c) for c in SERIES_COLORS[:data.classes]], dtype=np.uint8)
+        else:
+            cmap = pg.colormap.get(REGRESSION_MAP)
+            low, high = REGRESSION_LEVELS
+            brushes = [pg.mkBrush(c) for c in cmap.mapToQColor((data.targets[:, 0] - low) / (high - low))]
+            lut = (255 * (1 - REGION_LIGHTNESS) * cmap.getLookupTable(nPts=256, mode="float")[:, :3]
+                   + 255 * REGION_LIGHTNESS).astype(np.uint8)
+        self.regions_image.setLookupTable(lut)
+        self.regions_points.setData(pos=data.inputs[:, :2], brush=brushes)
+
+    # --- JobView ----------------------------------------------------------------------------
+
+    def fold(self, events: list) -> None:
+        for event in events:
+            self.record.add(event)
+
+    def paint(self) -> None:
+        record = self.record
+        if record is None:
+            return
+        steps = np.arange(1, record.done + 1)
+        self.loss_curve.setData(steps, positive(record.loss[:record.done]), connect="finite")
+        self.set_loss_curve.setData(record.probe_steps, positive(record.probe_loss), connect="finite")
+        self.accuracy_curve.setData(steps, finite(record.accuracy[:record.done]), connect="finite")
+        self.set_accuracy_curve.setData(record.probe_steps, finite(record.probe_accuracy), connect="finite")
+        for column, (grad, update) in enumerate(zip(self.grad_curves, self.update_curves)):
+            grad.setData(steps, positive(record.grad_data[:record.done, column]), connect="finite")
+            update.setData(steps, finite(record.update_data[:record.done, column]), connect="finite")
+        self._fit_update_range(record)
+        if record.regions is not None and record.regions is not self._regions_shown:
+            self._regions_shown = record.regions
+            data = record.setup.data
+            levels = (0, data.classes) if data.is_classification else REGRESSION_LEVELS
+            # ImageItem indexes [x, y]; the engine's rows are the y values.
+            self.regions_image.setImage(record.regions.T, autoLevels=False, levels=levels)
+            x0, x1, y0, y1 = data.extent
+            self.regions_image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))  # needs the image's size
+            self.regions_plot.setTitle(f"Decision regions after step {record.regions_step:,}", size="9.5pt")
+        if self.running or self.shown_config is not None:
+            self.set_status(*record.status(self.running, self.seconds))
+
+    def _fit_update_range(self, record: TrainingRecord) -> None:
+        """The update:data axis spans the data and the -3 guide."""
+        values = record.update_data[:record.done]
+        values = values[np.isfinite(values)]
+        low = min(float(values.min()), UPDATE_GUIDE) if values.size else UPDATE_GUIDE - 1
+        high = max(float(values.max()), UPDATE_GUIDE) if values.size else UPDATE_GUIDE + 1
+        self.update_plot.setYRange(low - 0.3, high + 0.3, padding=0)
+
+    def describe_stale(self, earlier: SimConfig, stopped: bool) -> str:
+        when = "Stopped: the controls changed." if stopped else "The controls changed."
+        return (f"{when} The curves are of the earlier network ({network_text(earlier)}); press "
+                "Train to train the current one.")
+
+
+def _lighter(color: str) -> tuple[int, int, int]:
+    rgb = np.array(QColor(color).getRgb()[:3], dtype=float)
+    return tuple(int(v) for v in rgb + (255 - rgb) * REGION_LIGHTNESS)

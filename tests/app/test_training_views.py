@@ -1,0 +1,221 @@
+"""The Training and Compare tabs against the engine: what they paint is the engine's training and
+comparison for the controls' network; Stop, a control change and closing end their runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QSpinBox
+from threadpoolctl import threadpool_limits
+
+from initsim.app.compare_view import scheme_config
+from initsim.app.training_view import finite, positive
+from initsim.engine import ConfigError
+from initsim.engine.compare import compare
+from initsim.engine.train import Diverged, TrainConfig, describe, train_stream
+
+from appcheck import SMALL, nan_equal
+
+# Enough steps to still be training when a test acts on it (about 20 s for SMALL).
+LONG_STEPS = 100_000
+# Diverges at step 3, first in layer 2 (the engine's test of the same config says where).
+EXPLODING = SMALL.replace(activation="relu", init="normal", init_params={"std": 3.0}, layers=8)
+
+
+def _train(qtbot, window, steps: int, task: str = "spirals", batch: int = 32):
+    """Start training the window's network for ``steps`` steps, from the Training tab's Train button."""
+    view = window.training
+    window.tabs.setCurrentWidget(view)
+    settings = view.settings
+    settings.task.setCurrentIndex(settings.task.findData(task))
+    settings.steps.setValue(steps)
+    settings.batch.setValue(batch)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    assert view.running
+    return view
+
+
+def _engine_events(view) -> list:
+    """The engine's events for the view's run, as the worker computes them (one BLAS thread)."""
+    record = view.record
+    with threadpool_limits(1):
+        return list(train_stream(view.controls.config(), record.setup.training))
+
+
+def _assert_training_paints(view, events: list) -> None:
+    steps = [e for e in events if not isinstance(e, Diverged)]
+    record = view.record
+    x = np.arange(1, len(steps) + 1)
+    nan_equal(view.loss_curve.xData, x)
+    nan_equal(view.loss_curve.yData, positive([e.loss for e in steps]))
+    nan_equal(view.accuracy_curve.yData, finite([e.accuracy for e in steps]))
+    probed = [e for e in steps if e.probe is not None]
+    nan_equal(view.set_loss_curve.xData, [e.step for e in probed])
+    nan_equal(view.set_loss_curve.yData, positive([e.probe.loss for e in probed]))
+    nan_equal(view.set_accuracy_curve.yData, finite([e.probe.accuracy for e in probed]))
+    layers = record.setup.net.config.layers
+    assert record.matrices[0] == 1 and record.matrices[-1] == layers + 1  # the output layer last
+    assert len(view.grad_curves) == len(view.update_curves) == len(record.matrices)
+    for matrix, grad, update in zip(record.matrices, view.grad_curves, view.update_curves):
+        nan_equal(grad.xData, x)
+        nan_equal(grad.yData, positive([e.grad_data[matrix - 1] for e in steps]))
+        nan_equal(update.yData, finite([e.update_data[matrix - 1] for e in steps]))
+
+
+def _draws_nothing(curve) -> bool:
+    return curve.xData is None or len(curve.xData) == 0
+
+
+def _finished(view) -> bool:
+    return not view.running and view.seconds is not None
+
+
+def test_training_paints_the_engine_events_and_says_how_it_went(qtbot, make_window):
+    window = make_window()
+    view = _train(qtbot, window, steps=60)
+    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    events = _engine_events(view)
+    assert len(events) == 60
+    _assert_training_paints(view, events)
+    last_probe = events[-1].probe
+    assert last_probe is not None and last_probe.regions is not None
+    nan_equal(view.regions_image.image, last_probe.regions.T)  # the image is indexed [x, y]
+    assert len(view.regions_points.data) == view.record.setup.training.samples
+    status = view.status.text()
+    assert status.startswith("Done: 60 steps")
+    assert describe(events[-1], view.record.setup.training.flat_steps) in status
+    assert view.start_button.isEnabled() and not view.stop_button.isEnabled()
+
+
+def test_a_task_of_more_than_two_dimensions_has_no_regions(qtbot, make_window):
+    window = make_window()
+    view = _train(qtbot, window, steps=20, task="blobs")
+    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    _assert_training_paints(view, _engine_events(view))
+    assert view.regions_image.image is None
+    assert "8-D" in view.regions_note.toPlainText()
+
+
+def test_a_diverging_network_says_at_which_step_and_layer(qtbot, make_window):
+    window = make_window(EXPLODING)
+    view = window.training
+    view.train(TrainConfig(task="circles", steps=50, train_batch=32))  # as a script would
+    assert view.settings.task.currentData() == "circles" and view.running
+    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    events = _engine_events(view)
+    diverged = events[-1]
+    assert isinstance(diverged, Diverged)
+    where = f"diverged at step {diverged.step} (first non-finite values in layer {diverged.layer})"
+    assert where in view.status.text()
+    assert view.status.property("level") == "error"
+    _assert_training_paints(view, events)
+
+
+def test_stop_keeps_the_steps_so_far_and_nothing_more_arrives(qtbot, make_window):
+    window = make_window()
+    view = _train(qtbot, window, steps=LONG_STEPS)
+    qtbot.waitUntil(lambda: view.record.done >= 20, timeout=20000)
+    qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
+    stopped, done = view.record, view.record.done
+    assert not view.running and not view.stop_button.isEnabled() and view.settings.task.isEnabled()
+    assert view.status.text().startswith(f"Stopped at step {done:,} of {LONG_STEPS:,}")
+    view.settings.steps.setValue(30)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    assert stopped.done == done  # the stopped run's later events were dropped
+    _assert_training_paints(view, _engine_events(view))
+
+
+def test_a_control_change_cancels_the_training_and_marks_its_curves(qtbot, make_window):
+    window = make_window()
+    view = _train(qtbot, window, steps=LONG_STEPS)
+    qtbot.waitUntil(lambda: view.record.done >= 20, timeout=20000)
+    window.findChild(QSpinBox, "layers").setValue(SMALL.layers + 1)
+    cancelled, done = view.record, view.record.done
+    assert not view.running and view.start_button.isEnabled()
+    status = view.status.text()
+    assert "controls changed" in status and "earlier network (5 \u00d7 16 tanh" in status
+    assert view.loss_curve.yData is not None and len(view.loss_curve.yData) == done  # still shown
+    view.settings.steps.setValue(10)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    assert cancelled.done == done
+    assert view.record.setup.net.config.layers == SMALL.layers + 1
+    _assert_training_paints(view, _engine_events(view))
+
+
+def test_a_training_of_an_unchanged_network_is_not_cancelled_by_a_repaint(qtbot, make_window):
+    """The window repaints the visible view with the simulation of the same network: the training
+    goes on."""
+    window = make_window()
+    view = _train(qtbot, window, steps=40)
+    window.set_config(SMALL)  # the same network again: a new simulation, the same config
+    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    assert view.status.text().startswith("Done: 40 steps")
+
+
+def test_compare_from_code_paints_the_engine_comparison(qtbot, make_window):
+    window = make_window()
+    view = window.comparison
+    window.tabs.setCurrentWidget(view)
+    view.settings.steps.setValue(15)
+    view.settings.batch.setValue(32)
+    schemes = ["xavier_normal", "kaiming_normal", "zeros"]
+    view.compare(schemes, seeds=2, training=True)
+    assert [combo.currentData() for combo in view.picks] == [*schemes, ""]
+    assert view.seeds.value() == 2 and view.include_training.isChecked()
+    qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=20000)
+    network = SMALL.validated()
+    with threadpool_limits(1):
+        expected = compare([scheme_config(network, name) for name in schemes], [SMALL.seed, SMALL.seed + 1],
+                           view.settings.training())
+    for field, items in view.bands.items():
+        for run, item in zip(expected.runs, items):
+            band = getattr(run, field)
+            nan_equal(item.median.xData, np.arange(1, len(band.median) + 1))
+            for curve, values in ((item.median, band.median), (item.low, band.low), (item.high, band.high)):
+                nan_equal(curve.yData, positive(values))
+        assert _draws_nothing(items[3].median)  # the empty slot
+    labels = [label.text for _, label in view.legend.items]
+    assert labels[:2] == schemes[:2] and labels[2].startswith("zeros (activation std 0")
+    assert view.status.text().startswith("Done: 3 schemes \u00d7 2 seeds")
+
+
+def test_compare_without_training_is_the_simulation_alone(qtbot, make_window):
+    window = make_window()
+    view = window.comparison
+    view.compare(["kaiming_normal"], seeds=1)
+    qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=20000)
+    assert view.result.training is None and view.result.runs[0].loss is None
+    assert all(_draws_nothing(item.median) for item in view.bands["loss"])
+    assert view.loss_note.isVisible() and "Include training" in view.loss_note.toPlainText()
+    with pytest.raises(ConfigError):
+        view.compare(["kaiming_normal"] * 5)
+    with pytest.raises(ConfigError):
+        view.compare(["no_such_scheme"])
+
+
+def test_closing_mid_training_and_mid_comparison_ends_their_threads(qtbot, make_window):
+    window = make_window()
+    training = _train(qtbot, window, steps=LONG_STEPS)
+    window.comparison.include_training.setChecked(True)
+    window.comparison.settings.steps.setValue(LONG_STEPS)
+    window.comparison.start()
+    qtbot.waitUntil(lambda: training.record.done >= 5, timeout=20000)
+    assert training.running and window.comparison.running
+    window.close()  # returns once the worker threads have ended
+    assert not training.runner.thread.isRunning()
+    assert not window.comparison.runner.thread.isRunning()
+
+
+def test_every_control_of_the_two_tabs_has_a_tooltip(make_window):
+    window = make_window()
+    window.comparison.include_training.setChecked(True)  # its training settings enabled too
+    for view in (window.training, window.comparison):
+        window.tabs.setCurrentWidget(view)
+        controls = [w for kind in (QAbstractSpinBox, QComboBox, QAbstractButton)
+                    for w in view.findChildren(kind)
+                    if w.isVisibleTo(window) and not isinstance(w.parent(), QAbstractSpinBox)]
+        assert len(controls) >= 7
+        assert not [w.objectName() or w.text() for w in controls if not w.toolTip()]
