@@ -22,7 +22,7 @@ from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgres
                                     CompareRun, compare_stream)
 
 from .controls import ControlsPanel
-from .job_view import JobView, network_text
+from .job_view import JobView
 from .plotstyle import SERIES_COLORS
 from .training_view import TrainingSettings, add_legend_row, make_plot, positive
 
@@ -134,17 +134,10 @@ class CompareView(JobView):
         run.addWidget(self.stop_button)
         run.addWidget(self.progress)
         toolbar = QVBoxLayout()
-        toolbar.setContentsMargins(6, 4, 6, 0)
         for row in (picks, run):
             toolbar.addLayout(row)
         toolbar.addWidget(self.settings, 0, Qt.AlignmentFlag.AlignLeft)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(toolbar)
-        self.network_note.setContentsMargins(6, 0, 6, 0)
-        layout.addWidget(self.network_note)
-        layout.addWidget(self.plots, 1)
-        layout.addWidget(self.status)
+        self.lay_out(toolbar, self.plots)
 
     def _build_plots(self) -> None:
         self.plots = pg.GraphicsLayoutWidget()
@@ -276,11 +269,6 @@ class CompareView(JobView):
         low, high = np.log10(np.nanmin(values)), np.log10(np.nanmax(values))
         middle, half = (low + high) / 2, max(high - low, MIN_LOSS_DECADES) / 2
         self.loss_plot.setYRange(middle - half, middle + half, padding=0.05)
-
-    def describe_stale(self, earlier: SimConfig, stopped: bool) -> str:
-        when = "Stopped: the controls changed." if stopped else "The controls changed."
-        return (f"{when} The plots are of the earlier network ({network_text(earlier)}); press "
-                "Compare to compare on the current one.")
 
 
 def _run_label(run: CompareRun) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import Slot
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QLabel, QLayout, QPushButton, QVBoxLayout, QWidget
 
 from initsim.engine import ConfigError, SimConfig
 
 from .controller import StreamRunner, Throttle
 from .controls import ControlsPanel
+from .worker import Job
 
 # Repaints at most 10 times a second, however fast the steps stream in. A frame of the Training tab
 # costs the GUI thread ~30 ms, with the GIL held much of it: measured on 2 busy cores, 100 steps of the
@@ -57,7 +58,7 @@ class JobView(QWidget):
     """A view with a start and a stop button, a status line, and background runs of its own.
 
     Subclasses build their widgets and implement `start` (which calls `start_job`), `fold` (events
-    of the current run arrived), `paint` (show them) and `describe_stale`.
+    of the current run arrived) and `paint` (show them).
     """
 
     def __init__(self, name: str, what: str, controls: ControlsPanel, start_text: str, start_tip: str
@@ -108,11 +109,6 @@ class JobView(QWidget):
         going, done or stopped (not once the results are stale)."""
         raise NotImplementedError
 
-    def describe_stale(self, earlier: SimConfig, stopped: bool) -> str:
-        """The status once the controls describe another network than ``earlier``, the one shown
-        (``stopped``: a run of it was cancelled for that)."""
-        raise NotImplementedError
-
     def settings_widgets(self) -> list[QWidget]:
         """The widgets that describe a run: disabled while one is going."""
         return []
@@ -123,12 +119,23 @@ class JobView(QWidget):
         """The controls' network, validated; ConfigError if it is invalid."""
         return self.controls.config().validated()
 
-    def start_job(self, config: SimConfig, job) -> None:
+    def start_job(self, config: SimConfig, job: Job) -> None:
         """Run ``job`` (a function of should_stop returning an engine stream) for ``config``."""
         self.shown_config = config
         self.seconds = None
         self.runner.start(job)
         self._set_running(True)
+
+    def lay_out(self, toolbar: QLayout, plots: QWidget) -> None:
+        """The view from top to bottom: ``toolbar``, the network note, ``plots``, the status line."""
+        toolbar.setContentsMargins(6, 4, 6, 0)
+        self.network_note.setContentsMargins(6, 0, 6, 0)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(toolbar)
+        layout.addWidget(self.network_note)
+        layout.addWidget(plots, 1)
+        layout.addWidget(self.status)
 
     def request_paint(self) -> None:
         self._paint_throttle.request()
@@ -185,7 +192,9 @@ class JobView(QWidget):
             self._paint_throttle.cancel()
             self.paint()
         self.shown_config = None  # said once; the results stay on screen
-        self.set_status("info", self.describe_stale(earlier, was_running))
+        when = "Stopped: the controls changed." if was_running else "The controls changed."
+        self.set_status("info", f"{when} What is shown is of the earlier network ({network_text(earlier)}); "
+                                f"press {self.start_button.text()} to run the current one.")
 
     def _paint_when_visible(self) -> None:
         if self.isVisible():

@@ -15,10 +15,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QWidget
 
-from initsim.engine import SimConfig
 from initsim.engine.errors import ConfigError
 from initsim.engine.params import Param
 from initsim.engine.tasks import TASKS
@@ -27,7 +25,7 @@ from initsim.engine.train import (OPTIMIZERS, TRAIN_RANGES, TRAIN_REAL_RANGES, D
 
 from .controls import ControlsPanel, NumberBox
 from .histograms import panel_layers, panel_stride
-from .job_view import JobView, network_text
+from .job_view import JobView
 from .plotstyle import COLORS, SERIES_COLORS, style_plot
 
 # The decision regions are computed on this many points a side of the data's square.
@@ -263,17 +261,10 @@ class TrainingView(JobView):
         buttons.addWidget(self.stop_button)
         self.settings.grid.addLayout(buttons, 1, 4, 1, 2)
         toolbar = QHBoxLayout()
-        toolbar.setContentsMargins(6, 4, 6, 0)
         toolbar.addWidget(self.settings)
         toolbar.addStretch(1)
         self._build_plots()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(toolbar)
-        self.network_note.setContentsMargins(6, 0, 6, 0)
-        layout.addWidget(self.network_note)
-        layout.addWidget(self.plots, 1)
-        layout.addWidget(self.status)
+        self.lay_out(toolbar, self.plots)
         self.set_status("info", "Press Train to train the network of the controls on the task; the "
                                 "curves fill in as it learns.")
 
@@ -437,11 +428,6 @@ class TrainingView(JobView):
         low = min(float(values.min()), UPDATE_GUIDE) if values.size else UPDATE_GUIDE - 1
         high = max(float(values.max()), UPDATE_GUIDE) if values.size else UPDATE_GUIDE + 1
         self.update_plot.setYRange(low - 0.3, high + 0.3, padding=0)
-
-    def describe_stale(self, earlier: SimConfig, stopped: bool) -> str:
-        when = "Stopped: the controls changed." if stopped else "The controls changed."
-        return (f"{when} The curves are of the earlier network ({network_text(earlier)}); press "
-                "Train to train the current one.")
 
 
 def _lighter(color: str) -> tuple[int, int, int]:

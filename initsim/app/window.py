@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
         for widget, title, tip in views:
             self.tabs.addTab(widget, title)
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
+        # Shut down with the window even if taken out of the tabs (a removed tab is not deleted).
+        self._views = [widget for widget, _, _ in views]
         self.tabs.currentChanged.connect(self._repaint_view)
         self.histograms.options_changed.connect(self._repaint_view)
         self.heatmaps.options_changed.connect(self._repaint_view)
@@ -401,8 +403,7 @@ class MainWindow(QMainWindow):
         self._paint_throttle.cancel()
         self.tour.shutdown()
         self.controller.shutdown()
-        for index in range(self.tabs.count()):  # views with background work of their own
-            view = self.tabs.widget(index)
+        for view in self._views:  # views with background work of their own
             if hasattr(view, "shutdown"):
                 view.shutdown()
 
