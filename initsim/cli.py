@@ -262,8 +262,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.image_scale is not None and not SCALE_RANGE[0] <= args.image_scale <= SCALE_RANGE[1]:
         raise UsageError(f"--image-scale must be {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}; got {args.image_scale:g}")
+    size = _size(args.size) if args.size else None  # checked before Qt is imported for it
     if args.tour is not None:
-        return _export_tour(args)
+        return _export_tour(args, size)
     if args.out_dir is not None:
         raise UsageError("--out-dir is for the slides of a --tour; one file is written with --out")
     if args.out is None:
@@ -292,15 +293,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from .app.offscreen import DEFAULT_SIZE, export_view, headless
 
-    size = QSize(*_size(args.size)) if args.size else DEFAULT_SIZE
     with headless():
-        path, shown = export_view(config, view, out, size, args.image_scale or 1.0)
+        path, shown = export_view(config, view, out, QSize(*size) if size else DEFAULT_SIZE,
+                                  args.image_scale or 1.0)
     fallback = "" if shown == view else f" (this build has no {view} view)"
     print(f"wrote {path}: the {shown}{fallback}")
     return 0
 
 
-def _export_tour(args: argparse.Namespace) -> int:
+def _export_tour(args: argparse.Namespace, size: tuple[int, int] | None) -> int:
     from .engine.tours import get_tour, read_tour
 
     others = [flag for flag in ("out", "view") if getattr(args, flag) is not None]
@@ -316,9 +317,8 @@ def _export_tour(args: argparse.Namespace) -> int:
 
     from .app.offscreen import SLIDE_SIZE, export_tour, headless
 
-    size = QSize(*_size(args.size)) if args.size else SLIDE_SIZE
     with headless():
-        paths = export_tour(tour, args.out_dir, size, args.image_scale or 1.0)
+        paths = export_tour(tour, args.out_dir, QSize(*size) if size else SLIDE_SIZE, args.image_scale or 1.0)
     print(f"wrote {len(paths)} slides of {tour.title!r} to {args.out_dir}:")
     for path in paths:
         print(f"  {path.name}")

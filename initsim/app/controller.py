@@ -75,6 +75,7 @@ class StreamRunner(QObject):
     def __init__(self, name: str, blas_threads: int | None = 1, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.current_run = 0  # 0: none
+        self._ended = 0  # the last run that was done or failed
         self._next_id = 1
         self._shut = False
         self._thread = QThread()
@@ -92,6 +93,11 @@ class StreamRunner(QObject):
     @property
     def thread(self) -> QThread:
         return self._thread
+
+    @property
+    def busy(self) -> bool:
+        """A run is going: started, neither cancelled nor yet done or failed."""
+        return self.current_run != 0 and self._ended != self.current_run
 
     def start(self, job: Job) -> int:
         """Cancel the current run and start ``job``; returns its run id."""
@@ -129,11 +135,13 @@ class StreamRunner(QObject):
     @Slot(int, float)
     def _on_done(self, run_id: int, seconds: float) -> None:
         if self._is_current(run_id):
+            self._ended = run_id
             self.done.emit(run_id, seconds)
 
     @Slot(int, str)
     def _on_failed(self, run_id: int, message: str) -> None:
         if self._is_current(run_id):
+            self._ended = run_id
             self.failed.emit(run_id, message)
 
 

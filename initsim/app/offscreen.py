@@ -22,6 +22,7 @@ from initsim.engine import SimConfig
 from initsim.engine.export import ExportError
 from initsim.engine.tours import Tour
 
+from .controller import StreamRunner
 from .imaging import write_image
 from .views import view_or_fallback
 
@@ -71,6 +72,7 @@ def hidden_window(config: SimConfig, size: QSize = DEFAULT_SIZE) -> Iterator[Mai
     window = create_window(config)
     try:
         window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+        window.setUpdatesEnabled(False)  # nobody sees it paint: see painted()
         window.show()
         window.resize(size)
         yield window
@@ -79,6 +81,17 @@ def hidden_window(config: SimConfig, size: QSize = DEFAULT_SIZE) -> Iterator[Mai
         window.close()
         window.deleteLater()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@contextmanager
+def painted(window: MainWindow) -> Iterator[None]:
+    """A hidden window that paints, for rendering it: while its runs go, its paints (a third of
+    the time of a tour's slides) would be for no one to see."""
+    window.setUpdatesEnabled(True)
+    try:
+        yield
+    finally:
+        window.setUpdatesEnabled(False)
 
 
 def run_and_wait(window: MainWindow, start: Callable[[], None] | None = None) -> None:
@@ -103,6 +116,22 @@ def run_and_wait(window: MainWindow, start: Callable[[], None] | None = None) ->
         window.controller.changed.disconnect(failed)
     if window.controller.state.error:
         raise ExportError(f"the run failed: {window.controller.state.error}")
+
+
+def finish_view_work(view: QWidget) -> None:
+    """Run the event loop until the work ``view`` runs on its own runner (a spectrum, a
+    comparison) has ended; at once if it has none going."""
+    runner = getattr(view, "runner", None)
+    if not isinstance(runner, StreamRunner) or not runner.busy:
+        return
+    loop = QEventLoop()
+    runner.done.connect(loop.quit)
+    runner.failed.connect(loop.quit)
+    try:
+        loop.exec()  # nothing was delivered since busy was read: its end is still to come
+    finally:
+        runner.done.disconnect(loop.quit)
+        runner.failed.disconnect(loop.quit)
 
 
 def show_target(window: MainWindow, name: str) -> tuple[QWidget, str]:
@@ -140,8 +169,10 @@ def export_view(config: SimConfig, name: str, out: str | Path, size: QSize = DEF
             copy_view_options(like, window)
         run_and_wait(window)
         widget, shown = show_target(window, name)
+        finish_view_work(window.tabs.currentWidget())
         lay_out(window, widget, size)
-        return write_image(out, widget, window.displayed_config(), shown, scale), shown
+        with painted(window):
+            return write_image(out, widget, window.displayed_config(), shown, scale), shown
 
 
 def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale: float = 1.0) -> list[Path]:
@@ -162,9 +193,11 @@ def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale
         window.tour.start(tour)  # the first step's run replaces the window's first
         for index, step in enumerate(tour.steps):
             run_and_wait(window, window.tour.next if index else None)
+            finish_view_work(window.tabs.currentWidget())
             lay_out(window, window, size)
             path = out_dir / f"{index + 1:02d}-{slug(step.title)}.png"
-            written.append(write_image(path, window, step.config, window.tour.shown_view, scale))
+            with painted(window):
+                written.append(write_image(path, window, step.config, window.tour.shown_view, scale))
     return written
 
 
