@@ -33,21 +33,31 @@ def window(qtbot, make_window):
 
 
 @pytest.mark.parametrize("name", sorted(tours()))
-def test_every_step_of_a_shipped_tour_applies_its_config_and_its_view(window, name):
-    tour = tours()[name]
+def test_every_step_of_a_shipped_tour_applies_its_config_and_its_view(qtbot, window, name):
+    tour = tours()[name]  # each rendered to the end: tests/cli/test_export_cli.py
     window.tour.start(tour)
     for index, step in enumerate(tour.steps):
         if index:
-            run_and_wait(window, window.tour.next)
-        else:
-            run_and_wait(window)
-        assert window.displayed_config() == step.config
+            window.tour.next()
+        assert window.config() == step.config
         expected = find_view(window, step.view) or find_view(window, "stats")
         assert window.tabs.currentWidget() is expected
         panel = window.tour.panel
         assert panel.title.text() == step.title and panel.text.text() == step.text
         assert f"step {index + 1} of {len(tour.steps)}" in panel.progress.text()
     assert not window.tour.panel.next_button.isEnabled()
+    window.tour.next()  # past the last step: nothing happens
+    assert window.tour.index == len(tour.steps) - 1
+    window.set_config(TINY)  # not to wait for the last step's deep net
+    settle(qtbot, window)
+
+
+def test_a_step_is_painted_when_its_run_ends(window):
+    window.tour.start(small_tour("heatmap", "stats"))
+    run_and_wait(window)
+    run_and_wait(window, window.tour.next)
+    assert window.displayed_config() == TINY.replace(seed=2).validated()
+    assert window.displayed_state().complete
 
 
 def test_keys_move_through_a_tour_only_while_it_runs(qtbot, window):
@@ -90,10 +100,17 @@ def test_ending_a_tour_hides_the_panel_and_keeps_the_config(qtbot, window):
     settle(qtbot, window)
 
 
-def test_a_view_the_window_lacks_falls_back_to_the_layer_statistics(qtbot, window):
+def without_compare_view(window, qtbot) -> None:
+    """Take the window's Compare view out, if it has one (the window then no longer shuts it down)."""
     compare = find_view(window, "compare")
-    if compare is not None:  # take it out: the fallback is for a build (or tour) without it
+    if compare is not None:
         window.tabs.removeTab(window.tabs.indexOf(compare))
+        compare.shutdown()
+        qtbot.addWidget(compare)
+
+
+def test_a_view_the_window_lacks_falls_back_to_the_layer_statistics(qtbot, window):
+    without_compare_view(window, qtbot)  # the fallback is for a build, or a tour, without it
     window.tour.start(small_tour("compare"))
     assert window.tabs.currentWidget() is window.stats
     assert "no compare view" in window.tour.panel.look_at.text()
@@ -113,9 +130,7 @@ class FakeCompareView(QWidget):
 
 
 def test_a_comparison_step_asks_the_compare_view_to_compare(qtbot, window):
-    real = find_view(window, "compare")
-    if real is not None:
-        window.tabs.removeTab(window.tabs.indexOf(real))
+    without_compare_view(window, qtbot)
     fake = FakeCompareView()
     window.tabs.addTab(fake, "Compare")
     window.tour.start(small_tour("compare", compare=("kaiming_normal", "xavier_normal")))
