@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QVBoxLayout)
+                               QSizePolicy, QSpinBox, QVBoxLayout)
 
 from initsim.engine import ConfigError, SimConfig, get_activation, get_scheme, initial_weights
 from initsim.engine.spectra import (JacobianSpectrum, WeightSpectrum, isometry_pair, jacobian_spectrum,
@@ -146,7 +146,7 @@ def shown_histogram(result: JacobianResult, log: bool):
 
 
 # The columns of the Jacobian's numbers.
-JACOBIAN_COLUMNS = ("max s", "min s", "max / min", "rank", "spread", "mean s\u00b2",
+JACOBIAN_COLUMNS = ("max s", "min s", "max/min", "rank", "spread", "mean s\u00b2",
                     "\u03c7\u2081<sup>L</sup>")
 
 
@@ -154,7 +154,7 @@ def jacobian_numbers(result: JacobianResult) -> dict[str, str]:
     """The engine's max, min, condition and mean s^2; the rank and the spread (std of log10 s, in
     decades) of the nonzero singular values; mean-field theory's chi_1^L, which predicts mean s^2."""
     spectrum, nonzero = result.spectrum, nonzero_part(result)
-    spread = f"{nonzero.log_spread:.3g} dec." if len(nonzero.singular_values) else "\u2014"
+    spread = f"{nonzero.log_spread:.3g}" if len(nonzero.singular_values) else "\u2014"
     return dict(zip(JACOBIAN_COLUMNS, (
         number(spectrum.max), number(spectrum.min), number(spectrum.condition),
         f"{len(nonzero.singular_values)} / {len(spectrum.singular_values)}", spread,
@@ -240,8 +240,9 @@ class SpectraView(ComputedView):
 
         self.jacobian_numbers = numbers_label("jacobian_numbers", "The singular values s of "
                                               "d(output)/d(input) at one input: max, min, condition "
-                                              "max/min, spread (std of log10 s), and mean s\u00b2 "
-                                              "against mean-field theory's chi_1^L")
+                                              "max/min, rank (how many are not zero up to rounding), "
+                                              "spread (std of log10 s over those, in decades), and mean "
+                                              "s\u00b2 against mean-field theory's chi_1^L")
         self.weight_numbers = numbers_label("weight_numbers", "The layer's shape, the law's variance "
                                             "and support, the eigenvalues' range, and the Kolmogorov-"
                                             "Smirnov distance between them and the law")
@@ -262,11 +263,15 @@ class SpectraView(ComputedView):
         numbers = QGridLayout()
         numbers.setContentsMargins(8, 0, 8, 4)
         numbers.setHorizontalSpacing(24)
+        # A window too narrow for the table cuts the table, never the plots above it.
+        self.jacobian_numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         numbers.addWidget(self.jacobian_numbers, 0, 0)
         numbers.addWidget(self.weight_numbers, 0, 1)
         for column in (0, 1):
             grid.setColumnStretch(column, 1)
-            numbers.setColumnStretch(column, 1)
+        # The table needs a little more room than the lines beside it.
+        numbers.setColumnStretch(0, 11)
+        numbers.setColumnStretch(1, 9)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(grid)
@@ -289,6 +294,16 @@ class SpectraView(ComputedView):
 
     # --- the background work --------------------------------------------------------------
 
+    def up_to_date(self) -> bool:
+        """What is shown is what the config and the settings ask for (for scripts and tests)."""
+        return self.weights_current() and all(role in self.jacobians for role, _ in self.wanted_jacobians())
+
+    def weights_current(self) -> bool:
+        """The weight spectrum held is the one the config and the settings ask for."""
+        weights = self.weights
+        return (self.config is not None and weights is not None
+                and (weights.config, weights.layer, weights.scale) == self.wanted_weights())
+
     def wanted_jacobians(self) -> list[tuple[str, SimConfig]]:
         if not self.compare.isChecked():
             return [("network", self.config)]
@@ -302,18 +317,12 @@ class SpectraView(ComputedView):
         """Start computing what the current config and settings need and is not shown yet."""
         if self.config is None:
             return
-        try:
-            jacobians = self.wanted_jacobians()
-        except ConfigError as exc:  # e.g. no orthogonal counterpart of this layer shape
-            jacobians = []
-            self.jacobian_numbers.setText(f"No comparison for this network: {exc}")
+        jacobians = self.wanted_jacobians()
         self.jacobians = {role: result for role, result in self.jacobians.items()
                           if (role, result.config) in jacobians}
         missing = [(role, config) for role, config in jacobians if role not in self.jacobians]
-        weights = self.wanted_weights()
-        have_weights = self.weights is not None and (self.weights.config, self.weights.layer,
-                                                     self.weights.scale) == weights
-        request = (missing, None if have_weights else weights)
+        have_weights = self.weights_current()
+        request = (missing, None if have_weights else self.wanted_weights())
         self._show_jacobians()
         self._show_weights()
         if missing or not have_weights:
@@ -356,26 +365,29 @@ class SpectraView(ComputedView):
             rows.append(table_row(f"<b>{legend}</b>", jacobian_numbers(result).values()))
         self.jacobian_plot.setLabel("bottom", "log\u2081\u2080 of the singular value s" if log
                                     else "singular value s", **LABEL_STYLE)
-        self.jacobian_plot.setTitle(self._jacobian_title(), size="10pt")
-        self.jacobian_numbers.setText("<table cellspacing=0 cellpadding=3>"
+        # Titles stay short: a plot's title sets its least width, and two side by side must fit
+        # the narrowest window.
+        compare = self.compare.isChecked()
+        self.jacobian_plot.setTitle("Gaussian vs orthogonal weights" if compare else
+                                    "Input-output Jacobian", size="10pt")
+        self.jacobian_numbers.setText(self._jacobian_heading(compare) + "<table cellspacing=0 cellpadding=2>"
                                       + table_row("", (f"<b>{name}</b>" for name in JACOBIAN_COLUMNS))
                                       + "".join(rows) + "</table>")
 
-    def _jacobian_title(self) -> str:
+    def _jacobian_heading(self, compare: bool) -> str:
         if self.config is None:
             return ""
-        if not self.compare.isChecked():
-            return (f"Input-output Jacobian d x<sub>{self.config.layers}</sub> / d x<sub>0</sub>: "
-                    "singular values")
+        if not compare:
+            return (f"Singular values s of d x<sub>{self.config.layers}</sub> / d x<sub>0</sub> at one "
+                    "input:")
         sigma_w2, sigma_b2 = config_sigmas(self.config)
-        return (f"Gaussian vs orthogonal at \u03c3<sub>w</sub><sup>2</sup> = {sigma_w2:.4g}, "
-                f"\u03c3<sub>b</sub><sup>2</sup> = {sigma_b2:.4g}")
+        return (f"Both at this network's \u03c3<sub>w</sub><sup>2</sup> = {number(sigma_w2)} and "
+                f"\u03c3<sub>b</sub><sup>2</sup> = {number(sigma_b2)}:")
 
     def _show_weights(self) -> None:
         """The last weight spectrum computed; its numbers only while it is the one wanted."""
         result = self.weights
-        current = result is not None and self.config is not None and (
-            (result.config, result.layer, result.scale) == self.wanted_weights())
+        current = self.weights_current()
         if not current:
             self.weight_numbers.setText(COMPUTING if self.config is not None else "")
         if result is None:
@@ -396,8 +408,7 @@ class SpectraView(ComputedView):
         bulk = float(np.percentile(law[law > 0], DENSITY_PERCENTILE)) if (law > 0).any() else 0.0
         self.weight_plot.setYRange(0, max(float(density.max()), bulk) * 1.08, padding=0)
         self.weight_plot.setXRange(histogram.edges[0], histogram.edges[-1], padding=0.02)
-        self.weight_plot.setTitle(f"Weights of layer {result.layer} ({spectrum.fan_in} \u2192 "
-                                  f"{spectrum.fan_out}, {result.config.init}): eigenvalues", size="10pt")
+        self.weight_plot.setTitle(f"Weights of layer {result.layer}", size="10pt")
         if current:
             self.weight_numbers.setText("<br>".join(weight_lines(result)))
 
@@ -407,8 +418,9 @@ def weight_lines(result: WeightResult) -> list[str]:
     spectrum = result.spectrum
     low, high = spectrum.support
     scale_text = {key: text for key, text, _ in WEIGHT_SCALES}[result.scale]
-    lines = [f"Marchenko-Pastur of ratio fan-out / fan-in = {spectrum.ratio:.3g} and variance "
-             f"{spectrum.variance:.4g} ({scale_text}): support [{low:.4g}, {high:.4g}]",
+    lines = [f"{result.config.init}, {spectrum.fan_in} \u2192 {spectrum.fan_out}: Marchenko-Pastur of ratio "
+             f"{spectrum.ratio:.3g} and variance {spectrum.variance:.4g} ({scale_text}), support "
+             f"[{low:.4g}, {high:.4g}]",
              f"eigenvalues in [{spectrum.eigenvalues[0]:.4g}, {spectrum.eigenvalues[-1]:.4g}], "
              f"Kolmogorov-Smirnov distance to the law {spectrum.ks_distance():.3f}"]
     scheme = get_scheme(result.config.init)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+                               QVBoxLayout, QWidget)
 
 from initsim.engine import SimConfig, get_activation
 from initsim.engine.sweep import SweepResult, grid, local_pool, sweep
@@ -93,10 +93,12 @@ class SweepView(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self._set_running(False)
         self.progress = named(QProgressBar(), "sweep_progress", "Grid points simulated")
-        self.progress.setFixedWidth(200)
+        self.progress.setFixedWidth(150)
         self.progress.setFormat("%v / %m")
         self.status = named(QLabel(), "sweep_status", "How the sweep stands: points done, points a "
                             "second, time left")
+        # The status takes the room left and never widens the window.
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         toolbar = QHBoxLayout()
         toolbar.setContentsMargins(6, 4, 6, 0)
         toolbar.addWidget(QLabel("Grid"))

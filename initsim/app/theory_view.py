@@ -172,6 +172,12 @@ class TheoryView(ComputedView):
         self.request(request, theory_job(self.config, *request[1:]))
         self._show_numbers()
 
+    def up_to_date(self) -> bool:
+        """The numbers and the diagram shown are those of the config shown (for scripts and tests)."""
+        return (self.config is not None and self.point is not None
+                and (self.point.sigma_w2, self.point.sigma_b2) == self.sigmas
+                and not self._request(*self.sigmas)[1])
+
     # --- the background work --------------------------------------------------------------
 
     def _request(self, sigma_w2: float, sigma_b2: float) -> tuple:

@@ -34,9 +34,7 @@ def show_theory(qtbot, window):
     view = window.theory
     window.tabs.setCurrentWidget(view)
     settle(qtbot, window)
-    sigmas = config_sigmas(window.displayed_config())
-    qtbot.waitUntil(lambda: view.result is not None and view.point is not None
-                    and (view.point.sigma_w2, view.point.sigma_b2) == sigmas, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT)
     return view
 
 
@@ -83,6 +81,12 @@ def test_the_image_is_the_engine_phase_diagram_in_both_colourings(qtbot, make_wi
     nan_equal(view.phase.image.image, np.clip(np.log10(expected.depth_scale), *LOG_DEPTH_LEVELS).T)
     assert view.region_labels["ordered"].isVisible() and view.region_labels["chaotic"].isVisible()
 
+    relu = SMALL.replace(activation="relu", init="kaiming_normal", init_params={})
+    window.set_config(relu)
+    view = show_theory(qtbot, window)
+    nan_equal(view.result.diagram.chi1, engine_diagram(relu.validated()).chi1)
+    np.testing.assert_allclose(view.phase.critical.xData, 2.0)  # He's critical point, whatever the bias
+
 
 def test_a_point_outside_the_diagram_widens_its_axes(qtbot, make_window):
     far = SMALL.replace(bias_init="normal", bias_params={"std": 0.5})  # sigma_b^2 0.25, default top 0.1
@@ -114,8 +118,7 @@ def show_spectra(qtbot, window):
     view = window.spectra
     window.tabs.setCurrentWidget(view)
     settle(qtbot, window)
-    qtbot.waitUntil(lambda: view.weights is not None and view.weights.layer == view.layer.value()
-                    and all(role in view.jacobians for role, _ in view.wanted_jacobians()), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT)
     return view
 
 
@@ -126,7 +129,7 @@ def assert_jacobian_shown(view, role, config):
     assert result.config == config
     nan_equal(result.spectrum.singular_values, expected.singular_values)
     numbers = jacobian_numbers(result)
-    assert (numbers["max s"], numbers["max / min"]) == (f"{expected.max:.4g}", f"{expected.condition:.4g}")
+    assert (numbers["max s"], numbers["max/min"]) == (f"{expected.max:.4g}", f"{expected.condition:.4g}")
     assert numbers["mean s\u00b2"] == f"{expected.mean_square:.4g}"
     assert all(value.replace(" ", "\u00a0") in view.jacobian_numbers.text() for value in numbers.values())
     histogram = shown_histogram(result, view.log_scale.isChecked())
