@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
 from threadpoolctl import threadpool_limits
 
 from initsim.app.phase_plot import LOG_DEPTH_LEVELS
@@ -259,3 +260,25 @@ def test_closing_while_the_band_is_computed_leaves_nothing_running(qtbot, make_w
     window.close()
     assert not band.runner.thread.isRunning() and not band.pool.started
 
+
+
+# --- all of them -------------------------------------------------------------------------------
+
+def test_every_control_of_these_views_has_a_tooltip(make_window):
+    window = make_window()
+    for view in (window.theory, window.spectra, window.sweeps, window.stats):
+        window.tabs.setCurrentWidget(view)
+        controls = [w for kind in (QAbstractSpinBox, QComboBox, QAbstractButton)
+                    for w in view.findChildren(kind) if w.isVisibleTo(window)
+                    and not isinstance(w.parent(), QAbstractSpinBox)]  # a spin box's own line edit
+        assert controls and all(w.toolTip() for w in controls), [w.objectName() for w in controls if not w.toolTip()]
+
+
+def test_closing_while_the_theory_and_spectra_compute_leaves_nothing_running(qtbot, make_window):
+    window = make_window(SMALL.replace(layers=20, width=512))
+    window.spectra.compare.setChecked(True)
+    for view in (window.theory, window.spectra):
+        window.tabs.setCurrentWidget(view)
+        qtbot.waitUntil(lambda: view.config is not None, timeout=TIMEOUT)
+    window.close()  # returns once both runners' threads have ended
+    assert not window.theory.runner.thread.isRunning() and not window.spectra.runner.thread.isRunning()
