@@ -24,7 +24,7 @@ from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgres
 from .controls import ControlsPanel
 from .job_view import JobView
 from .plotstyle import SERIES_COLORS
-from .training_view import TrainingSettings, add_legend_row, make_plot, positive
+from .training_view import TrainingSettings, add_legend_row, fit_log_range, make_plot, positive
 
 DEFAULT_PICKS = ("kaiming_normal", "xavier_normal", "normal", "zeros")
 DEFAULT_SEEDS = 3
@@ -32,8 +32,6 @@ DEFAULT_SEEDS = 3
 COMPARE_STEPS = 200
 NO_SCHEME = ""  # the first item of each pick: no scheme in this slot
 BAND_ALPHA = 45  # of 255: the min..max band under a scheme's median line
-# The loss axis spans at least this many decades: log ticks over less crowd their labels.
-MIN_LOSS_DECADES = 2.0
 
 
 def scheme_config(network: SimConfig, scheme: str) -> SimConfig:
@@ -106,8 +104,9 @@ class CompareView(JobView):
         self.progress.setObjectName("compare.progress")
         self.progress.setToolTip("Runs done: one per scheme and seed")
         self.progress.setFixedWidth(110)
-        self.progress.setFormat("%v of %m runs")
-        self.progress.setValue(0)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)  # a bar that was never set shows no text
+        self.progress.setFormat("no runs yet")
         self._build_plots()
         self._lay_out()
         self.set_status("info", "Pick up to four schemes and press Compare: each runs on the "
@@ -162,6 +161,10 @@ class CompareView(JobView):
             for field, plot in (("activation_std", self.activation_plot), ("grad_std", self.grad_plot),
                                 ("loss", self.loss_plot))}
         self._show_loss_note("Tick \u201cInclude training\u201d to compare the loss curves too.")
+        # Before the first comparison: the default network's layers, std 0.01..10 (log10 on the axis).
+        self.activation_plot.setXRange(0.5, SimConfig.layers + 0.5, padding=0)
+        for plot in (self.activation_plot, self.grad_plot):
+            plot.setYRange(-2, 1, padding=0)
 
     def _show_loss_note(self, text: str) -> None:
         """``text`` over an empty loss plot, kept small; an empty ``text``: the plot has curves."""
@@ -215,6 +218,8 @@ class CompareView(JobView):
         self.result, self.last_progress = None, None
         self.progress.setRange(0, len(configs) * len(seeds))
         self.progress.setValue(0)
+        self.progress.setFormat("%v of %m runs")
+        self.activation_plot.setXRange(0.5, network.layers + 0.5, padding=0)
         self.start_job(network, lambda should_stop: compare_stream(configs, seeds, training, should_stop))
         self.paint()
 
@@ -254,21 +259,20 @@ class CompareView(JobView):
         else:
             self._show_loss_note("")
             self.loss_plot.setXRange(0, result.training.steps, padding=0.02)
-            self._fit_loss_range(runs)
+        self._fit_ranges(runs)
         if self.shown_config is not None:
             self.set_status(*_result_status(result))
 
-    def _fit_loss_range(self, runs: Sequence[CompareRun]) -> None:
-        """Span the bands of the schemes that trained without diverging (all, if none did): a run
-        that blew up reaches 1e20 before its loss turns non-finite, and would flatten the rest."""
-        steady = [run for run in runs if not any(run.diverged_at)] or list(runs)
-        values = np.concatenate([np.concatenate([run.loss.low, run.loss.high]) for run in steady])
-        values = positive(values)
-        if np.all(np.isnan(values)):
-            return
-        low, high = np.log10(np.nanmin(values)), np.log10(np.nanmax(values))
-        middle, half = (low + high) / 2, max(high - low, MIN_LOSS_DECADES) / 2
-        self.loss_plot.setYRange(middle - half, middle + half, padding=0.05)
+    def _fit_ranges(self, runs: Sequence[CompareRun]) -> None:
+        """The std axes span every band. The loss axis spans the bands of the schemes that trained
+        without diverging (all, if none did): a run that blew up reaches 1e20 before its loss turns
+        non-finite, and would flatten the rest."""
+        for plot, field in ((self.activation_plot, "activation_std"), (self.grad_plot, "grad_std")):
+            bands = [getattr(run, field) for run in runs]
+            fit_log_range(plot, *[band.low for band in bands], *[band.high for band in bands])
+        if runs[0].loss is not None:
+            steady = [run.loss for run in runs if not any(run.diverged_at)] or [run.loss for run in runs]
+            fit_log_range(self.loss_plot, *[band.low for band in steady], *[band.high for band in steady])
 
 
 def _run_label(run: CompareRun) -> str:

@@ -43,6 +43,7 @@ REGION_LIGHTNESS = 0.75
 REGRESSION_MAP = "CET-D1"
 REGRESSION_LEVELS = (-2.5, 2.5)  # standardized targets
 UPDATE_GUIDE = -3.0  # log10 update:data that makemore calls about right
+MIN_DECADES = 2.0  # the least a log axis spans
 
 
 def positive(values: np.ndarray) -> np.ndarray:
@@ -57,6 +58,19 @@ def finite(values: np.ndarray) -> np.ndarray:
     values = np.array(values, dtype=float)
     values[~np.isfinite(values)] = np.nan
     return values
+
+
+def fit_log_range(plot: pg.PlotItem, *series: np.ndarray) -> None:
+    """Set ``plot``'s log y axis to span the positive finite values of ``series``, and at least
+    MIN_DECADES: a flat curve then looks flat, and the noise of a near-constant one does not fill
+    the plot (auto-range zooms into it, without a single tick label)."""
+    values = np.concatenate([positive(np.ravel(s)) for s in series])
+    values = values[~np.isnan(values)]
+    if not values.size:
+        return
+    low, high = np.log10(values.min()), np.log10(values.max())
+    middle, half = (low + high) / 2, max(high - low, MIN_DECADES) / 2
+    plot.setYRange(middle - half, middle + half, padding=0.05)
 
 
 def probe_every(steps: int) -> int:
@@ -315,6 +329,7 @@ class TrainingView(JobView):
         self.grad_curves: list[pg.PlotDataItem] = []
         self.update_curves: list[pg.PlotDataItem] = []
         self._regions_shown: np.ndarray | None = None
+        self._show_empty_frame()
 
     # --- running --------------------------------------------------------------------------
 
@@ -360,20 +375,18 @@ class TrainingView(JobView):
             output = pg.mkPen(COLORS["muted"], width=1.3, style=Qt.PenStyle.DashLine)
             curves.append(plot.plot([], [], pen=output, connect="finite"))
         self.depth_key.setLevels((0.5, layers + 0.5))
+        self.depth_key.setVisible(True)
         self._prepare_regions(setup)
 
     def _prepare_regions(self, setup: Setup) -> None:
         data = setup.data
-        self.regions_image.clear()
-        for axis in ("left", "bottom"):  # no axes around a note
-            self.regions_plot.showAxis(axis, data.dim == 2)
+        self.regions_plot.setTitle("Decision regions", size="9.5pt")
         if data.dim != 2:
-            self.regions_points.clear()
-            self.regions_plot.setTitle("Decision regions", size="9.5pt")
-            self.regions_note.setText(f"{data.task} is {data.dim}-D:\nno regions to draw\n(2-D tasks only)")
-            self.regions_note.setPos(0, 0)
-            self.regions_plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+            self._show_regions_note(f"{data.task} is {data.dim}-D:\nno regions to draw\n(2-D tasks only)")
             return
+        self.regions_image.clear()
+        for axis in ("left", "bottom"):
+            self.regions_plot.showAxis(axis, True)
         self.regions_note.setText("")
         x0, x1, y0, y1 = data.extent
         self.regions_plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
@@ -389,6 +402,26 @@ class TrainingView(JobView):
                    + 255 * REGION_LIGHTNESS).astype(np.uint8)
         self.regions_image.setLookupTable(lut)
         self.regions_points.setData(pos=data.inputs[:, :2], brush=brushes)
+
+    def _show_regions_note(self, text: str) -> None:
+        """``text`` in place of the regions, without axes."""
+        self.regions_image.clear()
+        self.regions_points.clear()
+        for axis in ("left", "bottom"):
+            self.regions_plot.showAxis(axis, False)
+        self.regions_note.setText(text)
+        self.regions_note.setPos(0, 0)
+        self.regions_plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+
+    def _show_empty_frame(self) -> None:
+        """Before the first run: the axes a run of the settings shown would start with."""
+        self.loss_plot.setXRange(0, self.settings.steps.value(), padding=0.02)
+        # The view's y is log10 on the log axes: loss 0.01..10, grad:data 1e-4..10.
+        for plot, (low, high) in ((self.loss_plot, (-2, 1)), (self.grad_plot, (-4, 1)),
+                                  (self.update_plot, (UPDATE_GUIDE - 2, UPDATE_GUIDE + 2))):
+            plot.setYRange(low, high, padding=0)
+        self.depth_key.setVisible(False)  # no layers to key yet
+        self._show_regions_note("The decision regions\nof a 2-D task appear here\nas it trains")
 
     # --- JobView ----------------------------------------------------------------------------
 
@@ -408,6 +441,8 @@ class TrainingView(JobView):
         for column, (grad, update) in enumerate(zip(self.grad_curves, self.update_curves)):
             grad.setData(steps, positive(record.grad_data[:record.done, column]), connect="finite")
             update.setData(steps, finite(record.update_data[:record.done, column]), connect="finite")
+        fit_log_range(self.loss_plot, record.loss[:record.done], record.probe_loss)
+        fit_log_range(self.grad_plot, record.grad_data[:record.done])
         self._fit_update_range(record)
         if record.regions is not None and record.regions is not self._regions_shown:
             self._regions_shown = record.regions
