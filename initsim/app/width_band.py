@@ -153,11 +153,13 @@ class WidthBand(QObject):
         if band is None:
             return "Simulating the seeds\u2026"
         counted = f"{band.seeds} of {self.seeds} seeds" if band.seeds < self.seeds else f"{band.seeds} seeds"
-        parts = [f"Shaded: {low:g}\u2013{high:g} % of {counted} at width {band.config.width}; dotted: their median."]
-        complete = band.seeds == self.seeds  # a band of a few seeds is too narrow to judge by
-        for name, label in (("pre_std", "pre-activation"), ("grad_std", "gradient")) if complete else ():
-            outside = np.flatnonzero(getattr(band, name).theory_outside)
-            if outside.size:
-                parts.append(f"The {label} theory is outside the band at {outside.size} of "
-                             f"{len(getattr(band, name).median)} layers, first at layer {outside[0] + 1}.")
-        return " ".join(parts)
+        text = f"Shaded: {low:g}\u2013{high:g} % of {counted} at width {band.config.width}, median dotted."
+        if band.seeds < self.seeds:  # a band of a few seeds is too narrow to judge the theory by
+            return text
+        outside = []
+        for name, label in (("pre_std", "pre-activations"), ("grad_std", "gradients")):
+            layers = np.flatnonzero(getattr(band, name).theory_outside) + 1
+            if layers.size:
+                outside.append(f"{label} at {layers.size} of {band.config.layers} layers (from layer {layers[0]})")
+        return text + (" Theory outside the band: " + ", ".join(outside) + "." if outside
+                       else " The theory stays inside the band.")
