@@ -222,7 +222,9 @@ class SweepView(QWidget):
             f"Sweeping {network_words(plan.config)}, with Gaussian weights and a normal bias at each point. "
             "Measured: the depth over which the gradient's variance changes by a factor e, fitted over "
             f"the {plan.config.layers} layers (a net cannot tell depth scales much beyond its depth). "
-            "Dashed: the critical line.")
+            "Dashed: the critical line."
+            + (f" The theory is of the plain network; this one has {plan.config.norm} normalization."
+               if plan.config.norm != "none" else ""))
         self.caption.setToolTip("The measured depth scale is 1 / |ln chi|, chi the exp of the slope of a "
                                 "straight line through ln Var(dL/dh) over the layers. Points whose gradient "
                                 "vanished or overflowed within two layers have no slope: they are drawn "

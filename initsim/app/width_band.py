@@ -13,7 +13,7 @@ from initsim.engine.sweep import BAND_QUANTILES, FiniteWidthBand, SweepResult, b
 
 from .controller import StreamRunner
 from .plotstyle import COLORS
-from .pools import LazyPool
+from .pools import LazyPool, core_count
 from .widgets import named
 
 DEFAULT_SEEDS = 8
@@ -44,7 +44,7 @@ class WidthBand(QObject):
         self.seeds = DEFAULT_SEEDS
         self.results: list[SweepResult] = []
         self.band: FiniteWidthBand | None = None
-        self.pool = LazyPool(lambda: local_pool(2))
+        self.pool = LazyPool(lambda: local_pool(core_count()))
         self.runner = StreamRunner("finite-width band", parent=self)
         self.runner.events.connect(self._on_events)
         self.runner.failed.connect(self._on_failed)
