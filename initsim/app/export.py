@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSize, QStandardPaths, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLineEdit, QMenu, QPushButton, QRadioButton, QSpinBox,
                                QWidget)
@@ -21,6 +21,7 @@ from initsim.engine import SimConfig, SimResult
 from initsim.engine.export import ExportError, export_data, export_weights
 from initsim.engine.simulate import result_from_events
 
+from .actions import make_action
 from .imaging import IMAGE_SUFFIXES, MAX_SIDE, render_image, write_image
 from .messages import show_problem
 from .offscreen import WINDOW, export_view
@@ -56,7 +57,7 @@ class ExportActions(QObject):
         super().__init__(window)
         self.window = window
         self.last_problem = None  # the message box of the last failed export, for scripts and tests
-        self.menu = QMenu("&Export")
+        self.menu = QMenu("&Export", window)
         self.menu.setToolTipsVisible(True)
         self._action("&Image of the window or the view\u2026", "Ctrl+E", self._ask_image,
                      "PNG at 1x, 2x or a given size, or SVG of the view's plots; the config is stored "
@@ -114,11 +115,8 @@ class ExportActions(QObject):
     # --- dialogs --------------------------------------------------------------------------
 
     def _action(self, text: str, shortcut: str, slot, tip: str) -> QAction:
-        action = self.menu.addAction(text)
-        action.setShortcut(QKeySequence(shortcut))
-        action.setStatusTip(tip)
-        action.setToolTip(tip)
-        action.triggered.connect(slot)
+        action = make_action(self.window, text, [shortcut] if shortcut else [], slot, tip)
+        self.menu.addAction(action)
         return action
 
     def _report(self, call, *args) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from initsim.engine import ConfigError, SimConfig
@@ -19,6 +19,7 @@ from initsim.engine.export import ExportError, write_text
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, parse_preset
 from initsim.engine.tours import parse_tour
 
+from .actions import make_action
 from .messages import show_problem
 
 if TYPE_CHECKING:
@@ -67,16 +68,16 @@ class FileActions(QObject):
         super().__init__(window)
         self.window = window
         self.last_problem = None  # the message box of the last refused file, for scripts and tests
-        self.open_config_action = self._action("&Open config\u2026", "Ctrl+O", self._ask_open_config,
+        self.open_config_action = make_action(window, "&Open config\u2026", ["Ctrl+O"], self._ask_open_config,
                                                "Open a config saved as TOML (or a preset's JSON)")
-        self.save_config_action = self._action("Save &config as\u2026", "Ctrl+Shift+S", self._ask_save_config,
+        self.save_config_action = make_action(window, "Save &config as\u2026", ["Ctrl+Shift+S"], self._ask_save_config,
                                                "Save the controls' config as a TOML file")
-        self.open_tour_action = self._action("Open &tour\u2026", "Ctrl+Shift+O", self._ask_open_tour,
+        self.open_tour_action = make_action(window, "Open &tour\u2026", ["Ctrl+Shift+O"], self._ask_open_tour,
                                              "Open a guided tour written as TOML (see resources/tours)")
-        self.reset_action = self._action("Reset to &defaults", "", self.reset_to_defaults,
+        self.reset_action = make_action(window, "Reset to &defaults", [], self.reset_to_defaults,
                                          f"Back to the {get_preset(DEFAULT_PRESET).title} preset and the "
                                          "views' default options")
-        self.recent_menu = QMenu("&Recent files")
+        self.recent_menu = QMenu("&Recent files", window)
         self.recent_menu.setToolTipsVisible(True)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         window.setAcceptDrops(True)
@@ -168,14 +169,6 @@ class FileActions(QObject):
         return None
 
     # --- dialogs and the recent files menu ------------------------------------------------
-
-    def _action(self, text: str, shortcut: str, slot, tip: str) -> QAction:
-        action = QAction(text, self.window)
-        action.setShortcut(QKeySequence(shortcut))
-        action.setStatusTip(tip)
-        action.setToolTip(tip)
-        action.triggered.connect(slot)
-        return action
 
     def _folder(self) -> str:
         recent = self.recent_files()

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence, QTransform
+from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QApplication, QGraphicsItem
 
+from .actions import make_action
 from .views import plot_views
 
 if TYPE_CHECKING:
@@ -51,14 +52,9 @@ class PresenterMode(QObject):
         self._zoomed: weakref.WeakSet[pg.GraphicsView] = weakref.WeakSet()
         # What the look changed, to undo: an axis's (text pen, line pen), a legend's ().
         self._saved: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self.action = QAction("&Presenter mode", window)
-        self.action.setCheckable(True)
-        self.action.setShortcut(QKeySequence(Qt.Key.Key_F5))
-        tip = ("Full screen, larger type and high contrast for a projector; the controls hide "
-               "(Ctrl+D shows them) (F5)")
-        self.action.setStatusTip(tip)
-        self.action.setToolTip(tip)
-        self.action.toggled.connect(self.set_enabled)
+        self.action = make_action(window, "&Presenter mode", [Qt.Key.Key_F5], self.set_enabled,
+                                  "Full screen, larger type and high contrast for a projector; the "
+                                  "controls hide (Ctrl+D shows them) (F5)", checkable=True)
         # Plots that appear later (a new tab, more histogram panels) get the look when painted.
         window.tabs.currentChanged.connect(self._style_plots)
         window.painted.connect(self._style_plots)

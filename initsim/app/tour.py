@@ -16,6 +16,7 @@ from initsim.engine import ConfigError
 from initsim.engine.presets import presets
 from initsim.engine.tours import Tour, TourStep, tours
 
+from .actions import make_action
 from .messages import show_problem
 from .views import view_or_fallback
 
@@ -232,12 +233,7 @@ class TourPlayer(QObject):
     # --- internals ------------------------------------------------------------------------
 
     def _action(self, text: str, keys: list, slot, tip: str, checkable: bool = False) -> QAction:
-        action = QAction(text, self.window)
-        action.setShortcuts([QKeySequence(key) for key in keys])
-        action.setStatusTip(tip)
-        action.setToolTip(tip)
-        action.setCheckable(checkable)
-        (action.toggled if checkable else action.triggered).connect(slot)
+        action = make_action(self.window, text, keys, slot, tip, checkable)
         self.window.addAction(action)  # its keys work with the menu closed
         return action
 
