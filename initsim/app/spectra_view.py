@@ -13,14 +13,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout)
 
-from initsim.engine import ConfigError, SimConfig, get_activation, get_scheme, initial_weights
+from initsim.engine import ConfigError, SimConfig, get_scheme, initial_weights
 from initsim.engine.spectra import (JacobianSpectrum, WeightSpectrum, isometry_pair, jacobian_spectrum,
                                     weight_spectrum)
-from initsim.engine.theory import config_sigmas, mean_field
+from initsim.engine.theory import config_sigmas
 
 from .phase_plot import LABEL_STYLE
 from .plotstyle import COLORS, style_plot
 from .runstate import RunState
+from .theory_view import network_mean_field
 from .widgets import ComputedView, named, number, numbers_label
 
 # Spectra are computed up to a few seconds' work: float64 products run at ~35 GFLOP/s on one
@@ -82,8 +83,7 @@ def too_large(width: int, flops: float) -> str | None:
 
 
 def jacobian_result(role: str, config: SimConfig) -> JacobianResult:
-    act, params = get_activation(config.activation), dict(config.activation_params)
-    chi1 = mean_field(act, params, *config_sigmas(config), depth=1).chi1
+    chi1 = network_mean_field(config).chi1
     # One product of (input width x width) by (width x width) per layer, then the SVD.
     flops = 2 * config.layers * config.fan_in_first * config.width**2 + 10 * config.width**3
     error = too_large(config.width, flops)
@@ -140,8 +140,11 @@ def nonzero_part(result: JacobianResult) -> JacobianSpectrum:
 
 
 def shown_histogram(result: JacobianResult, log: bool):
-    """All the singular values on a linear axis; on a log axis the nonzero ones only."""
+    """All the singular values on a linear axis; on a log axis the nonzero ones only (None when
+    there are none: a Jacobian of zero weights is zero)."""
     spectrum = nonzero_part(result) if log else result.spectrum
+    if not len(spectrum.singular_values):
+        return None
     return spectrum.histogram(bins_for(len(spectrum.singular_values)), log)
 
 
@@ -155,8 +158,10 @@ def jacobian_numbers(result: JacobianResult) -> dict[str, str]:
     decades) of the nonzero singular values; mean-field theory's chi_1^L, which predicts mean s^2."""
     spectrum, nonzero = result.spectrum, nonzero_part(result)
     spread = f"{nonzero.log_spread:.3g}" if len(nonzero.singular_values) else "\u2014"
+    with np.errstate(invalid="ignore"):  # a zero Jacobian's max / min is 0 / 0: no number
+        condition = spectrum.condition
     return dict(zip(JACOBIAN_COLUMNS, (
-        number(spectrum.max), number(spectrum.min), number(spectrum.condition),
+        number(spectrum.max), number(spectrum.min), number(condition),
         f"{len(nonzero.singular_values)} / {len(spectrum.singular_values)}", spread,
         number(spectrum.mean_square), number(result.mean_field_square))))
 
@@ -359,7 +364,10 @@ class SpectraView(ComputedView):
                                 f"{COMPUTING if result is None else result.error}</td></tr>")
                 continue
             histogram = shown_histogram(result, log)
-            curve.setData(histogram.edges, density_steps(histogram.counts, histogram.edges))
+            if histogram is None:
+                curve.setData([], [])
+            else:
+                curve.setData(histogram.edges, density_steps(histogram.counts, histogram.edges))
             if len(roles) > 1:
                 self.jacobian_legend.addItem(proxy, legend)
             rows.append(table_row(f"<b>{legend}</b>", jacobian_numbers(result).values()))
@@ -403,7 +411,7 @@ class SpectraView(ComputedView):
         density = density_steps(histogram.counts, histogram.edges)
         self.weight_histogram.setData(histogram.edges, density)
         x = np.linspace(histogram.edges[0], histogram.edges[-1], DENSITY_POINTS)
-        law = spectrum.density(x)
+        law = spectrum.density(x) if spectrum.variance > 0 else np.zeros_like(x)  # zero weights: no law
         self.law.setData(x, law)
         bulk = float(np.percentile(law[law > 0], DENSITY_PERCENTILE)) if (law > 0).any() else 0.0
         self.weight_plot.setYRange(0, max(float(density.max()), bulk) * 1.08, padding=0)
@@ -416,6 +424,9 @@ class SpectraView(ComputedView):
 def weight_lines(result: WeightResult) -> list[str]:
     """The weight spectrum's numbers, and why the law may not hold."""
     spectrum = result.spectrum
+    if spectrum.variance == 0:
+        return [f"{result.config.init}, {spectrum.fan_in} \u2192 {spectrum.fan_out}: every weight is 0, so is "
+                "every eigenvalue; there is no Marchenko-Pastur law of variance 0 to compare with."]
     low, high = spectrum.support
     scale_text = {key: text for key, text, _ in WEIGHT_SCALES}[result.scale]
     lines = [f"{result.config.init}, {spectrum.fan_in} \u2192 {spectrum.fan_out}: Marchenko-Pastur of ratio "

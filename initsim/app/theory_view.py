@@ -13,8 +13,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from initsim.engine import SimConfig, get_activation
-from initsim.engine.theory import (PhaseDiagram, config_at, config_sigmas, mean_field, phase_axes,
-                                   phase_diagram, phase_of)
+from initsim.engine.theory import (MeanField, PhaseDiagram, config_at, config_sigmas, mean_field,
+                                   phase_axes, phase_diagram, phase_of)
 
 from .phase_plot import (CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhasePlot, color_bar, levels,
                          set_color_mode)
@@ -70,6 +70,16 @@ class DiagramResult:
     default_extent: tuple[float, float]  # the axes' ends the activation has by default
 
 
+def network_mean_field(config: SimConfig) -> MeanField:
+    """Mean-field theory at the config's own (sigma_w^2, sigma_b^2): q*, chi_1, the depth scale.
+
+    A network whose first pre-activations have no variance at all (zero weights, no bias) has no
+    correlation to follow: numpy's warning about that 0 / 0 says nothing the view does not."""
+    act, params = get_activation(config.activation), dict(config.activation_params)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return mean_field(act, params, *config_sigmas(config), depth=1)
+
+
 def activation_key(config: SimConfig) -> tuple:
     return config.activation, tuple(sorted(config.activation_params.items()))
 
@@ -81,7 +91,7 @@ def theory_job(config: SimConfig, diagram_wanted: bool, extent: tuple[float, flo
     sigma_w2, sigma_b2 = config_sigmas(config)
 
     def events(should_stop) -> Iterator[object]:
-        field = mean_field(act, params, sigma_w2, sigma_b2, depth=1)
+        field = network_mean_field(config)
         yield PointTheory(sigma_w2, sigma_b2, field.q_star, field.chi1, field.depth_scale)
         if not diagram_wanted or should_stop():
             return

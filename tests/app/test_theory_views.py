@@ -177,6 +177,17 @@ def test_a_jacobian_too_large_for_the_view_is_refused_with_the_reason():
     assert jacobian_result("network", SMALL.validated()).spectrum is not None
 
 
+def test_zero_weights_have_rank_zero_and_no_law(qtbot, make_window):
+    window = make_window(SMALL.replace(init="zeros"))
+    view = show_spectra(qtbot, window)
+    assert jacobian_numbers(view.jacobians["network"])["rank"] == "0 / 16"
+    assert is_empty(view.jacobian_curves["network"])  # no nonzero singular value to put on a log axis
+    assert "every weight is 0" in view.weight_numbers.text()
+    theory = show_theory(qtbot, window)
+    assert marker_position(theory)[0] == theory.phase.rect.left()  # sigma_w^2 = 0: at the edge
+    assert "outside the diagram" in theory.numbers.text()
+
+
 # --- Sweep -------------------------------------------------------------------------------------
 
 def start_sweep(qtbot, window, size: int):
