@@ -121,6 +121,9 @@ def make_plot(title: str, left: str, bottom: str = "step", log_y: bool = False) 
     plot.showGrid(x=True, y=True, alpha=0.15)
     plot.setLogMode(False, log_y)
     plot.setMouseEnabled(False, False)
+    # A long run draws about one point per pixel column, its peaks kept (50,000 steps on 36 curves:
+    # 1.8 s a frame in full).
+    plot.setDownsampling(auto=True, mode="peak")
     return plot
 
 
@@ -371,8 +374,8 @@ class TrainingView(JobView):
             curves.clear()
             hidden = record.matrices[:-1]
             for color in depth_colors(len(hidden)):
-                curves.append(plot.plot([], [], pen=pg.mkPen(color, width=1.3), connect="finite"))
-            output = pg.mkPen(COLORS["muted"], width=1.3, style=Qt.PenStyle.DashLine)
+                curves.append(plot.plot([], [], pen=pg.mkPen(color, width=1), connect="finite"))
+            output = pg.mkPen(COLORS["muted"], width=1, style=Qt.PenStyle.DashLine)
             curves.append(plot.plot([], [], pen=output, connect="finite"))
         self.depth_key.setLevels((0.5, layers + 0.5))
         self.depth_key.setVisible(True)

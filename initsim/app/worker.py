@@ -8,8 +8,10 @@ summaries, training steps, sweep results): every background computation of the a
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from PySide6.QtCore import QObject, Signal, Slot
 from threadpoolctl import threadpool_limits
@@ -21,6 +23,37 @@ from initsim.engine import SimConfig, simulate_stream
 BATCH_SECONDS = 0.015
 
 Job = Callable[[Callable[[], bool]], Iterable[object]]
+
+
+# OpenBLAS has one thread count for the whole process, and the workers' runs overlap: the first run
+# to start sets the limit and the last one to end gives it back. (A `with threadpool_limits` per run
+# let a run that ended restore two threads under one still going, whose results then differed from
+# the engine's at one thread.)
+_limit_lock = threading.Lock()
+_limit_users = 0
+_limit: threadpool_limits | None = None
+
+
+@contextmanager
+def _blas_limited(threads: int | None) -> Iterator[None]:
+    """BLAS limited to ``threads`` (None: as it is) for the time of the block, shared by every
+    worker's runs; the first run's count holds while any run goes on."""
+    global _limit_users, _limit
+    if threads is None:
+        yield
+        return
+    with _limit_lock:
+        if _limit_users == 0:
+            _limit = threadpool_limits(threads)
+        _limit_users += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                _limit.restore_original_limits()
+                _limit = None
 
 
 def simulation_job(config: SimConfig) -> Job:
@@ -48,7 +81,7 @@ class StreamWorker(QObject):
     def run(self, job: Job, run_id: int) -> None:
         if run_id != self.wanted_run:  # superseded while queued
             return
-        with threadpool_limits(self.blas_threads):
+        with _blas_limited(self.blas_threads):
             self._run(job, run_id)
 
     def _run(self, job: Job, run_id: int) -> None:

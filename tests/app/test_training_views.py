@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QSpinBox
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from initsim.app.compare_view import scheme_config
 from initsim.app.training_view import finite, positive
+from initsim.app.worker import _blas_limited
 from initsim.engine import ConfigError
 from initsim.engine.compare import compare
 from initsim.engine.train import Diverged, TrainConfig, describe, train_stream
@@ -219,3 +220,19 @@ def test_every_control_of_the_two_tabs_has_a_tooltip(make_window):
                     if w.isVisibleTo(window) and not isinstance(w.parent(), QAbstractSpinBox)]
         assert len(controls) >= 7
         assert not [w.objectName() or w.text() for w in controls if not w.toolTip()]
+
+
+def test_overlapping_runs_keep_one_blas_thread_until_the_last_one_ends():
+    """BLAS's thread count is one for the process: a run that ends while another goes on must not
+    give that one two threads back (its results would then differ from the engine's at one)."""
+    def threads() -> set[int]:
+        return {library["num_threads"] for library in threadpool_info()}
+
+    with threadpool_limits(2):
+        first, second = _blas_limited(1), _blas_limited(1)
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert threads() == {1}
+        second.__exit__(None, None, None)
+        assert threads() == {2}
