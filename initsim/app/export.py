@@ -165,7 +165,9 @@ class ImageExportDialog(QDialog):
         size_row = QHBoxLayout()
         for label, tip in (("1x", "The size it has on screen"),
                            ("2x", "The same layout with twice the pixels each way: sharp in print"),
-                           ("Given size", "Laid out again at the width and height given")):
+                           ("Given size", "Laid out again at the width and height given, in a hidden "
+                                          "window that runs the config again (a Training or Compare "
+                                          "run is not carried over)")):
             button = QRadioButton(label)
             button.setObjectName(f"export_size_{label.split()[0].lower()}")
             button.setToolTip(tip)

@@ -32,6 +32,7 @@ QLabel#warnings[level="ok"] {{ background: #c9ead3; color: #002a0c; }}
 QLabel#warnings[level="warn"] {{ background: #ffd596; color: #331a00; }}
 QLabel#warnings[level="error"] {{ background: #ffc2bd; color: #420000; }}
 QLabel#warnings[level="info"] {{ background: #d9e0e8; color: #000000; }}
+QCheckBox::indicator, QRadioButton::indicator {{ width: {box}px; height: {box}px; }}
 QLabel#tour_title {{ font-size: {title}pt; }}
 QLabel#tour_look_at {{ color: #000000; }}
 """
@@ -68,8 +69,8 @@ class PresenterMode(QObject):
         if enabled:
             self._before = (window.styleSheet(), window.windowState(), window.dock.isVisible())
             points = round(QApplication.font().pointSizeF() * ZOOM)
-            window.setStyleSheet(self._before[0] + PRESENTER_SHEET.format(points=points,
-                                                                          title=round(points * 1.5)))
+            window.setStyleSheet(self._before[0] + PRESENTER_SHEET.format(
+                points=points, title=round(points * 1.5), box=round(13 * ZOOM)))
             window.dock.hide()
             if full_screen:
                 window.setWindowState(window.windowState() | Qt.WindowState.WindowFullScreen)

@@ -387,6 +387,7 @@ class MainWindow(QMainWindow):
         self.heatmaps.log_density.setChecked(settings.value("view/log_density", "true") == "true")
 
     def _save_settings(self) -> None:
+        self.presenter.set_enabled(False)  # the next launch opens the window as it is without it
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())

@@ -184,3 +184,12 @@ def test_presenter_mode_reaches_views_shown_later_and_legends(window):
                                for item in legends)
     window.presenter.set_enabled(False)
     assert all(item.flags() & item.GraphicsItemFlag.ItemIgnoresTransformations for item in legends)
+
+
+def test_closing_in_presenter_mode_saves_the_window_as_it_is_without_it(qtbot, make_window):
+    window = make_window(TINY)
+    window.presenter.set_enabled(True)
+    window.close()
+    again = make_window(TINY, size=None)
+    assert again.dock.isVisible() and not again.isFullScreen() and not again.presenter.enabled
+    settle(qtbot, again)
