@@ -219,6 +219,10 @@ class CompareView(JobView):
         self.progress.setRange(0, len(configs) * len(seeds))
         self.progress.setValue(0)
         self.progress.setFormat("%v of %m runs")
+        for items in self.bands.values():  # the earlier result goes: the new one replaces it whole
+            for item in items:
+                item.show(None)
+        self.legend.clear()
         self.activation_plot.setXRange(0.5, network.layers + 0.5, padding=0)
         self.start_job(network, lambda should_stop: compare_stream(configs, seeds, training, should_stop))
         self.paint()

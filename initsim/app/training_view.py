@@ -157,14 +157,14 @@ class TrainingSettings(QWidget):
         self.optimizer.setObjectName(f"{prefix}.optimizer")
         self.optimizer.setToolTip(f"sgd: SGD with momentum {TrainConfig.momentum} (PyTorch's form); "
                                   "adam: Adam with betas (0.9, 0.999)")
-        for name, optimizer in OPTIMIZERS.items():
+        for name in OPTIMIZERS:
             self.optimizer.addItem(name, name)
         _select(self.optimizer, TrainConfig.optimizer)
         low, high = TRAIN_REAL_RANGES["lr"]
         self.lr = NumberBox(Param("lr", "learning rate", low=low, high=high))
         self.lr.setObjectName(f"{prefix}.lr")
-        self.lr.setToolTip("Learning rate; choosing an optimizer sets its usual one "
-                           + ", ".join(f"({name} {o.default_lr:g})" for name, o in OPTIMIZERS.items()))
+        self.lr.setToolTip("Learning rate; choosing an optimizer sets its usual one: "
+                           + ", ".join(f"{name} {o.default_lr:g}" for name, o in OPTIMIZERS.items()))
         self.lr.setValue(OPTIMIZERS[TrainConfig.optimizer].default_lr)
         self.optimizer.currentIndexChanged.connect(
             lambda: self.lr.setValue(OPTIMIZERS[self.optimizer.currentData()].default_lr))
