@@ -22,8 +22,9 @@ FALLBACK_VIEW = "stats"
 
 
 def find_view(window: MainWindow, name: str) -> QWidget | None:
-    """The tab showing view ``name``, or None if the window has no such view."""
-    word = VIEW_WORDS[name]
+    """The tab showing view ``name`` (a key of VIEW_WORDS, or a word of any tab's title, as
+    view_name gives it), or None if the window has no such view."""
+    word = VIEW_WORDS.get(name, name)
     tabs = window.tabs
     for index in range(tabs.count()):
         widget = tabs.widget(index)

@@ -75,6 +75,13 @@ def test_a_given_size_lays_the_view_out_again_at_that_size(window, tmp_path):
     assert config_in_png(path) == SMALL.validated()
 
 
+def test_a_given_size_works_for_a_view_tours_do_not_name(window, tmp_path):
+    window.tabs.setCurrentWidget(window.reference)
+    path = window.exports.export_image(tmp_path / "reference.png", "view", size=QSize(700, 400))
+    image = QImage(str(path))
+    assert (image.width(), image.height()) == (700, 400) and image.text(VIEW_KEY) == "reference"
+
+
 def test_a_view_as_svg_holds_its_plot_paths_and_its_config(window, tmp_path):
     path = window.exports.export_image(tmp_path / "histograms.svg", "view")
     root = ET.parse(path).getroot()
