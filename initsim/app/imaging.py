@@ -63,6 +63,9 @@ def svg_bytes(widget: QWidget, config: SimConfig) -> bytes:
     if len(views) != 1:
         raise ExportError("SVG is for a view of plots: export "
                           + ("this view" if not views else "a view with one plot area") + " as PNG")
+    # Plots bring their axes' transforms up to date when told a paint is coming; a view that has
+    # not painted since its last change (a hidden window, a paint throttled) would be drawn stale.
+    views[0].scene().prepareForPaint()
     with _closed_paths_understood():
         text = bytes(SVGExporter(views[0].scene()).export(toBytes=True)).decode("utf-8")
     metadata = f'\n<metadata id="{CONFIG_KEY}">{escape(config_json(config))}</metadata>'

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,6 +21,7 @@ from initsim.engine.presets import get_preset
 from initsim.engine.tours import tours
 
 CONFIG_KEY = "initsim-config"  # as initsim.app.imaging writes it (imported here, it would pull in the app)
+SVG = "{http://www.w3.org/2000/svg}"
 NET = ["--preset", "he_relu", "--layers", "4", "--width", "32", "--batch", "16"]
 NET_CONFIG = get_preset("he_relu").config.replace(layers=4, width=32, batch=16).validated()
 
@@ -72,8 +74,14 @@ def test_a_view_as_svg_holds_its_plot_paths_and_config(tmp_path):
     done = run_cli(tmp_path, *NET, "--view", "stats", "--out", str(tmp_path / "s.svg"))
     assert done.returncode == 0, done.stderr
     root = ET.parse(tmp_path / "s.svg").getroot()
-    assert sum(1 for _ in root.iter("{http://www.w3.org/2000/svg}path")) >= 5  # the std curves
-    metadata = root.find(f"{{http://www.w3.org/2000/svg}}metadata[@id='{CONFIG_KEY}']")
+    width = float(root.get("viewBox").split()[2])
+    curves = [g for g in root.iter(f"{SVG}g") if g.get("id", "").startswith("PlotCurveItem")]
+    paths = [path.get("d") for curve in curves for path in curve.iter(f"{SVG}path") if path.get("d")]
+    assert len(paths) >= 5  # the std curves, each drawn where the plot is
+    for d in paths:
+        xs = [float(x) for x in re.findall(r"[ML](-?[\d.]+),", d)]
+        assert xs and 0 <= min(xs) and max(xs) <= width, d[:80]
+    metadata = root.find(f"{SVG}metadata[@id='{CONFIG_KEY}']")
     assert SimConfig.from_dict(json.loads(metadata.text)) == NET_CONFIG
 
 
