@@ -64,15 +64,40 @@ def test_thread_pool_and_process_pool_give_the_same_results():
     assert ordered.measured_chi1 < 1 < chaotic.measured_chi1
 
 
+class GatedExecutor(cf.ThreadPoolExecutor):
+    """One worker thread; every task after the first waits for ``gate``, so what runs when is
+    decided by the test, not by the machine's speed."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.gate = threading.Event()
+        self.futures: list[cf.Future] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        first = not self.futures
+
+        def task():
+            if not first:
+                self.gate.wait()
+            return fn(*args, **kwargs)
+
+        future = super().submit(task)
+        self.futures.append(future)
+        return future
+
+
 def test_results_stream_as_tasks_finish_and_stop_cancels_the_rest():
     configs = W.grid(SMALL, {"seed": list(range(12))})
-    finished = threading.Event()
-    with cf.ThreadPoolExecutor(1) as one:
-        stream = W.sweep(configs, one, should_stop=finished.is_set)
-        first = next(stream)  # available before the other tasks have run
-        finished.set()
+    stopped = threading.Event()
+    with GatedExecutor() as executor:
+        stream = W.sweep(configs, executor, should_stop=stopped.is_set)
+        first = next(stream)  # available while the other tasks wait
+        stopped.set()
         rest = list(stream)
-    assert first.index == 0 and len(rest) < len(configs) - 2
+        executor.gate.set()  # let the one task already running end
+    assert first.index == 0 and rest == []
+    # Every task not yet started was cancelled (the second may have started: it was waiting).
+    assert sum(f.cancelled() for f in executor.futures) >= len(configs) - 2
 
 
 def test_results_csv_has_a_row_per_run_in_grid_order():
