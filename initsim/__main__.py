@@ -2,4 +2,6 @@
 
 from .cli import main
 
-raise SystemExit(main())
+# Guarded: worker processes started with "spawn" (sweeps, bands) import the main module again.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -241,8 +241,8 @@ class MainWindow(QMainWindow):
         self.tour.build_presets_menu(bar.addMenu("&Presets"), self.files.open_tour_action)
 
         view_menu = bar.addMenu("&View")
-        for i in range(self.tabs.count()):
-            self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{i + 1}",
+        for i in range(self.tabs.count()):  # Ctrl+1 to Ctrl+9; the views after those by menu
+            self._action(view_menu, self.tabs.tabText(i), f"Ctrl+{i + 1}" if i < 9 else "",
                          lambda _=False, i=i: self.tabs.setCurrentIndex(i), self.tabs.tabToolTip(i))
         self._action(view_menu, "Next view", "Ctrl+Tab", self._next_view,
                      "Switch to the next view")

@@ -110,3 +110,11 @@ def test_module_entry_point_runs_headless():
                            "--batch", "4", "--json"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and json.loads(done.stdout)["layers"][1]["index"] == 2
     assert "PySide6" not in done.stderr
+
+
+def test_main_module_runs_only_as_main():
+    # Spawned worker processes (sweeps, bands) import the main module as __mp_main__: it must not
+    # open another window there.
+    import runpy
+
+    runpy.run_module("initsim.__main__", run_name="__mp_main__")  # returns: main() did not run
