@@ -183,6 +183,43 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 # --- registries ----------------------------------------------------------------------------
 
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
+
+
+def _code(text: str) -> str:
+    return f"`{text}`" if text else ""
+
+
+def _call(text: str) -> str:
+    """A framework call set as code, the words after it (if any) as text."""
+    found = re.match(r"((?:nn|keras)\.[^ ]*?\([^)]*\)(?:; [^ ]*?\([^)]*\))?)(.*)", text)
+    return _code(found.group(1)) + found.group(2) if found else text
+
+
+def schemes_markdown() -> str:
+    """The README's table of schemes, from the registry (a test keeps the README equal to it)."""
+    return _markdown_table(
+        ("scheme", "framework", "W ~", "parameters", "PyTorch", "Keras"),
+        [(_code(s.name) + "".join(f" ({_code(a)})" for a in s.aliases),
+          s.family + (", truncated" if s.truncated else ""), s.formula,
+          _params_text(dict(s.defaults)) or "-", _call(s.pytorch), _call(s.keras)) for s in SCHEMES.values()])
+
+
+def activations_markdown() -> str:
+    """The README's table of activations, from the registry."""
+    rows = []
+    for a in ACTIVATIONS.values():
+        p = a.params()
+        recommended = a.recommended + _params_text(a.recommended_params(p))
+        source = "PyTorch" if a.torch_gain is not None else "mean field"
+        rows.append((_code(a.name), a.formula, f"{a.gain():.4f} ({source})", _code(recommended), a.why))
+    return _markdown_table(("activation", "phi", "gain", "recommended", "why"), rows)
+
+
 def cmd_schemes(args: argparse.Namespace) -> int:
     rows = [{"name": s.name, "label": s.label, "family": s.family, "truncated": s.truncated,
              "formula": s.formula, "params": dict(s.defaults), "aliases": list(s.aliases),
@@ -190,10 +227,12 @@ def cmd_schemes(args: argparse.Namespace) -> int:
              "data_dependent": s.data_dependent} for s in SCHEMES.values()]
     if args.json:
         print_json(rows)
-        return 0
-    for row in rows:
-        print(f"{row['label']}\n    {row['formula']}\n    params: {_params_text(row['params']) or '-'}"
-              f"\n    PyTorch: {row['pytorch']}\n    Keras:   {row['keras']}")
+    elif args.markdown:
+        print(schemes_markdown())
+    else:
+        for row in rows:
+            print(f"{row['label']}\n    {row['formula']}\n    params: {_params_text(row['params']) or '-'}"
+                  f"\n    PyTorch: {row['pytorch']}\n    Keras:   {row['keras']}")
     return 0
 
 
@@ -208,11 +247,13 @@ def cmd_activations(args: argparse.Namespace) -> int:
                      "saturation": list(a.saturation) if a.saturation else None})
     if args.json:
         print_json(rows)
-        return 0
-    for row in rows:
-        source = "PyTorch" if row["pytorch_gain"] else "mean field"
-        print(f"{row['name']:<11} gain {row['gain']:.4f} ({source})  ->  {row['recommended']} "
-              f"{_params_text(row['recommended_params'])}\n    {row['formula']}\n    {row['why']}")
+    elif args.markdown:
+        print(activations_markdown())
+    else:
+        for row in rows:
+            source = "PyTorch" if row["pytorch_gain"] else "mean field"
+            print(f"{row['name']:<11} gain {row['gain']:.4f} ({source})  ->  {row['recommended']} "
+                  f"{_params_text(row['recommended_params'])}\n    {row['formula']}\n    {row['why']}")
     return 0
 
 
@@ -743,6 +784,8 @@ def build_parser() -> Parser:
                             ("presets", cmd_presets, "list the presets")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--json", action="store_true")
+        if name != "presets":
+            sub.add_argument("--markdown", action="store_true", help="the README's table")
         sub.set_defaults(run=run)
     return parser
 

@@ -207,12 +207,13 @@ def _vs_sample(fan_in, fan_out, rng, dtype, p):
 
 def _keras_preset(name, keras_class, scale, mode, distribution, summary, pytorch):
     fixed = {"scale": scale, "mode": mode, "distribution": distribution}
-    n = {"fan_in": "fan_in", "fan_avg": "(fan_in + fan_out) / 2"}[mode]
+    # Var(W) = scale / n, n = fan_in or (fan_in + fan_out) / 2, written without nested fractions.
+    factor, fans = {"fan_in": (scale, "fan_in"), "fan_avg": (2 * scale, "(fan_in + fan_out)")}[mode]
     if distribution == "uniform":
-        formula = f"U(-a, a), a = sqrt({3 * scale:g} / {n})"
+        formula = f"U(-a, a), a = sqrt({3 * factor:g} / {fans})"
     else:
-        formula = (f"N(0, s^2) cut at +-2 s, s = sqrt({scale:g} / {n}) / 0.8796 "
-                   f"(std = sqrt({scale:g} / {n}))")
+        formula = (f"N(0, s^2) cut at +-2 s, s = sqrt({factor:g} / {fans}) / 0.8796 "
+                   f"(std = sqrt({factor:g} / {fans}))")
     return Scheme(
         name=name, family="Keras", formula=formula, truncated=distribution == "truncated_normal",
         description=summary,

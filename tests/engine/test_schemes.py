@@ -193,3 +193,21 @@ def test_bias_inits(name):
     assert b.mean() == pytest.approx(mean, abs=0.1 * std + 1e-12)
     if name == "pytorch_linear":
         assert np.abs(b).max() <= 1 / 20
+
+
+@pytest.mark.parametrize("name", ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+                                  "lecun_uniform", "lecun_normal", "xavier_uniform", "kaiming_uniform"])
+def test_the_formula_text_gives_the_std(name):
+    # The formula shown in menus and docs, evaluated, is the scheme's std (uniform: a / sqrt(3)).
+    scheme = SCHEMES[name]
+    fan_in, fan_out = 300, 100
+    text = scheme.formula
+    expression = (text.split("(std = ")[1][:-1] if "std = " in text
+                  else text.split(", ", 1)[1].split(" = ", 1)[1].split(", gain")[0])
+    value = eval(expression, {"sqrt": math.sqrt, "fan_in": fan_in, "fan_out": fan_out, "gain": 1.0,
+                              "fan": fan_in})
+    if "U(" in text:
+        value /= math.sqrt(3)
+    params = {"nonlinearity": "relu"} if name == "kaiming_uniform" else {}
+    expected = scheme.std(fan_in, fan_out, params) / (math.sqrt(2) if name == "kaiming_uniform" else 1)
+    assert value == pytest.approx(expected, rel=1e-12)
