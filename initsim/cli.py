@@ -200,43 +200,14 @@ def _call(text: str) -> str:
     return _code(found.group(1)) + found.group(2) if found else text
 
 
-def schemes_markdown() -> str:
-    """The README's table of schemes, from the registry (a test keeps the README equal to it)."""
-    return _markdown_table(
-        ("scheme", "framework", "W ~", "parameters", "PyTorch", "Keras"),
-        [(_code(s.name) + "".join(f" ({_code(a)})" for a in s.aliases),
-          s.family + (", truncated" if s.truncated else ""), s.formula,
-          _params_text(dict(s.defaults)) or "-", _call(s.pytorch), _call(s.keras)) for s in SCHEMES.values()])
-
-
-def activations_markdown() -> str:
-    """The README's table of activations, from the registry."""
-    rows = []
-    for a in ACTIVATIONS.values():
-        p = a.params()
-        recommended = a.recommended + _params_text(a.recommended_params(p))
-        source = "PyTorch" if a.torch_gain is not None else "mean field"
-        rows.append((_code(a.name), a.formula, f"{a.gain():.4f} ({source})", _code(recommended), a.why))
-    return _markdown_table(("activation", "phi", "gain", "recommended", "why"), rows)
-
-
-def cmd_schemes(args: argparse.Namespace) -> int:
-    rows = [{"name": s.name, "label": s.label, "family": s.family, "truncated": s.truncated,
+def scheme_rows() -> list[dict]:
+    return [{"name": s.name, "label": s.label, "family": s.family, "truncated": s.truncated,
              "formula": s.formula, "params": dict(s.defaults), "aliases": list(s.aliases),
              "pytorch": s.pytorch, "keras": s.keras, "description": s.description,
              "data_dependent": s.data_dependent} for s in SCHEMES.values()]
-    if args.json:
-        print_json(rows)
-    elif args.markdown:
-        print(schemes_markdown())
-    else:
-        for row in rows:
-            print(f"{row['label']}\n    {row['formula']}\n    params: {_params_text(row['params']) or '-'}"
-                  f"\n    PyTorch: {row['pytorch']}\n    Keras:   {row['keras']}")
-    return 0
 
 
-def cmd_activations(args: argparse.Namespace) -> int:
+def activation_rows() -> list[dict]:
     rows = []
     for a in ACTIVATIONS.values():
         p = a.params()
@@ -245,27 +216,59 @@ def cmd_activations(args: argparse.Namespace) -> int:
                      "recommended": a.recommended, "recommended_params": a.recommended_params(p),
                      "why": a.why, "can_die": a.can_die(p),
                      "saturation": list(a.saturation) if a.saturation else None})
+    return rows
+
+
+def _gain_source(row: dict) -> str:
+    return "PyTorch" if row["pytorch_gain"] else "mean field"
+
+
+def schemes_markdown() -> str:
+    """The README's table of schemes, from the registry (a test keeps the README equal to it)."""
+    return _markdown_table(
+        ("scheme", "framework", "W ~", "parameters", "PyTorch", "Keras"),
+        [(_code(r["name"]) + "".join(f" ({_code(a)})" for a in r["aliases"]),
+          r["family"] + (", truncated" if r["truncated"] else ""), r["formula"],
+          _params_text(r["params"]) or "-", _call(r["pytorch"]), _call(r["keras"])) for r in scheme_rows()])
+
+
+def activations_markdown() -> str:
+    """The README's table of activations, from the registry."""
+    return _markdown_table(
+        ("activation", "phi", "gain", "recommended", "why"),
+        [(_code(r["name"]), r["formula"], f"{r['gain']:.4f} ({_gain_source(r)})",
+          _code(r["recommended"] + _params_text(r["recommended_params"])), r["why"])
+         for r in activation_rows()])
+
+
+def _listing(args: argparse.Namespace, rows: list[dict], text: Callable[[dict], str],
+             markdown: Callable[[], str] | None = None) -> int:
+    """A registry listing: JSON, the README's markdown table, or text for people."""
     if args.json:
         print_json(rows)
-    elif args.markdown:
-        print(activations_markdown())
+    elif markdown is not None and args.markdown:
+        print(markdown())
     else:
-        for row in rows:
-            source = "PyTorch" if row["pytorch_gain"] else "mean field"
-            print(f"{row['name']:<11} gain {row['gain']:.4f} ({source})  ->  {row['recommended']} "
-                  f"{_params_text(row['recommended_params'])}\n    {row['formula']}\n    {row['why']}")
+        print("\n".join(text(row) for row in rows))
     return 0
+
+
+def cmd_schemes(args: argparse.Namespace) -> int:
+    return _listing(args, scheme_rows(), lambda r: (
+        f"{r['label']}\n    {r['formula']}\n    params: {_params_text(r['params']) or '-'}"
+        f"\n    PyTorch: {r['pytorch']}\n    Keras:   {r['keras']}"), schemes_markdown)
+
+
+def cmd_activations(args: argparse.Namespace) -> int:
+    return _listing(args, activation_rows(), lambda r: (
+        f"{r['name']:<11} gain {r['gain']:.4f} ({_gain_source(r)})  ->  {r['recommended']} "
+        f"{_params_text(r['recommended_params'])}\n    {r['formula']}\n    {r['why']}"), activations_markdown)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
     rows = [{"name": p.name, "title": p.title, "explanation": p.explanation,
              "config": p.config.to_dict()} for p in presets().values()]
-    if args.json:
-        print_json(rows)
-        return 0
-    for row in rows:
-        print(f"{row['name']:<22} {row['title']}")
-    return 0
+    return _listing(args, rows, lambda r: f"{r['name']:<22} {r['title']}")
 
 
 def cmd_install_desktop(args: argparse.Namespace) -> int:
