@@ -31,12 +31,16 @@ def thread_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(2)
 
 
-def show_theory(qtbot, window):
-    view = window.theory
+def show_view(qtbot, window, view):
+    """Switch to ``view`` and wait until it shows the displayed run's config, computed."""
     window.tabs.setCurrentWidget(view)
     settle(qtbot, window)
     qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT)
     return view
+
+
+def show_theory(qtbot, window):
+    return show_view(qtbot, window, window.theory)
 
 
 def engine_diagram(config):
@@ -116,11 +120,7 @@ def test_a_click_sets_the_config_at_the_clicked_point(qtbot, make_window):
 # --- Spectra -----------------------------------------------------------------------------------
 
 def show_spectra(qtbot, window):
-    view = window.spectra
-    window.tabs.setCurrentWidget(view)
-    settle(qtbot, window)
-    qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT)
-    return view
+    return show_view(qtbot, window, window.spectra)
 
 
 def assert_jacobian_shown(view, role, config):
