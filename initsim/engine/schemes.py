@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from .errors import ConfigError, lookup
 from .params import ParamValue, resolve
@@ -245,6 +245,8 @@ _KAIMING_DEFAULTS = {"negative_slope": 0.0, "mode": "fan_in", "nonlinearity": "l
 
 
 def _trunc_moments(fan_in, fan_out, p):
+    from scipy import stats  # a third of a second to import: only when a truncated normal is shown
+
     dist = stats.truncnorm((p["low"] - p["mean"]) / p["std"], (p["high"] - p["mean"]) / p["std"],
                            loc=p["mean"], scale=p["std"])
     with np.errstate(all="ignore"):  # bounds far out in the tail: scipy's asymptotic branch

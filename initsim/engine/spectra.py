@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, stats
 
 from .activations import get_activation
 from .config import SimConfig
@@ -97,6 +96,8 @@ def jacobian_spectrum(config: SimConfig) -> JacobianSpectrum:
     if not np.all(np.isfinite(jac)):
         raise ConfigError("config", "the Jacobian overflows float64: the signal explodes (fewer "
                           "layers or a smaller weight variance)")
+    from scipy import linalg  # imported on first use: keeps the window's start-up lean
+
     return JacobianSpectrum(linalg.svdvals(jac))
 
 
@@ -181,6 +182,8 @@ class WeightSpectrum:
         def continuous_cdf(x):
             return (marchenko_pastur_cdf(x, self.ratio, self.variance) - (1 - mass)) / mass
 
+        from scipy import stats  # imported on first use: keeps the window's start-up lean
+
         return float(stats.kstest(self.eigenvalues[atom:], continuous_cdf).statistic)
 
 
@@ -192,6 +195,8 @@ def weight_spectrum(w: np.ndarray, variance: float | None = None) -> WeightSpect
     variance = float(np.mean(w * w)) if variance is None else float(variance)
     # W^T W and W W^T share their nonzero eigenvalues: decompose the smaller, pad with zeros.
     gram = w.T @ w if fan_out <= fan_in else w @ w.T
+    from scipy import linalg
+
     eigenvalues = np.clip(linalg.eigvalsh(gram / fan_in), 0, None)
     eigenvalues = np.concatenate([np.zeros(fan_out - eigenvalues.size), eigenvalues])
     return WeightSpectrum(eigenvalues, fan_in, fan_out, variance)

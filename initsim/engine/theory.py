@@ -23,11 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from .activations import Activation
+
+if TYPE_CHECKING:
+    from scipy.interpolate import CubicSpline
 from .config import SimConfig
 from .schemes import get_bias_init, get_scheme
 
@@ -204,6 +207,8 @@ def moment_table(act: Activation, params: dict) -> MomentTable:
     decades = round(math.log10(_Q_MAX / _Q_MIN))
     log_q = np.linspace(math.log(_Q_MIN), math.log(_Q_MAX), decades * _TABLE_PER_DECADE + 1)
     q = np.exp(log_q)
+    from scipy.interpolate import CubicSpline  # 0.2 s to import: not at the window's start-up
+
     return MomentTable(log_q, CubicSpline(log_q, np.log(second_moment(act, params, q))),
                        CubicSpline(log_q, np.log(slope_moment(act, params, q))))
 
