@@ -19,7 +19,7 @@ import numpy as np
 
 from .engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig
 from .engine.export import ExportError, atomic_write, export_weights, json_safe
-from .engine.params import PARAMS
+from .engine.params import PARAMS, params_text
 from .engine.presets import get_preset, presets
 
 EXIT_USAGE = 2
@@ -140,8 +140,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _params_text(params: dict) -> str:
-    return "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in params.items()) + ")" if params else ""
+    return f"({params_text(params)})" if params else ""
 
 
 # --- weights -------------------------------------------------------------------------------

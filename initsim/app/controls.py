@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
 
 from initsim.engine import (ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig,
                             get_activation, get_scheme)
-from initsim.engine.params import PARAMS, Param
+from initsim.engine.params import PARAMS, Param, params_text
 from initsim.engine.presets import Preset, presets
 from initsim.engine.stats import HIST_SAMPLE
 
@@ -405,7 +405,7 @@ class ControlsPanel(QWidget):
         current = self.init_params.values()
         follows = self.init.currentData() == act.recommended and all(
             current.get(name) == value for name, value in wanted.items())
-        args = ", ".join(f"{name}={value}" for name, value in wanted.items())
+        args = params_text(wanted)
         scheme = act.recommended + (f" ({args})" if args else "")
         if follows:
             self.recommendation.setText(f"\u2713 {scheme} is the usual scheme for {act.name}.")

@@ -14,24 +14,17 @@ from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QLayout, QPushButton, QVBoxLayout, QWidget
 
 from initsim.engine import ConfigError, SimConfig
+from initsim.engine.params import params_text
 
 from .controller import StreamRunner, Throttle
 from .controls import ControlsPanel
+from .messages import show_message
 from .worker import Job
 
 # Repaints at most 10 times a second, however fast the steps stream in. A frame of the Training tab
 # costs the GUI thread ~30 ms, with the GIL held much of it: measured on 2 busy cores, 100 steps of the
 # default network took 1.6 s with the tab hidden, 2.1-2.7 s shown at 10 frames a second, 3.3 s at 20.
 PAINT_INTERVAL_MS = 100
-
-
-def show_message(label: QLabel, level: str, text: str) -> None:
-    """Set a status line's text and its look (the window's style sheet colours the levels ok,
-    warn, error and info)."""
-    label.setProperty("level", level)
-    label.setText(text)
-    label.style().unpolish(label)
-    label.style().polish(label)
 
 
 def status_label(object_name: str, tooltip: str) -> QLabel:
@@ -47,8 +40,7 @@ def status_label(object_name: str, tooltip: str) -> QLabel:
 
 def network_text(config: SimConfig) -> str:
     """A network in a few words: 20 \u00d7 256 relu, kaiming_normal (mode=fan_in), no normalization."""
-    params = ", ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
-                       for name, value in config.init_params.items())
+    params = params_text(config.init_params)
     init = f"{config.init} ({params})" if params else config.init
     norm = "no normalization" if config.norm == "none" else f"{config.norm} norm"
     return f"{config.layers} \u00d7 {config.width} {config.activation}, {init}, {norm}, seed {config.seed}"

@@ -1,9 +1,10 @@
-"""Problem reports in the window: a message box that does not block the event loop."""
+"""Messages in the window: status lines coloured by level, and problem boxes that do not block
+the event loop."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 
 def show_problem(parent: QWidget, title: str, text: str) -> QMessageBox:
@@ -15,3 +16,12 @@ def show_problem(parent: QWidget, title: str, text: str) -> QMessageBox:
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return box
+
+
+def show_message(label: QLabel, level: str, text: str) -> None:
+    """Set a status line's text and its look (the window's style sheet colours the levels ok,
+    warn, error and info)."""
+    label.setProperty("level", level)
+    label.setText(text)
+    label.style().unpolish(label)
+    label.style().polish(label)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES
+from initsim.engine.params import params_text
 
 STYLE = """
 <style>
@@ -25,7 +26,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _call(name: str, params: dict) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in params.items())
+    args = params_text(params)
     return f"<code>{escape(name)}{'(' + escape(args) + ')' if args else ''}</code>"
 
 

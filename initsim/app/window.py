@@ -23,6 +23,7 @@ from .export import ExportActions
 from .heatmap_view import HeatmapView
 from .histogram_view import HistogramView
 from .imaging import write_image
+from .messages import show_message
 from .persistence import FileActions
 from .reference import reference_html
 from .runstate import QUANTITIES, RunState
@@ -339,10 +340,7 @@ class MainWindow(QMainWindow):
             self._show_message("info", "No warnings so far.")
 
     def _show_message(self, level: str, text: str) -> None:
-        self.warnings.setProperty("level", level)
-        self.warnings.setText(text)
-        self.warnings.style().unpolish(self.warnings)
-        self.warnings.style().polish(self.warnings)
+        show_message(self.warnings, level, text)
 
     # --- small actions --------------------------------------------------------------------
 

@@ -90,6 +90,12 @@ PARAMS: dict[str, Param] = {
 }
 
 
+def params_text(params: dict[str, ParamValue]) -> str:
+    """Parameters as people read them: ``gain=1.5, mode=fan_in`` (numbers in their shortest form)."""
+    return ", ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in params.items())
+
+
 def resolve(owner: str, defaults: dict[str, ParamValue], given: dict[str, ParamValue]) -> dict:
     """Defaults overlaid with the given values, each validated; unknown names are refused."""
     for name in given:
