@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .engine.export import write_text
+from .engine.export import atomic_write, write_text
 from .engine.presets import resource_dir
 
 ICON_SIZES = (16, 32, 48, 128, 256)
@@ -40,9 +40,8 @@ def install_desktop_entry(target: Path | None = None) -> list[Path]:
     for size in ICON_SIZES:
         folder = target / "icons" / "hicolor" / f"{size}x{size}" / "apps"
         folder.mkdir(parents=True, exist_ok=True)
-        destination = folder / "initsim.png"
-        destination.write_bytes((icons / f"initsim-{size}.png").read_bytes())
-        written.append(destination)
+        icon = (icons / f"initsim-{size}.png").read_bytes()
+        written.append(atomic_write(folder / "initsim.png", lambda f, icon=icon: f.write(icon)))
     scalable = target / "icons" / "hicolor" / "scalable" / "apps"
     scalable.mkdir(parents=True, exist_ok=True)
     written.append(write_text(scalable / "initsim.svg", (icons / "initsim.svg").read_text(encoding="utf-8")))

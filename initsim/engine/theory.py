@@ -20,6 +20,7 @@ depend on q alone, so `moment_table` integrates them once on a log grid of q and
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .activations import Activation
+from .activations import Activation, get_activation
 
 if TYPE_CHECKING:
     from scipy.interpolate import CubicSpline
@@ -203,7 +204,14 @@ class MomentTable:
 
 
 def moment_table(act: Activation, params: dict) -> MomentTable:
-    """Integrate the two moments once on a log grid of q (a few milliseconds)."""
+    """The two moments of ``act`` with ``params`` on a log grid of q, integrated once per process
+    (about 10 ms: every simulation run asks for it before its first layer)."""
+    return _moment_table(act.name, tuple(sorted(params.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _moment_table(name: str, params: tuple[tuple[str, object], ...]) -> MomentTable:
+    act, params = get_activation(name), dict(params)
     decades = round(math.log10(_Q_MAX / _Q_MIN))
     log_q = np.linspace(math.log(_Q_MIN), math.log(_Q_MAX), decades * _TABLE_PER_DECADE + 1)
     q = np.exp(log_q)
