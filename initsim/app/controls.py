@@ -22,6 +22,8 @@ from initsim.engine.params import PARAMS, Param, params_text
 from initsim.engine.presets import Preset, presets
 from initsim.engine.stats import HIST_SAMPLE
 
+from .widgets import note_label
+
 # QSpinBox holds a C int: the window offers seeds up to 2^31 - 1 (the engine takes up to 2^63 - 1).
 MAX_SEED = 2**31 - 1
 # Parameters without an upper bound still need one for a spin box.
@@ -144,16 +146,6 @@ def _spin(name: str, tooltip: str, low: int, high: int) -> QSpinBox:
     return spin
 
 
-def _note(object_name: str) -> QLabel:
-    """A wrapped, selectable label for the explanations under a control."""
-    label = QLabel()
-    label.setObjectName(object_name)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setProperty("role", "note")
-    return label
-
-
 def _set_data(combo: QComboBox, key: str) -> None:
     combo.setCurrentIndex(combo.findData(key))
 
@@ -188,7 +180,7 @@ class ControlsPanel(QWidget):
             self.preset.setItemData(self.preset.count() - 1, preset.explanation,
                                     Qt.ItemDataRole.ToolTipRole)
         self.preset.activated.connect(self._on_preset)
-        self.preset_note = _note("preset_note")
+        self.preset_note = note_label(name="preset_note")
         return self._group("Preset", [self.preset, self.preset_note])
 
     def _network_group(self) -> QGroupBox:
@@ -217,7 +209,7 @@ class ControlsPanel(QWidget):
         self.activation_params = ParamEditor("activation")
         self.activation.currentIndexChanged.connect(self._on_activation)
         self.activation_params.changed.connect(self._on_edit)
-        self.recommendation = _note("recommendation")
+        self.recommendation = note_label(name="recommendation")
         self.apply_recommended = QPushButton("Use it")
         self.apply_recommended.setObjectName("apply_recommended")
         self.apply_recommended.setToolTip("Set the initialization to the scheme usually paired "
@@ -242,7 +234,7 @@ class ControlsPanel(QWidget):
         self.init_params = ParamEditor("init")
         self.init.currentIndexChanged.connect(self._on_init)
         self.init_params.changed.connect(self._on_edit)
-        self.init_note = _note("init_note")
+        self.init_note = note_label(name="init_note")
         return self._group("Initialization", [self.init, self.init_params, self.init_note])
 
     def _bias_group(self) -> QGroupBox:

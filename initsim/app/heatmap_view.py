@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from .histograms import LOG_DECADES, common_grid, depth_image
 from .plotstyle import HEATMAP, style_plot
 from .runstate import RunState
+from .widgets import note_label
 
 VALUE_BINS = 128
 
@@ -54,10 +55,8 @@ class HeatmapView(QWidget):
         self.log_density.setToolTip(f"Colour by log10 of the density, {LOG_DECADES} decades below "
                                     "each layer's peak, to see the tails")
         self.log_density.toggled.connect(self._on_log)
-        caption = QLabel("Each column is one layer's histogram on a common value grid, coloured "
-                         "relative to its own peak; blank: no finite value (or not computed yet).")
-        caption.setProperty("role", "note")
-        caption.setWordWrap(True)
+        caption = note_label("Each column is one layer's histogram on a common value grid, coloured "
+                             "relative to its own peak; blank: no finite value (or not computed yet).")
         toolbar = QHBoxLayout()
         toolbar.setContentsMargins(6, 4, 6, 0)
         toolbar.addWidget(self.log_density)

@@ -19,6 +19,7 @@ from initsim.engine.params import params_text
 from .controller import StreamRunner, Throttle
 from .controls import ControlsPanel
 from .messages import show_message
+from .widgets import note_label
 from .worker import Job
 
 # Repaints at most 10 times a second, however fast the steps stream in. A frame of the Training tab
@@ -79,11 +80,8 @@ class JobView(QWidget):
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
         self.status = status_label(f"{name}_status", "How the run stands, in plain words")
-        self.network_note = QLabel()
-        self.network_note.setObjectName(f"{name}_network")
-        self.network_note.setProperty("role", "note")
-        self.network_note.setWordWrap(True)
-        self.network_note.setToolTip("Change the network in the controls on the left")
+        self.network_note = note_label(name=f"{name}_network",
+                                       tooltip="Change the network in the controls on the left")
         controls.changed.connect(self._on_controls_changed)
 
     # --- to implement ---------------------------------------------------------------------

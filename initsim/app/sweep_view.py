@@ -22,7 +22,7 @@ from .controller import StreamRunner
 from .phase_plot import PhasePlot, color_bar, levels, set_color_mode
 from .pools import LazyPool, core_count
 from .runstate import RunState
-from .widgets import named
+from .widgets import named, note_label
 
 GRID_SIZES = (4, 8, 12, 16, 24)  # points a side
 DEFAULT_GRID = 12
@@ -107,9 +107,7 @@ class SweepView(QWidget):
         toolbar.addWidget(self.stop_button)
         toolbar.addWidget(self.progress)
         toolbar.addWidget(self.status, 1)
-        self.caption = named(QLabel(), "sweep_caption", "What the sweep covers and measures")
-        self.caption.setProperty("role", "note")
-        self.caption.setWordWrap(True)
+        self.caption = note_label(name="sweep_caption", tooltip="What the sweep covers and measures")
         self.caption.setContentsMargins(6, 0, 6, 0)
 
         self.plots = pg.GraphicsLayoutWidget()

@@ -19,7 +19,7 @@ from initsim.engine.theory import (MeanField, PhaseDiagram, config_at, config_si
 from .phase_plot import (CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhasePlot, color_bar, levels,
                          set_color_mode)
 from .runstate import RunState
-from .widgets import ComputedView, named, number, numbers_label
+from .widgets import ComputedView, named, note_label, number, numbers_label
 
 GRID = 200  # 200 x 200 points: ~0.2 s on one core
 # A point beyond the default axes widens them to hold it, up to this many times their extent;
@@ -122,11 +122,9 @@ class TheoryView(ComputedView):
                               mode.key)
             self.mode.setItemData(self.mode.count() - 1, mode.tooltip, Qt.ItemDataRole.ToolTipRole)
         self.mode.currentIndexChanged.connect(self._show_diagram)
-        caption = QLabel("Mean-field theory of an infinitely wide network: weights of variance "
-                         "\u03c3w\u00b2 / fan-in, biases of variance \u03c3b\u00b2. Click anywhere to "
-                         "give the network Gaussian weights and a normal bias at that point.")
-        caption.setProperty("role", "note")
-        caption.setWordWrap(True)
+        caption = note_label("Mean-field theory of an infinitely wide network: weights of variance "
+                             "\u03c3w\u00b2 / fan-in, biases of variance \u03c3b\u00b2. Click anywhere "
+                             "to give the network Gaussian weights and a normal bias at that point.")
         toolbar = QHBoxLayout()
         toolbar.setContentsMargins(6, 4, 6, 0)
         toolbar.addWidget(QLabel("Colour by"))

@@ -22,6 +22,19 @@ def named(widget: W, name: str, tooltip: str) -> W:
     return widget
 
 
+def note_label(text: str = "", name: str = "", tooltip: str = "") -> QLabel:
+    """A grey explanation: wrapped, selectable (the window's style sheet greys role=note)."""
+    label = QLabel(text)
+    if name:
+        label.setObjectName(name)
+    if tooltip:
+        label.setToolTip(tooltip)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setProperty("role", "note")
+    return label
+
+
 def numbers_label(name: str, tooltip: str) -> QLabel:
     """A label for a view's numbers: rich text, wrapped, top-left, selectable to copy."""
     label = named(QLabel(), name, tooltip)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Slot
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QSpinBox, QWidget
 
 from initsim.engine import SimConfig
 from initsim.engine.sweep import BAND_QUANTILES, FiniteWidthBand, SweepResult, band_of, local_pool, seed_configs, sweep
@@ -14,7 +14,7 @@ from initsim.engine.sweep import BAND_QUANTILES, FiniteWidthBand, SweepResult, b
 from .controller import StreamRunner
 from .plotstyle import COLORS
 from .pools import LazyPool, core_count
-from .widgets import named
+from .widgets import named, note_label
 
 DEFAULT_SEEDS = 8
 # (band field, colour of the curve it surrounds)
@@ -61,9 +61,7 @@ class WidthBand(QObject):
         self.seed_count.setSuffix(" seeds")
         self.seed_count.setKeyboardTracking(False)
         self.seed_count.valueChanged.connect(self._update)
-        self.note = named(QLabel(), "width_band_note", "What the band shows, and where the theory leaves it")
-        self.note.setProperty("role", "note")
-        self.note.setWordWrap(True)
+        self.note = note_label(name="width_band_note", tooltip="What the band shows, and where the theory leaves it")
         # Two lines' room from the start: a note that grows would relayout the plots below.
         self.note.setMinimumHeight(2 * self.note.fontMetrics().lineSpacing())
         self.toolbar = QWidget()

@@ -15,6 +15,7 @@ from initsim import __version__
 from initsim.engine import ConfigError, SimConfig
 from initsim.engine.export import ExportError
 
+from .actions import make_action
 from .compare_view import CompareView
 from .controller import RunController, Throttle
 from .controls import ControlsPanel
@@ -210,12 +211,7 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.stop_button)
 
     def _action(self, menu, text: str, shortcut, slot, tip: str, checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(QKeySequence(shortcut))
-        action.setStatusTip(tip)
-        action.setToolTip(tip)
-        action.setCheckable(checkable)
-        (action.toggled if checkable else action.triggered).connect(slot)
+        action = make_action(self, text, [shortcut] if shortcut else [], slot, tip, checkable)
         menu.addAction(action)
         return action
 

@@ -39,7 +39,7 @@ def test_quadrature_matches_adaptive_integration_for_every_activation(name):
 
 
 def test_pair_expectation_matches_closed_forms_and_adaptive_integration():
-    relu, tanh = get_activation("relu"), get_activation("tanh")
+    relu = get_activation("relu")
     q, c = 1.7, np.array([-0.9, -0.3, 0.0, 0.5, 0.99, 1.0])
     # ReLU: the arc-cosine kernel (Cho & Saul 2009).
     arccos = q / (2 * math.pi) * (np.sqrt(1 - c * c) + (math.pi - np.arccos(c)) * c)
