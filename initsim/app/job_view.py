@@ -142,10 +142,7 @@ class JobView(QWidget):
     def stop(self) -> None:
         """Cancel the run in progress; what arrived stays."""
         if self.running:
-            self.runner.cancel()
-            self._set_running(False)
-            self._paint_throttle.cancel()
-            self.paint()  # a stopped run's status too
+            self._halt()
 
     def shutdown(self) -> None:
         """End the worker thread and the timer. Idempotent."""
@@ -155,6 +152,13 @@ class JobView(QWidget):
         self.running = False
 
     # --- internals ------------------------------------------------------------------------
+
+    def _halt(self) -> None:
+        """Cancel the run in progress and paint what arrived, with a stopped run's status."""
+        self.runner.cancel()
+        self._set_running(False)
+        self._paint_throttle.cancel()
+        self.paint()
 
     def _set_running(self, running: bool) -> None:
         self.running = running
@@ -177,10 +181,7 @@ class JobView(QWidget):
             return
         was_running = self.running
         if was_running:
-            self.runner.cancel()
-            self._set_running(False)
-            self._paint_throttle.cancel()
-            self.paint()
+            self._halt()
         self.shown_config = None  # said once; the results stay on screen
         when = "Stopped: the controls changed." if was_running else "The controls changed."
         self.set_status("info", f"{when} What is shown is of the earlier network ({network_text(earlier)}); "
