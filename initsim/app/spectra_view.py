@@ -126,26 +126,11 @@ def spectra_job(jacobians: list[tuple[str, SimConfig]], weights: tuple[SimConfig
     return events
 
 
-def numerical_zero(result: JacobianResult) -> float:
-    """Singular values at or below this are zeros up to rounding (numpy's matrix_rank tolerance,
-    s_max * n * eps): a ReLU net's Jacobian at one input loses a rank for each unit that is off,
-    and its zero singular values come out anywhere from 1e-16 to 1e-80 of the largest."""
-    config = result.config
-    return result.spectrum.max * max(config.fan_in_first, config.width) * np.finfo(np.float64).eps
-
-
-def nonzero_part(result: JacobianResult) -> JacobianSpectrum:
-    values = result.spectrum.singular_values
-    return JacobianSpectrum(values[values > numerical_zero(result)])
-
-
 def shown_histogram(result: JacobianResult, log: bool):
-    """All the singular values on a linear axis; on a log axis the nonzero ones only (None when
-    there are none: a Jacobian of zero weights is zero)."""
-    spectrum = nonzero_part(result) if log else result.spectrum
-    if not len(spectrum.singular_values):
-        return None
-    return spectrum.histogram(bins_for(len(spectrum.singular_values)), log)
+    """All the singular values on a linear axis, the nonzero ones on a log axis; None if none."""
+    spectrum = result.spectrum
+    size = len(spectrum.nonzero) if log else len(spectrum.singular_values)
+    return spectrum.histogram(bins_for(size), log) if size else None
 
 
 # The columns of the Jacobian's numbers.
@@ -156,13 +141,11 @@ JACOBIAN_COLUMNS = ("max s", "min s", "max/min", "rank", "spread", "mean s\u00b2
 def jacobian_numbers(result: JacobianResult) -> dict[str, str]:
     """The engine's max, min, condition and mean s^2; the rank and the spread (std of log10 s, in
     decades) of the nonzero singular values; mean-field theory's chi_1^L, which predicts mean s^2."""
-    spectrum, nonzero = result.spectrum, nonzero_part(result)
-    spread = f"{nonzero.log_spread:.3g}" if len(nonzero.singular_values) else "\u2014"
-    with np.errstate(invalid="ignore"):  # a zero Jacobian's max / min is 0 / 0: no number
-        condition = spectrum.condition
+    spectrum = result.spectrum
+    spread = f"{spectrum.log_spread:.3g}" if spectrum.rank else "\u2014"
     return dict(zip(JACOBIAN_COLUMNS, (
-        number(spectrum.max), number(spectrum.min), number(condition),
-        f"{len(nonzero.singular_values)} / {len(spectrum.singular_values)}", spread,
+        number(spectrum.max), number(spectrum.min), number(spectrum.condition),
+        f"{spectrum.rank} / {len(spectrum.singular_values)}", spread,
         number(spectrum.mean_square), number(result.mean_field_square))))
 
 

@@ -32,6 +32,7 @@ from .theory import config_at, config_sigmas
 @dataclass(frozen=True)
 class JacobianSpectrum:
     singular_values: np.ndarray  # descending, float64
+    size: int = 0  # the larger side of the Jacobian, for the rank tolerance (0: count any s > 0)
 
     @property
     def max(self) -> float:
@@ -42,9 +43,25 @@ class JacobianSpectrum:
         return float(self.singular_values[-1])
 
     @property
+    def zero_tolerance(self) -> float:
+        """Singular values at or below this are zeros up to rounding (numpy's matrix_rank
+        tolerance, s_max * size * eps): a ReLU net's Jacobian at one input loses a rank for each
+        unit that is off, and those singular values come out anywhere from 1e-16 to 1e-80 of s_max."""
+        return self.max * self.size * float(np.finfo(np.float64).eps)
+
+    @property
+    def nonzero(self) -> np.ndarray:
+        """The singular values that are not zeros up to rounding."""
+        return self.singular_values[self.singular_values > self.zero_tolerance]
+
+    @property
+    def rank(self) -> int:
+        return int(self.nonzero.size)
+
+    @property
     def condition(self) -> float:
-        """max / min: 1 for perfect isometry (inf when the Jacobian is singular)."""
-        with np.errstate(divide="ignore"):
+        """max / min: 1 for perfect isometry, inf when the Jacobian is singular (nan when zero)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
             return float(np.divide(self.max, self.min))
 
     @property
@@ -54,15 +71,16 @@ class JacobianSpectrum:
 
     @property
     def log_spread(self) -> float:
-        """Std of log10 s over the nonzero singular values: 0 for isometry."""
-        positive = self.singular_values[self.singular_values > 0]
-        return float(np.std(np.log10(positive))) if positive.size else math.nan
+        """Std of log10 s over the nonzero singular values, in decades: 0 for isometry."""
+        nonzero = self.nonzero
+        return float(np.std(np.log10(nonzero))) if nonzero.size else math.nan
 
-    def histogram(self, bins: int = 64, log: bool = False) -> Histogram:
-        """Counts on ``bins`` equal bins over [min, max] of s (or of log10 s, zeros left out)."""
-        values = self.singular_values
-        if log:
-            values = np.log10(values[values > 0])
+    def histogram(self, bins: int = 64, log: bool = False) -> Histogram | None:
+        """Counts on ``bins`` equal bins over [min, max] of s, or of log10 s over the nonzero ones
+        (None when there are none: the Jacobian of zero weights is zero)."""
+        values = np.log10(self.nonzero) if log else self.singular_values
+        if not values.size:
+            return None
         return histogram(values, float(values.min()), float(values.max()), bins)
 
 
@@ -98,7 +116,7 @@ def jacobian_spectrum(config: SimConfig) -> JacobianSpectrum:
                           "layers or a smaller weight variance)")
     from scipy import linalg  # imported on first use: keeps the window's start-up lean
 
-    return JacobianSpectrum(linalg.svdvals(jac))
+    return JacobianSpectrum(linalg.svdvals(jac), max(jac.shape))
 
 
 def isometry_pair(config: SimConfig) -> tuple[SimConfig, SimConfig]:
@@ -176,6 +194,8 @@ class WeightSpectrum:
         """Kolmogorov-Smirnov distance between the eigenvalues and the law's continuous part (the
         fan_out - fan_in zeros of a widening layer are its atom, exact by construction): ~0.01 for
         a Gaussian layer of width 1024, above 0.5 for an orthogonal one."""
+        if self.variance == 0:  # all weights zero: there is no law to compare with
+            return math.nan
         atom = max(0, self.fan_out - self.fan_in)
         mass = min(1.0, 1 / self.ratio)
 

@@ -100,3 +100,14 @@ def test_weight_spectrum_density_is_the_law_on_its_support():
     assert low == pytest.approx(spectrum.variance * (1 - math.sqrt(1 / 3)) ** 2)
     x = np.linspace(0, 2 * high, 50)
     np.testing.assert_array_equal(spectrum.density(x)[(x < low) | (x > high)], 0.0)
+
+
+def test_rank_counts_the_singular_values_above_rounding():
+    # A ReLU net at one input: each unit that is off takes a rank away, and its singular value
+    # comes out at rounding level, not 0; the spread is over the nonzero ones only.
+    relu = S.jacobian_spectrum(SimConfig(layers=20, width=64, batch=8))
+    assert 0 < relu.rank < 64
+    assert np.all(relu.nonzero > relu.zero_tolerance) and relu.nonzero.size == relu.rank
+    assert relu.histogram(16, log=True).total == relu.rank
+    zero = S.jacobian_spectrum(SimConfig(layers=3, width=16, batch=8, init="zeros"))
+    assert zero.rank == 0 and zero.histogram(8, log=True) is None and math.isnan(zero.log_spread)
