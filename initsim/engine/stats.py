@@ -48,13 +48,38 @@ def sample_stride(size: int, row: int) -> int:
     return stride
 
 
+def histogram_span(low: float, high: float, bins: int) -> tuple[float, float]:
+    """A finite range holding [low, high] whose ``bins`` equal bins have distinct edges.
+
+    A constant array gets one bin of width 1 around its value, or a relative width of 2**-10 where
+    1 is below the value's resolution (2.4e38 - 0.5 == 2.4e38); a range of a few ulps (subnormals)
+    is widened to 4 ulps a bin; nothing passes the largest float64.
+    """
+    largest = float(np.finfo(np.float64).max)
+    magnitude = max(abs(low), abs(high))
+    least = 4.0 * bins * max(magnitude * 2.0**-52, 5e-324)  # 4 ulps (at least) a bin
+    if not high - low >= least:
+        half = max(0.5 if high == low and least <= 1.0 else 0.5 * least, magnitude * 2.0**-10 * (high == low))
+        middle = 0.5 * low + 0.5 * high
+        low, high = max(middle - half, -largest), min(middle + half, largest)
+        if high - low < 2 * half:  # cut by the float64 limit: keep the width on the other side
+            low, high = (high - 2 * half, high) if high == largest else (low, low + 2 * half)
+    return low, high
+
+
 def histogram(sample: np.ndarray, low: float, high: float, bins: int) -> Histogram:
-    """Counts of the finite ``sample`` on ``bins`` equal bins over [low, high]."""
-    if not high > low:  # a constant array: one bin of width 1 around the value
-        low, high = low - 0.5, high + 0.5
-    edges = np.linspace(low, high, bins + 1)
-    scaled = (sample.astype(np.float64, copy=False) - low) * (bins / (high - low))
-    index = scaled.astype(np.intp)
+    """Counts of the finite ``sample`` on ``bins`` equal bins over [low, high] (widened as
+    ``histogram_span`` says when it is empty or too narrow to split)."""
+    low, high = histogram_span(low, high, bins)
+    values = sample.astype(np.float64, copy=False)
+    # Halved when the width overflows (values near +-float64 max); exact powers of two either way.
+    scale = 1.0 if math.isfinite(high - low) else 0.5
+    with np.errstate(under="ignore"):
+        fraction = (values * scale - low * scale) / (high * scale - low * scale)
+        steps = np.arange(bins + 1) / bins
+        edges = low * (1.0 - steps) + high * steps  # a mean of two, so no value can overflow
+    np.clip(edges, low, high, out=edges)
+    index = (fraction * bins).astype(np.intp)
     np.clip(index, 0, bins - 1, out=index)
     return Histogram(edges=edges, counts=np.bincount(index, minlength=bins).astype(np.int64))
 
@@ -62,12 +87,14 @@ def histogram(sample: np.ndarray, low: float, high: float, bins: int) -> Histogr
 def std_of(array: np.ndarray) -> float:
     """The population std of a finite array, with BLAS doing the square sum."""
     flat = array.reshape(-1)
-    mean = float(np.add.reduce(flat, dtype=np.float64)) / flat.size
-    square_mean = float(np.dot(flat, flat)) / flat.size
     with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(np.add.reduce(flat, dtype=np.float64)) / flat.size
+        square_mean = float(np.dot(flat, flat)) / flat.size
         variance = square_mean - mean * mean
     if not math.isfinite(variance) or variance < 1e-6 * square_mean:  # overflow or cancellation
-        return float(flat.std(dtype=np.float64))
+        scale = float(np.abs(flat).max()) or 1.0  # float64 near its limit overflows the squares
+        with np.errstate(under="ignore"):
+            return float((flat / scale).std(dtype=np.float64)) * scale
     return math.sqrt(variance)
 
 
@@ -87,20 +114,29 @@ def summarize(array: np.ndarray, bins: int, scratch: np.ndarray | None = None) -
             finite = math.isfinite(low) and math.isfinite(high)
         if finite:
             mean = total / n
-            centred = np.subtract(flat, flat.dtype.type(mean),
-                                  out=None if scratch is None else scratch.reshape(-1))
+            out = None if scratch is None else scratch.reshape(-1)
+            # Values far from 1 are scaled by a power of two (exact) first: their squares would
+            # underflow (a vanished signal's std read 0) or overflow.
+            limit = np.finfo(flat.dtype).maxexp - 2  # the scale itself stays finite in the dtype
+            exponent = min(max(math.frexp(max(abs(low), abs(high)))[1], -limit), limit)
+            scale = 1.0 if abs(exponent) <= 30 else math.ldexp(1.0, -exponent)
+            if scale == 1.0:
+                centred = np.subtract(flat, flat.dtype.type(mean), out=out)
+            else:
+                centred = np.multiply(flat, flat.dtype.type(scale), out=out)
+                centred -= flat.dtype.type(mean * scale)
             square_sum = float(np.dot(centred, centred))
-            if not math.isfinite(square_sum):  # values near the float32 limit: square in float64
-                wide = flat.astype(np.float64) - mean
-                square_sum = float(np.dot(wide, wide))
-            sample = flat[::stride][:HIST_SAMPLE]
-            return Stats(mean, math.sqrt(square_sum / n), low, high, 0,
-                         histogram(sample, low, high, bins))
-    return _summarize_nonfinite(flat, stride, bins)
+            if math.isfinite(square_sum):
+                std = math.sqrt(square_sum / n) / scale
+                sample = flat[::stride][:HIST_SAMPLE]
+                return Stats(mean, std, low, high, 0, histogram(sample, low, high, bins))
+    # Values near the dtype's limit overflow the sums, or some are inf or NaN.
+    return _summarize_extreme(flat, stride, bins)
 
 
-def _summarize_nonfinite(flat: np.ndarray, stride: int, bins: int) -> Stats:
-    """The rare path: some values are inf or NaN. Statistics of the finite ones, in float64."""
+def _summarize_extreme(flat: np.ndarray, stride: int, bins: int) -> Stats:
+    """The rare path: some values are inf or NaN, or the sums overflow. Statistics of the finite
+    values, in float64 over their largest magnitude."""
     mask = np.isfinite(flat)
     kept = flat[mask].astype(np.float64)
     nonfinite = int(flat.size - kept.size)
@@ -110,7 +146,9 @@ def _summarize_nonfinite(flat: np.ndarray, stride: int, bins: int) -> Stats:
         nan = math.nan
         return Stats(nan, nan, nan, nan, nonfinite, histogram(sample, 0.0, 0.0, bins))
     low, high = float(kept.min()), float(kept.max())
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean = float(kept.mean())
-        std = float(kept.std()) if math.isfinite(mean) else math.nan
+    scale = max(abs(low), abs(high)) or 1.0
+    with np.errstate(under="ignore"):
+        unit = kept / scale
+        mean = float(unit.mean()) * scale
+        std = float(unit.std()) * scale
     return Stats(mean, std, low, high, nonfinite, histogram(sample, low, high, bins))
