@@ -306,15 +306,16 @@ class MainWindow(QMainWindow):
             self.painted.emit(self._displayed.received, self._displayed.total)
 
     def _show_status(self, state: RunState) -> None:
-        self.progress.setRange(0, state.total)
-        self.progress.setValue(state.received)
         self.stop_button.setEnabled(self.controller.running)
         c = state.config
         shape = f"{c.layers} \u00d7 {c.width}, batch {c.batch}, {c.dtype}"
         if state.error:
-            self.status.setText(f"Failed: {shape}")
+            self.progress.reset()  # a failed run is not a run in progress
+            self.status.setText(f"Failed at the {state.progress_text()}: {shape}")
             self._show_message("error", f"The run failed: {state.error}")
             return
+        self.progress.setRange(0, state.total)
+        self.progress.setValue(state.received)
         if state.complete:
             seconds = state.seconds if state.seconds is not None else time.perf_counter() - state.started
             self.status.setText(f"Done in {seconds * 1000:,.0f} ms: {shape}")

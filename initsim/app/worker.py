@@ -8,15 +8,17 @@ summaries, training steps, sweep results): every background computation of the a
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from PySide6.QtCore import QObject, Signal, Slot
 from threadpoolctl import threadpool_limits
 
-from initsim.engine import SimConfig, simulate_stream
+from initsim.engine import ConfigError, SimConfig, simulate_stream
 
 # Events produced faster than this are sent together: a tiny net yields thousands of layers a
 # second, and one queued signal per layer would flood the GUI thread's event queue.
@@ -54,6 +56,25 @@ def _blas_limited(threads: int | None) -> Iterator[None]:
             if _limit_users == 0:
                 _limit.restore_original_limits()
                 _limit = None
+
+
+# A message in the window is read by a student, not a developer: the longest one it shows.
+MESSAGE_CHARACTERS = 300
+
+
+def failure_text(exc: BaseException) -> str:
+    """What the window says when a job raised: the reason in plain words for what a user can
+    change (a config the engine refused, memory), a bug named as one otherwise, its traceback sent
+    to stderr for a report; never longer than a line or two."""
+    if isinstance(exc, ConfigError):
+        text = f"the engine refused the config: {exc}"
+    elif isinstance(exc, MemoryError):
+        text = "there was not enough memory for it (reduce the layers, the width or the batch)"
+    else:
+        traceback.print_exception(exc, file=sys.stderr)
+        text = (f"an internal error stopped it ({type(exc).__name__}: {exc}); this is a bug in "
+                "initsim, please report it with the config (File > Save config)")
+    return text if len(text) <= MESSAGE_CHARACTERS else text[:MESSAGE_CHARACTERS - 1] + "\u2026"
 
 
 def simulation_job(config: SimConfig) -> Job:
@@ -101,7 +122,9 @@ class StreamWorker(QObject):
                 if should_stop():
                     return
         except Exception as exc:  # noqa: BLE001 - any failure must reach the window, not die here
-            self.run_failed.emit(run_id, f"{type(exc).__name__}: {exc}")
+            if batch:  # the layers before the failure are shown with it
+                self.events_ready.emit(run_id, batch)
+            self.run_failed.emit(run_id, failure_text(exc))
             return
         if batch:
             self.events_ready.emit(run_id, batch)

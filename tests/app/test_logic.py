@@ -216,4 +216,4 @@ def test_worker_reports_a_failure_instead_of_raising():
     worker.run_failed.connect(lambda run_id, message: failures.append(message))
     worker.wanted_run = 2
     worker.run(simulation_job(SMALL.replace(width=0)), 2)
-    assert failures and failures[0].startswith("ConfigError: width")
+    assert failures == ["the engine refused the config: width: got 0, expected an integer in [1, 4096]"]
