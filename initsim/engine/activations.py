@@ -42,7 +42,7 @@ class Activation:
     saturation: tuple[float, float] | None = None  # outputs outside (low, high) count as saturated
 
     def params(self, given: dict | None = None) -> dict:
-        return resolve(f"activation {self.name}", self.defaults, dict(given or {}))
+        return resolve(f"activation {self.name}", self.defaults, given)
 
     def apply(self, u: np.ndarray, params: dict | None = None) -> np.ndarray:
         """phi(u) in a new array (the in-place ``forward`` is for the simulation's own buffers)."""

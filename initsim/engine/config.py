@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .activations import get_activation
+from .checks import choice_in, integer_in, params_mapping
 from .errors import ConfigError, unknown_name
 from .schemes import get_bias_init, get_scheme
 
@@ -65,26 +66,25 @@ class SimConfig:
 
     def validated(self) -> SimConfig:
         """This config with canonical names and every parameter resolved, or a ConfigError."""
-        for name, (low, high) in RANGES.items():
-            value = getattr(self, name)
-            if name == "input_width" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-                raise ConfigError(name, f"got {value!r}, expected an integer in [{low}, {high}]")
+        integers = {name: integer_in(name, getattr(self, name), low, high)
+                    for name, (low, high) in RANGES.items()
+                    if not (name == "input_width" and self.input_width is None)}
+        if integers.get("input_width") in (None, integers["width"]):
+            integers["input_width"] = None  # the same as width
         scheme = get_scheme(self.init)
         activation = get_activation(self.activation)
         bias = get_bias_init(self.bias_init)
         for name, allowed in (("norm", NORMS), ("input_dist", INPUT_DISTRIBUTIONS), ("dtype", DTYPES)):
-            if getattr(self, name) not in allowed:
-                raise unknown_name(name, str(getattr(self, name)), allowed)
+            choice_in(name, getattr(self, name), allowed)
+        given = {name: params_mapping(name, getattr(self, name))
+                 for name in ("init_params", "activation_params", "bias_params")}
         if not isinstance(self.memory_limit, int) or self.memory_limit <= 0:
             raise ConfigError("memory_limit", f"got {self.memory_limit!r}, expected a positive byte count")
         config = self.replace(
-            init=scheme.name, init_params=scheme.params(self.init_params),
-            activation=activation.name, activation_params=activation.params(self.activation_params),
-            bias_init=bias.name, bias_params=bias.params(self.bias_params),
-            layers=int(self.layers), width=int(self.width), batch=int(self.batch), seed=int(self.seed),
-            input_width=None if self.input_width in (None, self.width) else int(self.input_width),
+            **integers,
+            init=scheme.name, init_params=scheme.params(given["init_params"]),
+            activation=activation.name, activation_params=activation.params(given["activation_params"]),
+            bias_init=bias.name, bias_params=bias.params(given["bias_params"]),
         )
         needed = memory_estimate(config)
         if needed > config.memory_limit:

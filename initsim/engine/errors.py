@@ -24,9 +24,12 @@ def unknown_name(field: str, name: str, valid: Iterable[str]) -> ConfigError:
 
 def lookup(field: str, name: str, registry: dict, aliases: dict[str, str] | None = None):
     """Find ``name`` in a registry (case-insensitive, aliases allowed) or raise a ConfigError."""
-    key = str(name).strip().lower().replace("-", "_")
+    if not isinstance(name, str):  # its type, not its repr: a value of any size gives one short line
+        valid = ", ".join(sorted(list(registry) + list(aliases or ())))
+        raise ConfigError(field, f"got a {type(name).__name__}, expected a name (valid: {valid})")
+    key = name.strip().lower().replace("-", "_")
     if aliases and key in aliases:
         key = aliases[key]
     if key not in registry:
-        raise unknown_name(field, str(name), list(registry) + list(aliases or ()))
+        raise unknown_name(field, name, list(registry) + list(aliases or ()))
     return registry[key]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+from .checks import choice_in, number_in, number_range, params_mapping
 from .errors import ConfigError
 
 ParamValue = float | str
@@ -34,25 +36,14 @@ class Param:
     def allowed(self) -> str:
         if self.is_choice:
             return "one of " + ", ".join(self.choices)
-        left = "[" if self.low_inclusive else "("
-        return f"a number in {left}{self.low:g}, {self.high:g}]"
+        return number_range(self.low, self.high, self.low_inclusive)
 
     def validate(self, owner: str, value: ParamValue) -> ParamValue:
         """Return the value coerced to its type, or raise a ConfigError naming the parameter."""
         field = f"{owner}.{self.name}"
         if self.is_choice:
-            key = str(value).strip().lower()
-            if key not in self.choices:
-                raise ConfigError(field, f"got {value!r}, expected {self.allowed()}")
-            return key
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(field, f"got {value!r}, expected {self.allowed()}") from None
-        too_low = number < self.low or (number == self.low and not self.low_inclusive)
-        if not math.isfinite(number) or too_low or number > self.high:
-            raise ConfigError(field, f"got {value!r}, expected {self.allowed()}")
-        return number
+            return choice_in(field, value.strip().lower() if isinstance(value, str) else value, self.choices)
+        return number_in(field, value, self.low, self.high, self.low_inclusive)
 
 
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
@@ -96,8 +87,10 @@ def params_text(params: dict[str, ParamValue]) -> str:
                      for name, value in params.items())
 
 
-def resolve(owner: str, defaults: dict[str, ParamValue], given: dict[str, ParamValue]) -> dict:
-    """Defaults overlaid with the given values, each validated; unknown names are refused."""
+def resolve(owner: str, defaults: dict[str, ParamValue], given: Any) -> dict:
+    """Defaults overlaid with the given values (a mapping, or None), each validated; unknown names
+    are refused."""
+    given = params_mapping(f"{owner} params", given)
     for name in given:
         if name not in defaults:
             takes = ", ".join(defaults) or "no parameters"

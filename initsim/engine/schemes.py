@@ -79,7 +79,7 @@ class Scheme:
 
     def params(self, given: dict[str, ParamValue] | None = None) -> dict[str, ParamValue]:
         """The scheme's parameters: defaults overlaid with ``given``, validated."""
-        resolved = resolve(f"init {self.name}", self.defaults, dict(given or {}))
+        resolved = resolve(f"init {self.name}", self.defaults, given)
         if self.check:
             self.check(resolved)
         return resolved
@@ -261,10 +261,9 @@ def _trunc_check(p):
 
 
 def _identity_moments(fan_in, fan_out, p):
-    ones = min(fan_in, fan_out)
-    n = fan_in * fan_out
-    mean = p["gain"] * ones / n
-    return mean, math.sqrt(max(p["gain"] ** 2 * ones / n - mean * mean, 0.0))
+    ones = min(fan_in, fan_out) / (fan_in * fan_out)  # the fraction of entries that are gain
+    # gain * sqrt(f (1 - f)), not sqrt(gain^2 f - mean^2): gain^2 overflows for a gain near 1e155.
+    return p["gain"] * ones, p["gain"] * math.sqrt(ones * (1 - ones))
 
 
 def _sparse_moments(fan_in, fan_out, p):
@@ -446,7 +445,7 @@ class BiasInit:
     pytorch: str
 
     def params(self, given: dict | None = None) -> dict:
-        return resolve(f"bias_init {self.name}", self.defaults, dict(given or {}))
+        return resolve(f"bias_init {self.name}", self.defaults, given)
 
     def second_moment(self, fan_in: int, params: dict | None = None) -> float:
         mean, std = self.moments(fan_in, self.params(params))
