@@ -7,9 +7,10 @@ bools are not integers, text is not a number, and a value's repr is cut before i
 
 from __future__ import annotations
 
+import itertools
 import math
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,3 +92,16 @@ def params_mapping(field: str, value: Any) -> dict[str, Any]:
         if not isinstance(name, str):
             raise ConfigError(field, f"got the parameter name {shown(name)}, expected text")
     return dict(value)
+
+
+def listed(field: str, values: Any, most: int | None = None) -> list:
+    """``values`` (a list, tuple, range or other iterable; not text or a table) as a list of 1 to
+    ``most`` items, read no further than ``most + 1`` items."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ConfigError(field, f"got {shown(values)}, expected a list of values")
+    items = list(values if most is None else itertools.islice(values, most + 1))
+    if not items or (most is not None and len(items) > most):
+        count = "none" if not items else f"more than {most}"
+        raise ConfigError(field, f"got {count}, expected " + ("at least one value" if most is None
+                                                              else f"1 to {most} values"))
+    return items

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import SimConfig
+from .checks import integer_in, listed
+from .config import RANGES, SimConfig
 from .errors import ConfigError
 from .simulate import BackwardEvent, ForwardEvent, simulate_stream
 from .tasks import make_dataset
@@ -139,15 +140,12 @@ def compare(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2),
 
 def _checked(configs: Sequence[SimConfig], seeds: Sequence[int]
              ) -> tuple[list[SimConfig], list[int]]:
-    if not 1 <= len(configs) <= MAX_CONFIGS:
-        raise ConfigError("configs", f"got {len(configs)}, expected 1 to {MAX_CONFIGS} configs to compare")
-    seeds = list(seeds)
-    if not 1 <= len(seeds) <= MAX_SEEDS:
-        raise ConfigError("seeds", f"got {len(seeds)}, expected 1 to {MAX_SEEDS} seeds")
-    for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError("seeds", f"got {seed!r}, expected non-negative integers")
-    return [c.validated() for c in configs], [int(s) for s in seeds]
+    configs, seeds = listed("configs", configs, MAX_CONFIGS), listed("seeds", seeds, MAX_SEEDS)
+    for config in configs:
+        if not isinstance(config, SimConfig):
+            raise ConfigError("configs", f"got a {type(config).__name__}, expected SimConfigs")
+    low, high = RANGES["seed"]
+    return [c.validated() for c in configs], [integer_in("seeds", s, low, high) for s in seeds]
 
 
 def _summary(config: SimConfig, seeds: list[int], sims: list[list], events: list[list],

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .checks import listed, number_in
 from .config import SimConfig
 from .errors import ConfigError, unknown_name
 from .simulate import simulate
@@ -100,8 +101,11 @@ def grid(base: SimConfig, axes: Mapping[str, Sequence[Any]]) -> list[SimConfig]:
     for name in names:
         if name not in known:
             raise unknown_name("axis", name, known)
+    values_of = {name: listed(name, axes[name]) for name in names}
+    for name in set(SIGMA_AXES) & set(names):
+        values_of[name] = [number_in(name, value, 0.0) for value in values_of[name]]
     configs = []
-    for values in itertools.product(*(axes[name] for name in names)):
+    for values in itertools.product(*(values_of[name] for name in names)):
         point = dict(zip(names, values))
         fields = {k: v for k, v in point.items() if k not in SIGMA_AXES}
         for name, params in _PARAMS_OF.items():  # a new scheme or activation starts from its defaults

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .checks import integer_in, number_in
 from .config import GIB, SimConfig
 from .errors import ConfigError, lookup, unknown_name
 from .network import Block, Layer, Network, backward, hidden_forward, linear, lsuv_rescale
@@ -95,16 +96,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is None and name == "task_dim":
                 value = task.default_dim
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-                raise ConfigError(name, f"got {value!r}, expected an integer in [{low}, {high}]")
-            changes[name] = int(value)
+            changes[name] = integer_in(name, value, low, high)
         for name, (low, high) in TRAIN_REAL_RANGES.items():
             value = getattr(self, name)
             if value is None:
                 value = optimizer.default_lr if name == "lr" else task.default_noise
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise ConfigError(name, f"got {value!r}, expected a number in [{low:g}, {high:g}]")
-            changes[name] = float(value)
+            changes[name] = number_in(name, value, low, high)
         if task.fixed_dim and changes["task_dim"] != task.default_dim:
             raise ConfigError("task_dim", f"{task.name} is {task.default_dim}-D; got {changes['task_dim']}")
         return self.replace(**changes)
