@@ -8,7 +8,9 @@ from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
+from .checks import integer_in, params_mapping, shown
 from .config import SimConfig
+from .configfile import checked_text
 from .errors import ConfigError, lookup
 
 DEFAULT_PRESET = "he_relu"
@@ -33,19 +35,28 @@ def resource_dir(*parts: str) -> Traversable:
 
 def parse_preset(text: str, source: str) -> Preset:
     """A Preset from a JSON text; any problem is a ConfigError naming ``source`` (and the line)."""
+    checked_text(text, source)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(source, f"line {exc.lineno}: {exc.msg}") from None
+    except ValueError:  # Python reads integers of at most 4,300 digits (sys.int_info)
+        raise ConfigError(source, "an integer of thousands of digits: not a preset value") from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, "expected a JSON object with name, title, explanation and config")
+    missing = [key for key in ("name", "title", "explanation", "config") if key not in data]
+    if missing:
+        raise ConfigError(source, f"missing key {missing[0]!r}")
+    texts = {key: data[key] for key in ("name", "title", "explanation")}
     try:
-        config = SimConfig.from_dict(data["config"]).validated()
-        return Preset(name=str(data["name"]), title=str(data["title"]),
-                      explanation=str(data["explanation"]), config=config,
-                      order=int(data.get("order", 0)))
-    except KeyError as exc:
-        raise ConfigError(source, f"missing key {exc.args[0]!r}") from None
+        for key, value in texts.items():
+            if not isinstance(value, str):
+                raise ConfigError(key, f"got {shown(value)}, expected text")
+        config = SimConfig.from_dict(params_mapping("config", data["config"])).validated()
+        order = integer_in("order", data.get("order", 0), -1000, 1000)
     except ConfigError as exc:
         raise ConfigError(source, str(exc)) from None
+    return Preset(**texts, config=config, order=order)
 
 
 @cache

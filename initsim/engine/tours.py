@@ -24,8 +24,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .checks import listed, shown
 from .config import SimConfig
-from .configfile import at_line, line_of, located_error, parse_toml
+from .configfile import at_line, from_file, line_of, located_error, parse_toml
 from .errors import ConfigError, lookup, unknown_name
 from .presets import get_preset, resource_dir
 from .schemes import get_scheme
@@ -68,6 +69,12 @@ class _Source:
             raise self.error(f"{where}: '{key}' must be a non-empty text", key, start)
         return value.strip()
 
+    def optional_text(self, table: dict, key: str, where: str, start: int) -> str:
+        value = table.get(key, "")
+        if not isinstance(value, str):
+            raise self.error(f"{where}: '{key}' must be a text, not {shown(value)}", key, start)
+        return value.strip()
+
     def check_keys(self, table: dict, allowed: tuple[str, ...], where: str, start: int) -> None:
         for key in table:
             if key not in allowed:
@@ -88,15 +95,26 @@ def _step(table: Any, number: int, source: _Source, start: int) -> TourStep:
     try:
         base = get_preset(table["preset"]).config if "preset" in table else SimConfig()
         config = SimConfig.from_dict({**base.to_dict(), **overrides}).validated()
-        compare = tuple(get_scheme(name).name for name in table.get("compare", ()))
     except ConfigError as exc:
         raise located_error(exc, source.text, source.name, overrides, start) from None
-    if len(compare) > 4:
-        raise source.error(f"{where}: compare at most 4 schemes", "compare", start)
     return TourStep(title=source.text_of(table, "title", where, start),
                     text=source.text_of(table, "text", where, start),
-                    look_at=str(table.get("look_at", "")).strip(), view=view, config=config,
-                    compare=compare)
+                    look_at=source.optional_text(table, "look_at", where, start), view=view, config=config,
+                    compare=_compared(table, where, source, start))
+
+
+def _compared(table: dict, where: str, source: _Source, start: int) -> tuple[str, ...]:
+    """The schemes a step compares: 1 to 4 names, or none without 'compare'."""
+    if "compare" not in table:
+        return ()
+    try:
+        names = listed(f"{where} compare", table["compare"], most=4)
+        for name in names:
+            if not isinstance(name, str):
+                raise ConfigError(f"{where} compare", f"got {shown(name)}, expected a scheme's name")
+        return tuple(get_scheme(name).name for name in names)
+    except ConfigError as exc:
+        raise source.error(str(exc), "compare", start) from None
 
 
 def parse_tour(text: str, source_name: str, name: str | None = None) -> Tour:
@@ -112,18 +130,13 @@ def parse_tour(text: str, source_name: str, name: str | None = None) -> Tour:
     starts += [0] * (len(steps) - len(starts))
     return Tour(name=name or Path(source_name).stem,
                 title=source.text_of(data, "title", "tour", 0),
-                description=str(data.get("description", "")).strip(),
+                description=source.optional_text(data, "description", "tour", 0),
                 steps=tuple(_step(s, i, source, starts[i - 1]) for i, s in enumerate(steps, 1)))
 
 
 def read_tour(path: str | Path) -> Tour:
-    """A tour from a file; unreadable files are ConfigErrors too."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_tour(text, str(path))
+    """A tour from a user's file (configfile.from_file: any problem is one ConfigError)."""
+    return from_file(path, parse_tour)
 
 
 @cache
