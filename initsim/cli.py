@@ -20,6 +20,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig
+from .engine.checks import choice_in, integer_in, number_in
+from .engine.config import DTYPES
 from .engine.export import ExportError, atomic_write, export_weights, json_safe
 from .engine.params import PARAMS, params_text
 from .engine.presets import get_preset, presets
@@ -48,8 +50,51 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+# ASCII only: int() and float() also read other scripts' digits ('\u0663' is 3) and underscores.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,4000}")  # int() refuses more than 4,300 digits
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,5})?|[+-]?(inf|infinity|nan)",
+                     re.IGNORECASE)
+
+
+def read_integer(text: str) -> int | str:
+    """The integer that ASCII digits spell; any other text as it is, for the check to refuse."""
+    return int(text) if _INTEGER.fullmatch(text) else text
+
+
+def read_number(text: str) -> float | str:
+    """The number that ASCII text spells (inf and nan included); any other text, or a number
+    beyond float's range (1e400 is not inf), as it is."""
+    if not _NUMBER.fullmatch(text):
+        return text
+    number = float(text)
+    return number if math.isfinite(number) or "n" in text.lower() else text
+
+
+def flag_type(check: Callable[[str], Any], kind: str) -> Callable[[str], Any]:
+    """An argparse type made of an engine check of the flag's text: its ConfigError becomes
+    argparse's one-line error, which names the flag."""
+    def convert(text: str) -> Any:
+        try:
+            return check(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    convert.__name__ = kind
+    return convert
+
+
+def integer_flag(low: int, high: int) -> Callable[[str], int]:
+    return flag_type(lambda text: integer_in("", read_integer(text), low, high), "integer")
+
+
+def number_flag(low: float = -math.inf, high: float = math.inf, low_inclusive: bool = True
+                ) -> Callable[[str], float]:
+    return flag_type(lambda text: number_in("", read_number(text), low, high, low_inclusive), "number")
+
+
 def _param_type(name: str) -> Callable[[str], Any]:
-    return str if PARAMS[name].is_choice else float
+    """A parameter's flag: text for a choice, else any finite number (the scheme checks its range)."""
+    return str if PARAMS[name].is_choice else number_flag()
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -58,14 +103,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--preset", help="start from a preset (see `initsim presets`); flags override it")
     for name in ("layers", "width", "batch", "input_width", "seed", "bins"):
         low, high = RANGES[name]
-        net.add_argument("--" + name.replace("_", "-"), type=int, metavar="N", help=f"{low}..{high}")
+        net.add_argument("--" + name.replace("_", "-"), type=integer_flag(low, high), metavar="N",
+                         help=f"{low}..{high}")
     net.add_argument("--activation", metavar="NAME", help=", ".join(ACTIVATIONS))
     net.add_argument("--norm", metavar="NAME", help="normalization before the activation: none, batch, layer")
     net.add_argument("--input-dist", metavar="NAME", help="input distribution (unit variance): normal, uniform")
-    net.add_argument("--dtype", metavar="NAME", help="float32 (default) or float64")
-    net.add_argument("--memory-limit-gib", type=float, metavar="GIB",
+    net.add_argument("--dtype", type=flag_type(lambda text: choice_in("", text, DTYPES), "name"),
+                     metavar="NAME", help="float32 (default) or float64")
+    net.add_argument("--memory-limit-gib", type=number_flag(0.0, low_inclusive=False), metavar="GIB",
                      help="refuse configs whose estimated memory is over this (default 2)")
-    parser.add_argument("--blas-threads", type=int, metavar="N",
+    parser.add_argument("--blas-threads", type=integer_flag(1, 1024), metavar="N",
                         help="threads of the matrix products (default 1, as in the window, unless "
                         + ", ".join(BLAS_ENVIRONMENT) + " is set)")
     init = parser.add_argument_group("initialization")
@@ -74,8 +121,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for name in SCHEME_PARAMS + ACTIVATION_PARAMS:
         spec = PARAMS[name]
         init.add_argument(spec.flag, type=_param_type(name), metavar="X", help=spec.help)
-    init.add_argument("--bias-std", type=float, metavar="X", help="std of the normal bias init")
-    init.add_argument("--bias-value", type=float, metavar="X", help="value of the constant bias init")
+    init.add_argument("--bias-std", type=number_flag(), metavar="X", help="std of the normal bias init")
+    init.add_argument("--bias-value", type=number_flag(), metavar="X", help="value of the constant bias init")
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -153,6 +200,8 @@ def _params_text(params: dict) -> str:
 
 # --- weights -------------------------------------------------------------------------------
 
+FAN_RANGE = (1, 65536)  # of one matrix written by itself
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from .engine import get_scheme
 
@@ -172,9 +221,6 @@ def cmd_weights(args: argparse.Namespace) -> int:
         raise UsageError("one matrix is written as .npy (use --layers N for a whole network as .npz)")
     if args.fan_in is None or args.fan_out is None:
         raise UsageError("--fan-in and --fan-out are required for one matrix")
-    for name, value in (("fan_in", args.fan_in), ("fan_out", args.fan_out)):
-        if not 1 <= value <= 65536:
-            raise ConfigError(name, f"got {value}, expected an integer in [1, 65536]")
     scheme = get_scheme(args.init or "kaiming_normal")
     if scheme.data_dependent:
         raise ConfigError("init", f"{scheme.name} depends on data: write a network with --layers")
@@ -392,21 +438,10 @@ def _activation_from_args(args: argparse.Namespace):
     return act, act.params({n: getattr(args, n) for n in ACTIVATION_PARAMS if getattr(args, n) is not None})
 
 
-def _check_number(name: str, value: float, low: float, high: float = math.inf) -> None:
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ConfigError(name, f"got {value:g}, expected a number in [{low:g}, {high:g}]")
-
-
 def cmd_theory(args: argparse.Namespace) -> int:
     from .engine.theory import mean_field, phase_of
 
     act, params = _activation_from_args(args)
-    low, high = RANGES["layers"]
-    if not low <= args.depth <= high:
-        raise ConfigError("depth", f"got {args.depth}, expected an integer in [{low}, {high}]")
-    for name in ("sigma_w2", "sigma_b2", "q0"):
-        _check_number(name, getattr(args, name), 0.0)
-    _check_number("c0", args.c0, -1.0, 1.0)
     field = mean_field(act, params, args.sigma_w2, args.sigma_b2, args.depth, args.q0, args.c0)
     if args.json:
         print_json({"activation": act.name, "activation_params": params, "sigma_w2": field.sigma_w2,
@@ -434,12 +469,6 @@ def cmd_phase(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".png", ".csv"):
         raise UsageError("the phase diagram is written as .png or .csv")
-    if not 2 <= args.grid <= 1000:
-        raise ConfigError("grid", f"got {args.grid}, expected an integer in [2, 1000]")
-    for name in ("sigma_w2_max", "sigma_b2_max"):
-        if getattr(args, name) is not None:
-            _check_number(name, getattr(args, name), 1e-6, 1e6)
-    _check_number("q0", args.q0, 0.0)
     started = time.perf_counter()
     sigma_w2, sigma_b2 = phase_axes(act, params, args.grid, args.sigma_w2_max, args.sigma_b2_max)
     diagram = phase_diagram(act, params, sigma_w2, sigma_b2, args.q0)
@@ -456,18 +485,22 @@ def cmd_phase(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_AXIS_POINTS = 10_000
+
+
 def _axis_values(name: str, text: str) -> list:
     """A sweep axis: "a,b,c", or "start:stop:count" for evenly spaced numbers."""
-    try:
-        if name in ("sigma_w2", "sigma_b2"):
-            if ":" in text:
-                start, stop, count = text.split(":")
-                return np.linspace(float(start), float(stop), int(count)).tolist()
-            return [float(v) for v in text.split(",")]
-        if name in RANGES or name == "memory_limit":
-            return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise UsageError(f"cannot read the values of {name}: {text!r}") from None
+    if name in ("sigma_w2", "sigma_b2"):
+        if ":" in text:
+            ends = text.split(":")
+            if len(ends) != 3:
+                raise UsageError(f"--{name.replace('_', '-')} takes a,b,c or start:stop:count; got {text!r}")
+            start, stop = (number_in(name, read_number(end), 0.0) for end in ends[:2])
+            count = integer_in(f"{name} count", read_integer(ends[2]), 1, MAX_AXIS_POINTS)
+            return np.linspace(start, stop, count).tolist()
+        return [read_number(v) for v in text.split(",")]
+    if name in RANGES or name == "memory_limit":
+        return [read_integer(v) for v in text.split(",")]
     return text.split(",")
 
 
@@ -477,8 +510,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".csv":
         raise UsageError("the sweep is written as .csv")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError("workers", f"got {args.workers}, expected at least 1")
     axes = {name: _axis_values(name, getattr(args, name)) for name in SIGMA_AXES if getattr(args, name)}
     for item in args.vary:
         name, _, values = item.partition("=")
@@ -519,21 +550,30 @@ TRAIN_FLAGS = ("task", "samples", "noise", "task_dim", "data_seed", "optimizer",
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """The task and optimizer flags of `train` and `compare --train`."""
     from .engine.tasks import TASKS
-    from .engine.train import OPTIMIZERS, TrainConfig
+    from .engine.train import OPTIMIZERS, TRAIN_RANGES, TRAIN_REAL_RANGES, TrainConfig
+
+    def train_int(name: str) -> Callable[[str], int]:
+        return integer_flag(*TRAIN_RANGES[name])
+
+    def train_real(name: str) -> Callable[[str], float]:
+        return number_flag(*TRAIN_REAL_RANGES[name])
 
     group = parser.add_argument_group("training")
     group.add_argument("--task", metavar="NAME", help=f"{', '.join(TASKS)} (default {TrainConfig.task})")
-    group.add_argument("--samples", type=int, metavar="N", help=f"training set size (default {TrainConfig.samples})")
-    group.add_argument("--noise", type=float, metavar="X", help="the task's noise (default: the task's own)")
-    group.add_argument("--task-dim", type=int, metavar="D", help="input dimensions of blobs and regression")
-    group.add_argument("--data-seed", type=int, metavar="N",
+    group.add_argument("--samples", type=train_int("samples"), metavar="N",
+                       help=f"training set size (default {TrainConfig.samples})")
+    group.add_argument("--noise", type=train_real("noise"), metavar="X", help="the task's noise (default: the task's own)")
+    group.add_argument("--task-dim", type=train_int("task_dim"), metavar="D",
+                       help="input dimensions of blobs and regression")
+    group.add_argument("--data-seed", type=train_int("data_seed"), metavar="N",
                        help=f"seed of the data (default {TrainConfig.data_seed}); --seed seeds the weights and batches")
     group.add_argument("--optimizer", metavar="NAME", help=", ".join(
         f"{name} (lr {o.default_lr:g})" for name, o in OPTIMIZERS.items()) + f"; default {TrainConfig.optimizer}")
-    group.add_argument("--lr", type=float, metavar="X", help="learning rate (default: the optimizer's)")
-    group.add_argument("--momentum", type=float, metavar="X", help=f"SGD's momentum (default {TrainConfig.momentum})")
-    group.add_argument("--steps", type=int, metavar="N", help=f"default {TrainConfig.steps}")
-    group.add_argument("--train-batch", type=int, metavar="N",
+    group.add_argument("--lr", type=train_real("lr"), metavar="X", help="learning rate (default: the optimizer's)")
+    group.add_argument("--momentum", type=train_real("momentum"), metavar="X",
+                       help=f"SGD's momentum (default {TrainConfig.momentum})")
+    group.add_argument("--steps", type=train_int("steps"), metavar="N", help=f"default {TrainConfig.steps}")
+    group.add_argument("--train-batch", type=train_int("train_batch"), metavar="N",
                        help=f"mini-batch size (default {TrainConfig.train_batch})")
 
 
@@ -624,7 +664,7 @@ def _scheme_list(text: str) -> list[tuple[str, dict[str, Any]]]:
                 raise unknown_name("init parameter", key, SCHEME_PARAMS)
             try:
                 params[key] = _param_type(key)(value)
-            except ValueError:
+            except argparse.ArgumentTypeError:
                 raise UsageError(f"--init: {key} of {name} must be a number; got {value!r}") from None
         schemes.append((name, params))
     return schemes
@@ -696,6 +736,9 @@ def _band_text(median: float, low: float, high: float) -> str:
 # --- entry point ---------------------------------------------------------------------------
 
 def build_parser() -> Parser:
+    from .engine.compare import MAX_SEEDS
+    from .engine.train import TRAIN_RANGES
+
     parser = Parser(prog="initsim", description="See what weight initialization does to a deep "
                     "network. With no command, opens the window.")
     parser.add_argument("--version", action="version", version=f"initsim {__import__('initsim').__version__}")
@@ -708,8 +751,8 @@ def build_parser() -> Parser:
 
     weights = commands.add_parser("weights", help="write sampled initial weights (.npy, or .npz for a net)")
     add_config_flags(weights)
-    weights.add_argument("--fan-in", type=int, metavar="N")
-    weights.add_argument("--fan-out", type=int, metavar="N")
+    weights.add_argument("--fan-in", type=integer_flag(*FAN_RANGE), metavar="N")
+    weights.add_argument("--fan-out", type=integer_flag(*FAN_RANGE), metavar="N")
     weights.add_argument("--out", required=True, metavar="FILE", help=".npy (one matrix) or .npz (network)")
     weights.set_defaults(run=cmd_weights)
 
@@ -739,23 +782,25 @@ def build_parser() -> Parser:
     theory = commands.add_parser("theory", help="mean-field prediction, layer by layer, for one "
                                  "(sigma_w^2, sigma_b^2)")
     add_activation_flags(theory)
-    theory.add_argument("--sigma-w2", type=float, required=True, metavar="X", help="fan_in * E[W^2]")
-    theory.add_argument("--sigma-b2", type=float, default=0.0, metavar="X", help="E[b^2] (default 0)")
-    theory.add_argument("--depth", type=int, default=20, metavar="L", help="layers (default 20)")
-    theory.add_argument("--q0", type=float, default=1.0, metavar="X", help="the inputs' E[x^2] (default 1)")
-    theory.add_argument("--c0", type=float, default=0.5, metavar="X",
+    theory.add_argument("--sigma-w2", type=number_flag(0.0), required=True, metavar="X", help="fan_in * E[W^2]")
+    theory.add_argument("--sigma-b2", type=number_flag(0.0), default=0.0, metavar="X", help="E[b^2] (default 0)")
+    theory.add_argument("--depth", type=integer_flag(*RANGES["layers"]), default=20, metavar="L",
+                        help="layers (default 20)")
+    theory.add_argument("--q0", type=number_flag(0.0), default=1.0, metavar="X", help="the inputs' E[x^2] (default 1)")
+    theory.add_argument("--c0", type=number_flag(-1.0, 1.0), default=0.5, metavar="X",
                         help="correlation of the two inputs followed by c (default 0.5)")
     theory.add_argument("--json", action="store_true", help="print JSON instead of a table")
     theory.set_defaults(run=cmd_theory)
 
     phase = commands.add_parser("phase", help="write the order/chaos phase diagram (.png or .csv)")
     add_activation_flags(phase)
-    phase.add_argument("--grid", type=int, default=200, metavar="N", help="N x N points (default 200)")
-    phase.add_argument("--sigma-w2-max", type=float, metavar="X",
+    phase.add_argument("--grid", type=integer_flag(2, 1000), default=200, metavar="N",
+                       help="N x N points (default 200)")
+    phase.add_argument("--sigma-w2-max", type=number_flag(1e-6, 1e6), metavar="X",
                        help="right edge (default: 3 x the critical sigma_w^2 at sigma_b^2 = 0)")
-    phase.add_argument("--sigma-b2-max", type=float, metavar="X",
+    phase.add_argument("--sigma-b2-max", type=number_flag(1e-6, 1e6), metavar="X",
                        help="top edge (default: 0.1 x the critical sigma_w^2 at sigma_b^2 = 0)")
-    phase.add_argument("--q0", type=float, default=1.0, metavar="X",
+    phase.add_argument("--q0", type=number_flag(0.0), default=1.0, metavar="X",
                        help="start of the variance iteration whose end is q* (default 1)")
     phase.add_argument("--out", required=True, metavar="FILE", help=".png (image) or .csv (every point)")
     phase.set_defaults(run=cmd_phase)
@@ -767,14 +812,15 @@ def build_parser() -> Parser:
     sweep.add_argument("--sigma-b2", metavar="SPEC", help="sigma_b^2 values: a,b,c or start:stop:count")
     sweep.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2",
                        help="another axis over a config field (init, layers, width, seed, ...); repeatable")
-    sweep.add_argument("--workers", type=int, metavar="N", help="processes (default: one per core)")
+    sweep.add_argument("--workers", type=integer_flag(1, 1024), metavar="N",
+                       help="processes (default: one per core)")
     sweep.add_argument("--out", required=True, metavar="FILE", help=".csv, one row per config")
     sweep.set_defaults(run=cmd_sweep)
 
     train = commands.add_parser("train", help="train the network on a built-in task; a row every K steps")
     add_config_flags(train)
     add_train_flags(train)
-    train.add_argument("--every", type=int, metavar="K",
+    train.add_argument("--every", type=integer_flag(*TRAIN_RANGES["record_every"]), metavar="K",
                        help="measure the whole training set and print a row every K steps (default 10)")
     train.add_argument("--json", action="store_true", help="print JSON (every step) instead of a table")
     train.set_defaults(run=cmd_train)
@@ -782,7 +828,7 @@ def build_parser() -> Parser:
     compare = commands.add_parser("compare", help="compare up to 4 schemes over seeds: simulation, "
                                   "and training with --train (progress on stderr)")
     add_config_flags(compare)
-    compare.add_argument("--seeds", type=int, default=3, metavar="N",
+    compare.add_argument("--seeds", type=integer_flag(1, MAX_SEEDS), default=3, metavar="N",
                          help="seeds per scheme: --seed, --seed + 1, ... (default 3)")
     compare.add_argument("--train", action="store_true", help="train each scheme too (the training flags)")
     add_train_flags(compare)

@@ -54,6 +54,8 @@ def integer_in(field: str, value: Any, low: int, high: int) -> int:
 
 
 def number_range(low: float, high: float, low_inclusive: bool = True) -> str:
+    if low == -math.inf and high == math.inf:
+        return "a finite number"
     left = "[" if low_inclusive else "("
     return f"a number in {left}{low:g}, {high:g}]"
 
@@ -103,5 +105,5 @@ def listed(field: str, values: Any, most: int | None = None) -> list:
     if not items or (most is not None and len(items) > most):
         count = "none" if not items else f"more than {most}"
         raise ConfigError(field, f"got {count}, expected " + ("at least one value" if most is None
-                                                              else f"1 to {most} values"))
+                                                              else f"1 to {most} {field}"))
     return items

@@ -12,6 +12,7 @@ class ConfigError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
 
 
 def unknown_name(field: str, name: str, valid: Iterable[str]) -> ConfigError:

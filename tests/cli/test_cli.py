@@ -60,7 +60,7 @@ def test_preset_then_flags_override(capsys):
     (["simulate", "--std", "-1", "--init", "normal"], "std"),
     (["simulate", "--width", "4096", "--batch", "8192", "--layers", "100"], "GiB"),
     (["simulate", "--preset", "nope"], "preset"),
-    (["simulate", "--layers", "three"], "invalid int"),
+    (["simulate", "--layers", "three"], "--layers: got 'three', expected an integer"),
     (["simulate", "--bogus"], "unrecognized"),
     (["weights", "--init", "normal", "--out", "/tmp/x.txt", "--fan-in", "3", "--fan-out", "3"], ".npy"),
     (["weights", "--init", "normal", "--out", "/nonexistent-dir/w.npy", "--fan-in", "3", "--fan-out", "3"],

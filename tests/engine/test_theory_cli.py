@@ -52,7 +52,7 @@ def test_theory_takes_activation_parameters_and_refuses_bad_input(capsys):
     status, out, _ = run(capsys, "theory", "--activation", "leaky_relu", "--slope", "0.5", "--sigma-w2", "1",
                          "--depth", "2", "--json")
     assert status == 0 and json.loads(out)["chi1"] == pytest.approx((1 + 0.25) / 2)
-    for argv, field in ((("--sigma-w2", "-1"), "sigma_w2"), (("--sigma-w2", "1", "--c0", "2"), "c0"),
+    for argv, field in ((("--sigma-w2", "-1"), "--sigma-w2"), (("--sigma-w2", "1", "--c0", "2"), "c0"),
                         (("--sigma-w2", "1", "--depth", "0"), "depth"), (("--sigma-w2", "1", "--alpha", "1"), "alpha")):
         status, _, err = run(capsys, "theory", "--activation", "relu", *argv)
         assert status == 2 and field in err and len(err.splitlines()) == 1

@@ -79,7 +79,7 @@ def test_compare_without_training_is_the_simulation_alone(capsys):
     (["train", "--steps", "0"], "steps: got 0"),
     (["train", "--task-dim", "3"], "task_dim: spirals is 2-D"),
     (["train", "--batch", "64"], "use --train-batch"),
-    (["train", "--steps", "many"], "--steps: invalid int value"),
+    (["train", "--steps", "many"], "--steps: got 'many', expected an integer"),
     (["compare", "--init", "a,b,c,d,e"], "init: unknown name 'a'"),
     (["compare", "--init", "he_normal,xavier_normal,zeros,orthogonal,lecun_normal"], "expected 1 to 4 configs"),
     (["compare", "--init", "he_normal", "--seeds", "0"], "seeds: got 0"),
