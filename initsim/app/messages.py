@@ -1,5 +1,6 @@
 """Messages in the window: status lines coloured by level, and problem boxes that do not block
-the event loop."""
+the event loop. Their text is plain: what they quote from a user's file is never read as HTML (an
+<img> in it would make Qt load a local file)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ def show_problem(parent: QWidget, title: str, text: str) -> QMessageBox:
     the runs, the timers and scripted callers carry on while it is up."""
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("problem")
+    box.setTextFormat(Qt.TextFormat.PlainText)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
@@ -22,6 +24,7 @@ def show_message(label: QLabel, level: str, text: str) -> None:
     """Set a status line's text and its look (the window's style sheet colours the levels ok,
     warn, error and info)."""
     label.setProperty("level", level)
+    label.setTextFormat(Qt.TextFormat.PlainText)
     label.setText(text)
     label.style().unpolish(label)
     label.style().polish(label)

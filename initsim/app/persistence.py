@@ -1,29 +1,34 @@
 """Configs and tours as files: File > Open config / Save config / Open tour / Recent files / Reset
 to defaults, a config or tour dropped on the window, and the last session's config restored at
 launch. A file that cannot be used is reported in a message box naming the file, the line and the
-problem; the window carries on as it was."""
+problem; the window carries on as it was. Saved settings are read one value at a time: a value that
+cannot be used is skipped with a note in the status bar, and the window starts as if it were not
+there."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from initsim.engine import ConfigError, SimConfig
-from initsim.engine.configfile import config_from_toml, config_to_toml
+from initsim.engine.configfile import config_from_toml, config_to_toml, from_file
 from initsim.engine.export import ExportError, write_text
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, parse_preset
-from initsim.engine.tours import parse_tour
+from initsim.engine.tours import Tour, parse_tour
 
 from .actions import make_action
 from .messages import show_problem
 
 if TYPE_CHECKING:
     from .window import MainWindow
+
+T = TypeVar("T")
 
 SESSION_KEY = "session/config"
 RECENT_KEY = "files/recent"
@@ -33,32 +38,86 @@ CONFIG_FILTER = "initsim configs (*.toml);;Presets (*.json);;All files (*)"
 TOUR_FILTER = "Tours (*.toml);;All files (*)"
 # A tour's TOML has [[step]] tables; a config's never does.
 _TOUR_STEP = re.compile(r"^\s*\[\[\s*step\s*\]\]", re.MULTILINE)
+# How long the status bar says which saved settings were ignored.
+IGNORED_NOTE_MS = 20000
 
 
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+def file_contents(path: Path) -> SimConfig | Tour:
+    """What a user's file holds: a tour (TOML with [[step]] tables), a config (TOML) or a preset's
+    config (.json); one ConfigError "file:line: problem" (configfile.from_file) if it cannot be used."""
+    def parse(text: str, source: str) -> SimConfig | Tour:
+        if _TOUR_STEP.search(text):
+            return parse_tour(text, source)
+        if path.suffix.lower() == ".json":
+            return parse_preset(text, source).config
+        return config_from_toml(text, source)
+    return from_file(path, parse)
 
 
-def config_of(path: Path, text: str) -> SimConfig:
-    """The config a .toml config file or a .json preset holds; ConfigError "file:line: problem"."""
-    if path.suffix.lower() == ".json":
-        return parse_preset(text, str(path)).config
-    return config_from_toml(text, str(path))
+class StoredSettings:
+    """The saved settings, read one value at a time. A value that cannot be used (a settings file
+    edited by hand, cut short, or written by another version) is skipped and its key kept in
+    ``ignored``: one bad value never stops the window from starting."""
+
+    def __init__(self) -> None:
+        self.settings = QSettings()
+        self.ignored: list[str] = []
+
+    def value(self, key: str, parse: Callable[[Any], T]) -> T | None:
+        """``parse(the value under key)``; None if there is none, or ``parse`` refused it (raised
+        ValueError, TypeError or OverflowError: then the key is noted)."""
+        value = self.settings.value(key)
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except (ValueError, TypeError, OverflowError):
+            self.ignored.append(key)
+            return None
+
+    def use(self, key: str, apply: Callable[[Any], bool | None]) -> bool:
+        """``apply(the value under key)`` for a value a widget takes or refuses (restoreGeometry
+        returns False): whether it was taken; a refused value is noted."""
+        taken = self.value(key, lambda value: apply(value) is not False)
+        if taken is False:
+            self.ignored.append(key)
+        return bool(taken)
+
+    def note_ignored(self, window: MainWindow) -> None:
+        """Say in the status bar which settings were ignored, if any."""
+        if self.ignored:
+            window.statusBar().showMessage(f"Saved settings that could not be used were ignored: "
+                                           f"{', '.join(self.ignored)}", IGNORED_NOTE_MS)
 
 
-def last_session_config() -> SimConfig | None:
-    """The config the window had when it was last closed, or None (first launch, or a stored
-    config this version no longer takes)."""
-    text = QSettings().value(SESSION_KEY)
+def integer_setting(low: int, high: int) -> Callable[[Any], int]:
+    """A setting's parser: an integer (stored as text) in [low, high]."""
+    def parse(value: Any) -> int:
+        number = int(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+        if number is None or not low <= number <= high:
+            raise ValueError(f"expected an integer in [{low}, {high}]")
+        return number
+    return parse
+
+
+def flag(value: Any) -> bool:
+    """A setting's parser: "true" or "false" (or a bool)."""
+    if isinstance(value, bool) or value in ("true", "false"):
+        return value in (True, "true")
+    raise ValueError("expected true or false")
+
+
+def session_config(text: Any) -> SimConfig:
+    """The config stored as the last session's (TOML text); ConfigError or TypeError if unusable."""
     if not isinstance(text, str):
-        return None
-    try:
-        return config_from_toml(text, "the last session")
-    except ConfigError:
-        return None
+        raise TypeError(f"expected the text of a config, got {type(text).__name__}")
+    return config_from_toml(text, "the last session")
+
+
+def last_session_config(stored: StoredSettings | None = None) -> SimConfig | None:
+    """The config the window had when it was last closed, or None (first launch, or a stored
+    config this version does not take: then noted in ``stored``)."""
+    return (stored or StoredSettings()).value(SESSION_KEY, session_config)
 
 
 class FileActions(QObject):
@@ -98,11 +157,11 @@ class FileActions(QObject):
         message box and changes nothing; returns whether it was opened."""
         path = Path(path)
         try:
-            text = read_text(path)
-            if _TOUR_STEP.search(text):
-                self.window.tour.start(parse_tour(text, str(path)))
+            contents = file_contents(path)
+            if isinstance(contents, Tour):
+                self.window.tour.start(contents)
             else:
-                self.window.set_config(config_of(path, text))
+                self.window.set_config(contents)
         except ConfigError as exc:
             self.last_problem = show_problem(self.window, "Cannot open this file",
                                              f"{path.name} was not opened:\n\n{exc}")
@@ -135,7 +194,9 @@ class FileActions(QObject):
         window.set_config(get_preset(DEFAULT_PRESET).config)
 
     def recent_files(self) -> list[Path]:
-        return [Path(p) for p in QSettings().value(RECENT_KEY, [], type=list)]
+        """The files last opened, newest first (entries that are not paths skipped)."""
+        stored = QSettings().value(RECENT_KEY, [], type=list)
+        return [Path(p) for p in stored[:MAX_RECENT] if isinstance(p, str) and p and "\0" not in p]
 
     def remember(self, path: Path) -> None:
         paths = [str(path.resolve())] + [str(p) for p in self.recent_files() if p != path.resolve()]

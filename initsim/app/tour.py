@@ -1,10 +1,12 @@
 """Guided tours in the window: a panel above the views says what each step shows and what to look
 at; each step applies its config and brings its view to front. Next / Previous (Right / Left,
 PgDown / PgUp while a tour runs), auto-advance on a timer, started from the Presets menu or from a
-user's file (File > Open tour)."""
+user's file (File > Open tour). A tour's words are shown as plain text: a user's tour comes from
+anywhere, and as HTML an <img> in it would make Qt load a local file."""
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
@@ -18,6 +20,7 @@ from initsim.engine.tours import Tour, TourStep, tours
 
 from .actions import make_action
 from .messages import show_problem
+from .persistence import StoredSettings, integer_setting
 from .views import view_or_fallback
 
 if TYPE_CHECKING:
@@ -52,6 +55,7 @@ class TourPanel(QFrame):
         self.text = self._label("tour_text", "What this step shows")
         self.text.setWordWrap(True)
         self.look_at = self._label("tour_look_at", "Where to look in the view")
+        self.look_at.setTextFormat(Qt.TextFormat.RichText)  # for its bold "Look at:"; the step's words escaped
         self.look_at.setWordWrap(True)
         self.previous_button = self._button("tour_previous", "\u25c0  Previous", "The previous step (Left or PgUp)")
         self.next_button = self._button("tour_next", "Next  \u25b6", "The next step (Right or PgDown)")
@@ -87,7 +91,8 @@ class TourPanel(QFrame):
         self.text.setText(step.text)
         missing = "" if shown_view == step.view else (
             f" (This build has no {step.view} view: the layer statistics are shown instead.)")
-        self.look_at.setText(f"<b>Look at:</b> {step.look_at or 'the ' + shown_view + ' view'}{missing}")
+        where = step.look_at or f"the {shown_view} view"
+        self.look_at.setText(f"<b>Look at:</b> {html.escape(where + missing)}")
         self.previous_button.setEnabled(index > 0)
         self.next_button.setEnabled(index < len(tour.steps) - 1)
 
@@ -102,6 +107,7 @@ class TourPanel(QFrame):
         label = QLabel()
         label.setObjectName(name)
         label.setToolTip(tip)
+        label.setTextFormat(Qt.TextFormat.PlainText)
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         return label
 
@@ -126,7 +132,7 @@ class TourPlayer(QObject):
         self.index = 0
         self.shown_view = ""  # the view the step brought to front (the fallback, when its is missing)
         self.panel = TourPanel()
-        self.panel.interval.setValue(int(QSettings().value("tour/interval", DEFAULT_INTERVAL_S)))
+        self.panel.interval.setValue(DEFAULT_INTERVAL_S)
         window.centralWidget().layout().insertWidget(0, self.panel)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._advance)
@@ -201,6 +207,11 @@ class TourPlayer(QObject):
         self.tour = None
         self.panel.setVisible(False)
         self._enable_actions()
+
+    def restore(self, stored: StoredSettings) -> None:
+        """The auto-advance interval saved at the last shutdown."""
+        seconds = integer_setting(*INTERVAL_RANGE_S)
+        stored.use("tour/interval", lambda value: self.panel.interval.setValue(seconds(value)))
 
     def shutdown(self) -> None:
         self.timer.stop()

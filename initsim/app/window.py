@@ -25,7 +25,7 @@ from .heatmap_view import HeatmapView
 from .histogram_view import HistogramView
 from .imaging import write_image
 from .messages import show_message
-from .persistence import FileActions
+from .persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
 from .reference import reference_html
 from .runstate import QUANTITIES, RunState
 from .spectra_view import SpectraView
@@ -367,19 +367,23 @@ class MainWindow(QMainWindow):
     # --- settings and shutdown ------------------------------------------------------------
 
     def _restore_settings(self) -> None:
-        settings = QSettings()
-        geometry = settings.value("window/geometry")
-        if geometry is None or not self.restoreGeometry(geometry):
+        """The window and views as they were closed; a value that cannot be used keeps the default
+        and is named in the status bar."""
+        stored = StoredSettings()
+        if not stored.use("window/geometry", self.restoreGeometry):
             available = self.screen().availableGeometry()
             self.resize(min(DEFAULT_SIZE[0], int(available.width() * 0.92)),
                         min(DEFAULT_SIZE[1], int(available.height() * 0.92)))
-        state = settings.value("window/state")
-        if state is not None:
-            self.restoreState(state)
-        self.tabs.setCurrentIndex(int(settings.value("view/tab", 0)))
-        self.histograms.set_quantity(str(settings.value("view/quantity", "post")))
-        self.histograms.shared_x.setChecked(settings.value("view/shared_x", "false") == "true")
-        self.heatmaps.log_density.setChecked(settings.value("view/log_density", "true") == "true")
+        stored.use("window/state", self.restoreState)
+        stored.use("view/tab", lambda value: self.tabs.setCurrentIndex(
+            integer_setting(0, self.tabs.count() - 1)(value)))
+        stored.use("view/quantity", self.histograms.set_quantity)
+        stored.use("view/shared_x", lambda value: self.histograms.shared_x.setChecked(flag(value)))
+        self.heatmaps.log_density.setChecked(True)  # the window's default, where none is stored
+        stored.use("view/log_density", lambda value: self.heatmaps.log_density.setChecked(flag(value)))
+        self.tour.restore(stored)
+        last_session_config(stored)  # only to note a stored session this version cannot take
+        stored.note_ignored(self)
 
     def _save_settings(self) -> None:
         self.presenter.set_enabled(False)  # the next launch opens the window as it is without it
