@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+                               QVBoxLayout, QWidget)
 
 from initsim.engine import (ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig,
                             get_activation, get_scheme)
@@ -22,12 +21,10 @@ from initsim.engine.params import PARAMS, Param, params_text
 from initsim.engine.presets import Preset, presets
 from initsim.engine.stats import HIST_SAMPLE
 
-from .widgets import note_label
+from .widgets import NumberBox, RefusalNote, note_label
 
-# QSpinBox holds a C int: the window offers seeds up to 2^31 - 1 (the engine takes up to 2^63 - 1).
-MAX_SEED = 2**31 - 1
-# Parameters without an upper bound still need one for a spin box.
-NUMBER_LIMIT = 1e6
+# "New seed" draws seeds short enough to read and type; the seed box takes any the engine does.
+NEW_SEED_MAX = 2**31 - 1
 CUSTOM = "custom"
 
 NORM_LABELS = {"none": "none", "batch": "BatchNorm (each unit over the batch)",
@@ -36,42 +33,9 @@ INPUT_LABELS = {"normal": "normal N(0, 1)", "uniform": "uniform U(-\u221a3, \u22
 DTYPE_LABELS = {"float32": "float32", "float64": "float64"}
 
 
-class NumberBox(QDoubleSpinBox):
-    """A spin box that shows its number as short as it goes (0.01, 1e-05), not with fixed decimals."""
-
-    def __init__(self, param: Param) -> None:
-        super().__init__()
-        self.setDecimals(12)
-        low = max(param.low, -NUMBER_LIMIT)
-        if not param.low_inclusive:  # an open lower bound: the smallest positive step above it
-            low += 1e-12
-        self.setRange(low, min(param.high, NUMBER_LIMIT))
-        self.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
-        self.setKeyboardTracking(False)  # "0.05" typed digit by digit is not three runs
-
-    def textFromValue(self, value: float) -> str:
-        return f"{value:.6g}"
-
-    def valueFromText(self, text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
-        stripped = text.strip()
-        try:
-            value = float(stripped)
-        except ValueError:
-            partial = stripped in ("", "-", ".", "-.") or stripped[-1:] in ("e", "E", "-", "+")
-            state = QValidator.State.Intermediate if partial else QValidator.State.Invalid
-            return state, text, pos
-        inside = self.minimum() <= value <= self.maximum()
-        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
-
-
 class ParamEditor(QWidget):
-    """One row per parameter of a scheme, activation or bias init, built from PARAMS."""
+    """One row per parameter of a scheme, activation or bias init, built from PARAMS, and a note
+    under them when a number typed is refused."""
 
     changed = Signal()
 
@@ -79,21 +43,26 @@ class ParamEditor(QWidget):
         super().__init__()
         self._prefix = prefix  # object names are "<prefix>.<param>", e.g. "init.gain"
         self._editors: dict[str, QComboBox | NumberBox] = {}
-        self._form = QFormLayout(self)
-        self._form.setContentsMargins(0, 0, 0, 0)
+        self._form = QFormLayout()
+        self.refusal = RefusalNote(f"{prefix}.refused")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._form)
+        layout.addWidget(self.refusal)
         self.setVisible(False)
 
     def set_params(self, values: Mapping[str, Any]) -> None:
         """Show one editor per entry of ``values`` (a resolved parameter dict), set to its value."""
         if list(values) != list(self._editors):
             self._rebuild(list(values))
+        self.refusal.hide()
         for name, value in values.items():
             editor = self._editors[name]
             editor.blockSignals(True)
             if isinstance(editor, QComboBox):
                 editor.setCurrentIndex(editor.findData(value))
             else:
-                editor.setValue(float(value))
+                editor.setValue(value)
             editor.blockSignals(False)
 
     def values(self) -> dict[str, Any]:
@@ -112,8 +81,9 @@ class ParamEditor(QWidget):
                     editor.addItem(choice, choice)
                 editor.currentIndexChanged.connect(self.changed)
             else:
-                editor = NumberBox(param)
+                editor = NumberBox(param, owner=self._prefix)
                 editor.valueChanged.connect(self.changed)
+                self.refusal.watch(editor)
             editor.setObjectName(f"{self._prefix}.{name}")
             editor.setToolTip(f"{name}: {param.help} ({param.allowed()})")
             label = QLabel(name.replace("_", " "))
@@ -137,13 +107,16 @@ def _combo(name: str, tooltip: str, items: Mapping[str, str], shown_chars: int =
     return combo
 
 
-def _spin(name: str, tooltip: str, low: int, high: int) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setObjectName(name)
-    spin.setToolTip(tooltip)
-    spin.setRange(low, high)
-    spin.setAccelerated(True)
-    return spin
+def _integer_box(name: str, tooltip: str, note: RefusalNote) -> NumberBox:
+    """A box for the config's integer field ``name``, in the engine's range, typed values taken
+    keystroke by keystroke, refusals said in ``note``."""
+    low, high = RANGES[name]
+    box = NumberBox(Param(name, tooltip, low=low, high=high), integer=True)
+    box.setObjectName(name)
+    box.setToolTip(tooltip)
+    box.setAccelerated(True)
+    note.watch(box)
+    return box
 
 
 def _set_data(combo: QComboBox, key: str) -> None:
@@ -184,11 +157,12 @@ class ControlsPanel(QWidget):
         return self._group("Preset", [self.preset, self.preset_note])
 
     def _network_group(self) -> QGroupBox:
-        self.layers = _spin("layers", "Number of dense layers (depth)", *RANGES["layers"])
-        self.width = _spin("width", "Units per layer; also the input's width", *RANGES["width"])
-        self.batch = _spin("batch", "Inputs pushed through the network at once; the statistics "
-                           f"are over the whole batch, the histograms over up to {HIST_SAMPLE:,} "
-                           "of its values", *RANGES["batch"])
+        self.network_refusal = RefusalNote("network.refused")
+        self.layers = _integer_box("layers", "Number of dense layers (depth)", self.network_refusal)
+        self.width = _integer_box("width", "Units per layer; also the input's width", self.network_refusal)
+        self.batch = _integer_box("batch", "Inputs pushed through the network at once; the statistics "
+                                  f"are over the whole batch, the histograms over up to {HIST_SAMPLE:,} "
+                                  "of its values", self.network_refusal)
         self.input_dist = _combo("input_dist", "Distribution of the input batch (unit variance "
                                  "either way)", INPUT_LABELS)
         self.norm = _combo("norm", "Normalization of each layer's pre-activations before the "
@@ -197,9 +171,11 @@ class ControlsPanel(QWidget):
             spin.valueChanged.connect(self._on_edit)
         for combo in (self.input_dist, self.norm):
             combo.currentIndexChanged.connect(self._on_edit)
-        return self._form_group("Network", [("Layers", self.layers), ("Width", self.width),
-                                            ("Batch", self.batch), ("Input", self.input_dist),
-                                            ("Normalization", self.norm)])
+        group = self._form_group("Network", [("Layers", self.layers), ("Width", self.width),
+                                             ("Batch", self.batch), ("Input", self.input_dist),
+                                             ("Normalization", self.norm)])
+        group.layout().addRow(self.network_refusal)
+        return group
 
     def _activation_group(self) -> QGroupBox:
         self.activation = _combo("activation", "The nonlinearity after every layer",
@@ -248,8 +224,9 @@ class ControlsPanel(QWidget):
         return self._group("Bias", [self.bias_init, self.bias_params])
 
     def _seed_group(self) -> QGroupBox:
-        self.seed = _spin("seed", "Seed of every random draw (input, weights, biases, output "
-                          "gradient): the same seed gives the same run", 0, MAX_SEED)
+        self.seed_refusal = RefusalNote("seed.refused")
+        self.seed = _integer_box("seed", "Seed of every random draw (input, weights, biases, output "
+                                 "gradient): the same seed gives the same run", self.seed_refusal)
         self.seed.valueChanged.connect(self._on_edit)
         self.new_seed_button = QPushButton("New seed")
         self.new_seed_button.setObjectName("new_seed")
@@ -264,7 +241,9 @@ class ControlsPanel(QWidget):
         self.dtype = _combo("dtype", "Floating-point type of the simulation: float32 as in "
                             "training, float64 to rule out rounding", DTYPE_LABELS)
         self.dtype.currentIndexChanged.connect(self._on_edit)
-        return self._form_group("Seed and precision", [("Seed", seed_widget), ("dtype", self.dtype)])
+        group = self._form_group("Seed and precision", [("Seed", seed_widget), ("dtype", self.dtype)])
+        group.layout().addRow(self.seed_refusal)
+        return group
 
     @staticmethod
     def _group(title: str, widgets: list[QWidget]) -> QGroupBox:
@@ -303,10 +282,10 @@ class ControlsPanel(QWidget):
     def set_config(self, config: SimConfig) -> None:
         """Set every control from ``config``; raises ConfigError if it is invalid."""
         config = config.validated()
-        if config.seed > MAX_SEED:
-            raise ConfigError("seed", f"got {config.seed}, the window takes seeds up to {MAX_SEED}")
         with self._one_change():
             self._kept = config
+            self.network_refusal.hide()
+            self.seed_refusal.hide()
             self.layers.setValue(config.layers)
             self.width.setValue(config.width)
             self.batch.setValue(config.batch)
@@ -322,7 +301,7 @@ class ControlsPanel(QWidget):
             _set_data(self.dtype, config.dtype)
 
     def new_seed(self) -> None:
-        self.seed.setValue(random.randint(0, MAX_SEED))
+        self.seed.setValue(random.randint(0, NEW_SEED_MAX))
 
     def use_recommended(self) -> None:
         """Switch to the scheme usually paired with the current activation, with its parameters."""

@@ -23,10 +23,11 @@ from initsim.engine.tasks import TASKS
 from initsim.engine.train import (OPTIMIZERS, TRAIN_RANGES, TRAIN_REAL_RANGES, Diverged, Setup,
                                   TrainConfig, TrainEvent, describe, run)
 
-from .controls import ControlsPanel, NumberBox
+from .controls import ControlsPanel
 from .histograms import panel_layers, panel_stride
 from .job_view import JobView
 from .plotstyle import COLORS, SERIES_COLORS, style_plot
+from .widgets import NumberBox
 
 # The decision regions are computed on this many points a side of the data's square.
 REGION_GRID = 64

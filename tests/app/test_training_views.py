@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QSpinBox
+from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from initsim.app.compare_view import scheme_config
@@ -132,7 +132,7 @@ def test_a_control_change_cancels_the_training_and_marks_its_curves(qtbot, make_
     window = make_window()
     view = _train(qtbot, window, steps=LONG_STEPS)
     qtbot.waitUntil(lambda: view.record.done >= 20, timeout=20000)
-    window.findChild(QSpinBox, "layers").setValue(SMALL.layers + 1)
+    window.findChild(QAbstractSpinBox, "layers").setValue(SMALL.layers + 1)
     cancelled, done = view.record, view.record.done
     assert not view.running and view.start_button.isEnabled()
     status = view.status.text()
