@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from .engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig
 from .engine.checks import choice_in, integer_in, number_in
 from .engine.config import DTYPES
+from .engine.configfile import readable
 from .engine.export import ExportError, atomic_write, export_weights, json_safe
 from .engine.params import PARAMS, params_text
 from .engine.presets import get_preset, presets
@@ -110,7 +111,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--input-dist", metavar="NAME", help="input distribution (unit variance): normal, uniform")
     net.add_argument("--dtype", type=flag_type(lambda text: choice_in("", text, DTYPES), "name"),
                      metavar="NAME", help="float32 (default) or float64")
-    net.add_argument("--memory-limit-gib", type=number_flag(0.0, low_inclusive=False), metavar="GIB",
+    # At most 1 PiB: more than any machine holds, and still a byte count once multiplied out.
+    net.add_argument("--memory-limit-gib", type=number_flag(0.0, 2.0**20, low_inclusive=False), metavar="GIB",
                      help="refuse configs whose estimated memory is over this (default 2)")
     parser.add_argument("--blas-threads", type=integer_flag(1, 1024), metavar="N",
                         help="threads of the matrix products (default 1, as in the window, unless "
@@ -201,6 +203,8 @@ def _params_text(params: dict) -> str:
 # --- weights -------------------------------------------------------------------------------
 
 FAN_RANGE = (1, 65536)  # of one matrix written by itself
+# The flags of add_config_flags that one matrix takes (the others describe a network).
+MATRIX_FIELDS = ("init", "seed", "dtype", "memory_limit_gib", *SCHEME_PARAMS)
 
 def cmd_weights(args: argparse.Namespace) -> int:
     from .engine import get_scheme
@@ -221,6 +225,10 @@ def cmd_weights(args: argparse.Namespace) -> int:
         raise UsageError("one matrix is written as .npy (use --layers N for a whole network as .npz)")
     if args.fan_in is None or args.fan_out is None:
         raise UsageError("--fan-in and --fan-out are required for one matrix")
+    unused = [name for name in CONFIG_FIELDS if name not in MATRIX_FIELDS and getattr(args, name) is not None]
+    if unused:
+        raise UsageError(f"--{unused[0].replace('_', '-')} does not apply to one matrix "
+                         "(a whole network takes it: add --layers N)")
     scheme = get_scheme(args.init or "kaiming_normal")
     if scheme.data_dependent:
         raise ConfigError("init", f"{scheme.name} depends on data: write a network with --layers")
@@ -871,7 +879,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with threadpool_limits(blas_threads(args)):
             return args.run(args)
     except (UsageError, ConfigError, ExportError) as exc:
-        print(f"initsim: error: {exc}", file=sys.stderr)
+        print(f"initsim: error: {readable(str(exc))}", file=sys.stderr)  # one line, cut: flags hold any text
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into e.g. `head`
         return 0

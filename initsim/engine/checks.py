@@ -9,36 +9,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, unknown_name
-
-SHOWN_CHARS = 60  # a value longer than this is cut in messages
-_LOG10_2 = math.log10(2)
-
-
-class _Shown(reprlib.Repr):
-    """reprlib's bounded repr (depth, items, characters), with integers too long to print (Python
-    refuses more than 4,300 digits) given by their number of digits."""
-
-    def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 3 * SHOWN_CHARS:
-            return f"<an integer of {int(x.bit_length() * _LOG10_2) + 1} digits>"
-        return super().repr_int(x, level)
-
-
-_SHOWN = _Shown()
-_SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = SHOWN_CHARS
-
-
-def shown(value: Any) -> str:
-    """``repr(value)`` cut to a readable length, whatever the value's size or nesting."""
-    text = _SHOWN.repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+from .errors import ConfigError, shown, unknown_name
 
 
 def is_integer(value: Any) -> bool:
