@@ -347,7 +347,6 @@ def cmd_install_desktop(args: argparse.Namespace) -> int:
 
 IMAGE_VIEWS = ("window", "histograms", "heatmap", "stats", "theory")
 SIDE_RANGE = (100, 10000)
-SCALE_RANGE = (0.25, 4.0)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -363,10 +362,12 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .engine.export import DATA_FORMATS
+    """Everything is checked (the flags, the config, that the folder takes files) before anything
+    is rendered or simulated."""
+    from .engine.export import DATA_FORMATS, check_writable, image_scale
 
-    if args.image_scale is not None and not SCALE_RANGE[0] <= args.image_scale <= SCALE_RANGE[1]:
-        raise UsageError(f"--image-scale must be {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}; got {args.image_scale:g}")
+    if args.image_scale is not None:
+        image_scale(args.image_scale, "--image-scale")
     size = _size(args.size) if args.size else None  # checked before Qt is imported for it
     if args.tour is not None:
         return _export_tour(args, size)
@@ -384,6 +385,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         given = [flag for flag in ("view", "size", "image_scale") if getattr(args, flag) is not None]
         if given:
             raise UsageError(f"--{given[0].replace('_', '-')} is for images; {suffix} holds data")
+        check_writable(out)
         for path in export_data(simulate(config), out):
             print(f"wrote {path}")
         return 0
@@ -394,6 +396,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if suffix == ".svg" and (view == "window" or args.image_scale is not None):
         raise UsageError("SVG holds one view's plots, at no scale: pick --view histograms, heatmap, "
                          "stats or theory")
+    check_writable(out)
     from PySide6.QtCore import QSize
 
     from .app.offscreen import DEFAULT_SIZE, export_view, headless
@@ -407,6 +410,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_tour(args: argparse.Namespace, size: tuple[int, int] | None) -> int:
+    from .engine.export import check_writable
     from .engine.tours import get_tour, read_tour
 
     others = [flag for flag in ("out", "view") if getattr(args, flag) is not None]
@@ -418,6 +422,7 @@ def _export_tour(args: argparse.Namespace, size: tuple[int, int] | None) -> int:
     if args.out_dir is None:
         raise UsageError("--tour needs --out-dir DIR for its slides")
     tour = read_tour(args.tour) if args.tour.endswith(".toml") else get_tour(args.tour)
+    check_writable(args.out_dir, folder=True)
     from PySide6.QtCore import QSize
 
     from .app.offscreen import SLIDE_SIZE, export_tour, headless

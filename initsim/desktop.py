@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .engine.export import atomic_write, write_text
+from .engine.export import atomic_write_all
 from .engine.presets import resource_dir
 
 ICON_SIZES = (16, 32, 48, 128, 256)
@@ -29,20 +29,17 @@ def launcher() -> str:
 
 
 def install_desktop_entry(target: Path | None = None) -> list[Path]:
-    """Write the .desktop entry and the icons under ``target`` (default: the user's data home)."""
+    """Write the .desktop entry and the icons under ``target`` (default: the user's data home), all
+    of them or none."""
     target = target or data_home()
     entry = resource_dir("initsim.desktop").read_text(encoding="utf-8")
-    entry = entry.replace("Exec=initsim", f"Exec={launcher()}")
-    written = []
-    (target / "applications").mkdir(parents=True, exist_ok=True)
-    written.append(write_text(target / "applications" / "initsim.desktop", entry))
     icons = resource_dir("icons")
+    files = {target / "applications" / "initsim.desktop":
+             entry.replace("Exec=initsim", f"Exec={launcher()}").encode("utf-8")}
     for size in ICON_SIZES:
-        folder = target / "icons" / "hicolor" / f"{size}x{size}" / "apps"
-        folder.mkdir(parents=True, exist_ok=True)
-        icon = (icons / f"initsim-{size}.png").read_bytes()
-        written.append(atomic_write(folder / "initsim.png", lambda f, icon=icon: f.write(icon)))
-    scalable = target / "icons" / "hicolor" / "scalable" / "apps"
-    scalable.mkdir(parents=True, exist_ok=True)
-    written.append(write_text(scalable / "initsim.svg", (icons / "initsim.svg").read_text(encoding="utf-8")))
-    return written
+        files[target / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "initsim.png"] = \
+            (icons / f"initsim-{size}.png").read_bytes()
+    files[target / "icons" / "hicolor" / "scalable" / "apps" / "initsim.svg"] = (icons / "initsim.svg").read_bytes()
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_all(files)

@@ -17,8 +17,9 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, Q
                                QFormLayout, QHBoxLayout, QLineEdit, QMenu, QPushButton, QRadioButton, QSpinBox,
                                QWidget)
 
-from initsim.engine import SimConfig, SimResult
-from initsim.engine.export import ExportError, export_data, export_weights
+from initsim.engine import ConfigError, SimConfig, SimResult
+from initsim.engine.errors import unknown_name
+from initsim.engine.export import ExportError, check_writable, export_data, export_weights, image_scale
 from initsim.engine.simulate import result_from_events
 
 from .actions import make_action
@@ -38,6 +39,7 @@ DATA_KINDS = {
     "weights": ("Initial &weights as NPZ\u2026", "Initial weights (*.npz)", ".npz"),
 }
 SCALES = {"1x": 1.0, "2x": 2.0}
+TARGETS = ("view", WINDOW)  # what export_image and copy_image take
 
 
 def displayed_result(window: MainWindow) -> SimResult:
@@ -75,7 +77,9 @@ class ExportActions(QObject):
     # --- the scriptable API ---------------------------------------------------------------
 
     def target(self, which: str) -> tuple[QWidget, str]:
-        """The widget ``which`` ("view" or WINDOW) means now, and its name."""
+        """The widget ``which`` ("view" or WINDOW) means now, and its name; ConfigError for others."""
+        if which not in TARGETS:
+            raise unknown_name("which", str(which), TARGETS)
         if which == WINDOW:
             return self.window, WINDOW
         view = self.window.tabs.currentWidget()
@@ -89,10 +93,13 @@ class ExportActions(QObject):
                      size: QSize | None = None) -> Path:
         """Write the view on show (or the WINDOW) to ``path`` (.png or .svg). ``scale``: image
         pixels per screen pixel; ``size``: lay it out at that size first, in a hidden window (as
-        `initsim export` does). Raises ExportError."""
+        `initsim export` does). Raises ExportError, or ConfigError for arguments out of range; checks
+        that the folder takes files before anything is rendered."""
         widget, name = self.target(which)
+        scale = image_scale(scale)
         if Path(path).suffix.lower() == ".svg" and which == WINDOW:
             raise ExportError("SVG is for one view's plots: export the window as PNG")
+        check_writable(path)
         if size is None:
             return write_image(path, widget, self.config(), name, scale)
         return export_view(self.config(), name, path, size, scale, like=self.window)[0]
@@ -102,12 +109,16 @@ class ExportActions(QObject):
         QApplication.clipboard().setImage(render_image(widget))
 
     def export_data(self, path: str | Path, kind: str) -> list[Path]:
-        """Write the displayed run's data of ``kind`` (a key of DATA_KINDS); raises ExportError."""
+        """Write the displayed run's data of ``kind`` (a key of DATA_KINDS); raises ExportError, or
+        ConfigError for an unknown kind."""
+        if kind not in DATA_KINDS:
+            raise unknown_name("kind", str(kind), DATA_KINDS)
         suffix = DATA_KINDS[kind][2]
         path = Path(path)
         if path.suffix.lower() != suffix:
             raise ExportError(f"{DATA_KINDS[kind][1].split(' (')[0]} are written as {suffix}, not "
                               f"{path.suffix or 'a file without a suffix'}")
+        check_writable(path)
         if kind == "weights":
             return [export_weights(self.config(), path)]
         return export_data(displayed_result(self.window), path)
@@ -122,7 +133,7 @@ class ExportActions(QObject):
     def _report(self, call, *args) -> None:
         try:
             call(*args)
-        except ExportError as exc:
+        except (ExportError, ConfigError) as exc:
             self.last_problem = show_problem(self.window, "Export failed", str(exc))
 
     def _ask_image(self) -> None:

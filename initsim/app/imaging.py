@@ -102,16 +102,17 @@ def _closed_paths_understood() -> Iterator[None]:
         module.correctCoordinates = correct
 
 
+def image_bytes(suffix: str, widget: QWidget, config: SimConfig, view: str, scale: float = 1.0) -> bytes:
+    """``widget`` as the PNG or SVG that ``suffix`` names (see png_bytes, svg_bytes)."""
+    if suffix.lower() == ".png":
+        return png_bytes(render_image(widget, scale), config, view)
+    if suffix.lower() == ".svg":
+        return svg_bytes(widget, config)
+    raise ExportError(f"cannot write an image as {suffix or 'a file without a suffix'}: "
+                      f"use {' or '.join(IMAGE_SUFFIXES)}")
+
+
 def write_image(path: str | Path, widget: QWidget, config: SimConfig, view: str,
                 scale: float = 1.0) -> Path:
     """``widget`` as the PNG or SVG that ``path``'s suffix names, written atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".png":
-        data = png_bytes(render_image(widget, scale), config, view)
-    elif suffix == ".svg":
-        data = svg_bytes(widget, config)
-    else:
-        raise ExportError(f"cannot write an image as {suffix or 'a file without a suffix'}: "
-                          f"use {' or '.join(IMAGE_SUFFIXES)}")
-    return atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, image_bytes(Path(path).suffix, widget, config, view, scale))

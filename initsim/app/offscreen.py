@@ -19,11 +19,11 @@ from PySide6.QtCore import (QCoreApplication, QEvent, QEventLoop, QMessageLogCon
 from PySide6.QtWidgets import QApplication, QWidget
 
 from initsim.engine import SimConfig
-from initsim.engine.export import ExportError
+from initsim.engine.export import ExportError, write_into_folder
 from initsim.engine.tours import Tour
 
 from .controller import StreamRunner
-from .imaging import write_image
+from .imaging import image_bytes, write_image
 from .views import view_or_fallback
 
 if TYPE_CHECKING:
@@ -178,13 +178,10 @@ def export_view(config: SimConfig, name: str, out: str | Path, size: QSize = DEF
 def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale: float = 1.0) -> list[Path]:
     """Every step of ``tour`` as a slide: the window in presenter mode with the tour panel (without
     the menus, the status bar and the tour's buttons, which a slide cannot use), one PNG per step
-    named ``NN-title.png`` in ``out_dir`` (created if needed)."""
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
-    written = []
+    named ``NN-title.png`` in ``out_dir`` (created if needed). All slides are written, or none and
+    no folder: they are rendered first, then written together (write_into_folder; a caller checks
+    the folder with check_writable before this renders)."""
+    slides: dict[str, bytes] = {}
     with hidden_window(tour.steps[0].config, size) as window:
         window.presenter.set_enabled(True, full_screen=False)
         window.menuBar().hide()
@@ -195,10 +192,10 @@ def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale
             run_and_wait(window, window.tour.next if index else None)
             finish_view_work(window.tabs.currentWidget())
             lay_out(window, window, size)
-            path = out_dir / f"{index + 1:02d}-{slug(step.title)}.png"
             with painted(window):
-                written.append(write_image(path, window, step.config, window.tour.shown_view, scale))
-    return written
+                slides[f"{index + 1:02d}-{slug(step.title)}.png"] = image_bytes(
+                    ".png", window, step.config, window.tour.shown_view, scale)
+    return write_into_folder(out_dir, slides)
 
 
 def copy_view_options(source: MainWindow, target: MainWindow) -> None:

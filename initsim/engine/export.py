@@ -1,8 +1,11 @@
 """Data exports of a run: per-layer statistics (CSV, JSON), histograms (NPZ), initial weights (NPZ).
 
 Every file carries the full config, so the run can be reproduced: JSON and NPZ inside the file
-(key ``config`` / array ``config_json``), CSV in a sidecar ``NAME.config.json``. Writes are atomic:
-a temporary file in the same folder renamed into place, so a failed export leaves nothing behind.
+(key ``config`` / array ``config_json``), CSV in a sidecar ``NAME.config.json``. Writes are all or
+nothing: every file initsim writes goes through atomic_write_all (a temporary file beside each,
+renamed into place once all are complete), so a failed export leaves nothing behind, and a CSV never
+goes without its sidecar. Files get the permissions of any file the user saves (0o666 less the
+umask). Exports check that their folder takes files before they render (check_writable).
 """
 
 from __future__ import annotations
@@ -10,20 +13,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+import contextlib
 import math
 import os
-import tempfile
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from .checks import number_in
 from .config import SimConfig
 from .simulate import SimResult, initial_weights
 
 DATA_FORMATS = {".csv": "per-layer statistics", ".json": "per-layer statistics and histograms",
                 ".npz": "histograms"}
+# Image pixels per layout pixel that an export takes (2: the same layout twice as sharp).
+IMAGE_SCALES = (0.25, 4.0)
+# What a file's contents are given as: the bytes, or a function that writes them to the open file.
+Contents = bytes | Callable[[IO[bytes]], None]
 
 
 class ExportError(Exception):
@@ -47,27 +56,94 @@ def config_json(config: SimConfig) -> str:
     return json.dumps(json_safe(config.to_dict()), sort_keys=True)
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write through a temporary file in the target's folder, renamed into place when complete."""
-    path = Path(path)
+def _new_file_beside(path: Path) -> tuple[int, Path]:
+    """A new empty file (open for writing) in ``path``'s folder, named after it. Created with mode
+    0o666, which the system reduces by the user's umask as for any saved file (mkstemp's 0o600
+    would make every export private)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        with contextlib.suppress(FileExistsError):
+            return os.open(temporary, flags, 0o666), temporary
+
+
+def atomic_write_all(files: Mapping[str | Path, Contents]) -> list[Path]:
+    """Write every file of ``files`` or none: each through a temporary file beside it, renamed into
+    place once all are complete. On a failure the temporaries go, and so do the files already
+    renamed that did not exist before; a file that existed keeps its old contents unless it was
+    already replaced (only a rename failing between two renames can do that). Raises ExportError
+    naming the file."""
+    temporaries: list[tuple[Path, Path]] = []
+    renamed: list[Path] = []
+    current = Path()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
+        for name, contents in files.items():
+            current = Path(name)
+            fd, temporary = _new_file_beside(current)
+            temporaries.append((current, temporary))
+            with os.fdopen(fd, "wb") as file:
+                if isinstance(contents, bytes):
+                    file.write(contents)
+                else:
+                    contents(file)
+        new = [not path.exists() for path, _ in temporaries]
+        for (current, temporary), is_new in zip(temporaries, new):
+            os.replace(temporary, current)
+            if is_new:
+                renamed.append(current)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        for path in [temporary for _, temporary in temporaries] + renamed:
+            path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise ExportError(f"cannot write {current}: {exc.strerror or exc}") from None
         raise
-    return path
+    return [path for path, _ in temporaries]
+
+
+def atomic_write(path: str | Path, contents: Contents) -> Path:
+    """One file written as atomic_write_all writes them."""
+    return atomic_write_all({path: contents})[0]
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write(path, text.encode("utf-8"))
+
+
+def write_into_folder(folder: str | Path, files: Mapping[str, Contents]) -> list[Path]:
+    """``files`` (by name) written all or nothing into ``folder``, made if needed (and removed
+    again, with the parents made for it, if the files cannot be written)."""
+    folder = Path(folder)
+    made = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(f"cannot create {folder}: {exc.strerror or exc}") from None
+        return atomic_write_all({folder / name: contents for name, contents in files.items()})
+    except BaseException:
+        for path in made:  # the deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+
+
+def check_writable(path: str | Path, folder: bool = False) -> None:
+    """An ExportError now, before anything is rendered, unless file ``path`` can be written (or,
+    with ``folder``, files can be written into folder ``path``, made where the nearest existing
+    folder above it is): a file is made in that folder and removed."""
+    path = Path(path)
+    where = next((p for p in (path, *path.parents) if p.exists()), path) if folder else path.parent
+    try:
+        fd, probe = _new_file_beside(where / "initsim-probe")
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def image_scale(value: float, field: str = "scale") -> float:
+    """An image scale in IMAGE_SCALES, or a ConfigError naming ``field``."""
+    return number_in(field, value, *IMAGE_SCALES)
 
 
 def scalar_records(result: SimResult) -> list[dict]:
@@ -111,8 +187,8 @@ def export_data(result: SimResult, path: str | Path) -> list[Path]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         sidecar = path.with_name(path.stem + ".config.json")
-        return [write_text(path, stats_csv(result)),
-                write_text(sidecar, json.dumps(json_safe(result.config.to_dict()), indent=1))]
+        return atomic_write_all({path: stats_csv(result).encode("utf-8"),
+                                 sidecar: json.dumps(json_safe(result.config.to_dict()), indent=1).encode("utf-8")})
     if suffix == ".json":
         return [write_text(path, stats_json(result))]
     if suffix == ".npz":

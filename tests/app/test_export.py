@@ -5,6 +5,7 @@ file behind."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 
@@ -15,7 +16,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from initsim.app.imaging import CONFIG_KEY, VIEW_KEY
-from initsim.engine import SimConfig
+from initsim.engine import ConfigError, SimConfig
 from initsim.engine.export import ExportError, export_data
 
 from appcheck import SMALL, reference, settle
@@ -165,3 +166,27 @@ def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(window, 
         window.exports.export_image(path, "view", 2.0)
     assert files_in(tmp_path) == {"view.png"}
     assert path.read_bytes() == b"the previous export"
+
+
+def test_arguments_out_of_range_are_clean_errors_with_the_valid_choices(window, tmp_path):
+    with pytest.raises(ConfigError, match=r"scale: got nan, expected a number in \[0.25, 4\]"):
+        window.exports.export_image(tmp_path / "view.png", "view", math.nan)
+    with pytest.raises(ConfigError, match=r"which: unknown name 'everything'.*\(valid: view, window\)"):
+        window.exports.export_image(tmp_path / "view.png", "everything")
+    with pytest.raises(ConfigError, match=r"kind: unknown name 'bogus'.*valid: .*stats_csv"):
+        window.exports.export_data(tmp_path / "run.csv", "bogus")
+    assert files_in(tmp_path) == set()
+
+
+def test_a_place_that_takes_no_files_is_refused_before_anything_is_rendered(window, tmp_path, monkeypatch):
+    def render(*args, **kwargs):
+        raise AssertionError("rendered before the folder was checked")
+
+    monkeypatch.setattr("initsim.app.export.export_view", render)
+    monkeypatch.setattr("initsim.app.export.export_data", render)
+    target = tmp_path / "missing" / "view.png"
+    with pytest.raises(ExportError, match=f"cannot write {target}: No such file"):
+        window.exports.export_image(target, "view", size=QSize(800, 600))
+    with pytest.raises(ExportError, match="No such file"):
+        window.exports.export_data(tmp_path / "missing" / "run.csv", "stats_csv")
+    assert files_in(tmp_path) == set()

@@ -16,9 +16,12 @@ from PySide6.QtGui import QImage
 
 from initsim.cli import main
 from initsim.engine import SimConfig, simulate
+from initsim.engine.configfile import MESSAGE_LIMIT
 from initsim.engine.export import export_data
 from initsim.engine.presets import get_preset
 from initsim.engine.tours import tours
+
+from bad_files import make_bad_files
 
 CONFIG_KEY = "initsim-config"  # as initsim.app.imaging writes it (imported here, it would pull in the app)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -112,7 +115,8 @@ def test_an_unwritable_image_path_fails_in_one_line_and_leaves_nothing(tmp_path)
     (["export", "--out", "x.svg"], "SVG holds one view's plots"),
     (["export", "--size", "big", "--out", "x.png"], "--size takes WIDTHxHEIGHT"),
     (["export", "--size", "20x20", "--out", "x.png"], "each side must be"),
-    (["export", "--image-scale", "9", "--out", "x.png"], "--image-scale must be"),
+    (["export", "--image-scale", "9", "--out", "x.png"], "--image-scale: got 9"),
+    (["export", "--image-scale", "nan", "--out", "x.png"], "--image-scale: got nan"),
     (["export", "--view", "everything", "--out", "x.png"], "invalid choice"),
     (["export", "--tour", "clasic", "--out-dir", "d"], "did you mean 'classic'"),
     (["export", "--tour", "classic"], "needs --out-dir"),
@@ -135,3 +139,53 @@ def test_a_broken_tour_file_names_its_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert f"{path}:6:" in err and "did you mean 'histograms'" in err
     assert not (tmp_path / "slides").exists()
+
+
+def test_every_bad_tour_file_is_one_line_and_status_2(capsys, tmp_path):
+    out_dir = tmp_path / "slides"
+    for path in make_bad_files(tmp_path):
+        if path.suffix != ".toml":
+            continue
+        assert main(["export", "--tour", str(path), "--out-dir", str(out_dir)]) == 2, path.name
+        err = capsys.readouterr().err
+        assert err.startswith(f"initsim: error: {path}") and err.count("\n") == 1, err[:300]
+        assert len(err) <= len(str(path)) + 40 + MESSAGE_LIMIT, path.name
+    assert not out_dir.exists()
+
+
+def never(*args, **kwargs):
+    raise AssertionError("rendered before the folder was checked")
+
+
+@pytest.mark.parametrize("argv, target", [
+    (["--view", "stats", "--out", "{blocked}/x.png"], "{blocked}/x.png"),
+    (["--out", "{missing}/run.csv"], "{missing}/run.csv"),
+    (["--tour", "classic", "--out-dir", "{blocked}/slides"], "{blocked}/slides"),
+])
+def test_a_place_that_takes_no_files_is_refused_before_anything_is_rendered(capsys, tmp_path, monkeypatch,
+                                                                            argv, target):
+    import initsim.app.offscreen
+    import initsim.engine
+
+    for module, name in ((initsim.app.offscreen, "export_view"), (initsim.app.offscreen, "export_tour"),
+                         (initsim.engine, "simulate")):
+        monkeypatch.setattr(module, name, never)
+    (tmp_path / "a file").write_text("")
+    places = {"blocked": tmp_path / "a file", "missing": tmp_path / "missing"}
+    network = [] if "--tour" in argv else NET  # a tour's steps have their configs
+    assert main(["export", *network, *(a.format(**places) for a in argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"initsim: error: cannot write {target.format(**places)}: ") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file"]
+
+
+def test_slides_are_all_written_or_none(tmp_path):
+    tour = tmp_path / "two.toml"
+    tour.write_text('title = "Two"\n' + "".join(
+        f'\n[[step]]\ntitle = "{title}"\ntext = "Words."\n[step.config]\nlayers = 3\nwidth = 8\nbatch = 8\n'
+        for title in ("One", "Two")))
+    blocker = tmp_path / "slides" / "02-two.png"
+    blocker.mkdir(parents=True)  # the second slide cannot be renamed into place
+    done = run_cli(tmp_path, "--tour", str(tour), "--out-dir", str(tmp_path / "slides"), "--size", "800x600")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "02-two.png" in done.stderr
+    assert [p.name for p in (tmp_path / "slides").iterdir()] == ["02-two.png"]

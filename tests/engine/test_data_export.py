@@ -1,12 +1,20 @@
-"""Data exports: content equals the run, the config travels with it, writes are atomic."""
+"""Data exports: content equals the run, the config travels with it, writes are all or nothing (a
+file and its sidecar, a folder of slides) with the user's umask, and a place that takes no files
+is found before anything is rendered."""
 
 import csv
+import errno
 import json
+import os
+import re
+import stat
+
 import numpy as np
 import pytest
 
 from initsim.engine import SimConfig, initial_weights, simulate
-from initsim.engine.export import ExportError, atomic_write, export_data, export_weights
+from initsim.engine.export import (ExportError, atomic_write, atomic_write_all, check_writable, export_data,
+                                   export_weights, write_into_folder, write_text)
 
 CONFIG = SimConfig(layers=3, width=16, batch=8, activation="tanh", init="xavier_normal", bins=12)
 
@@ -73,3 +81,80 @@ def test_failed_write_leaves_the_old_file_untouched(tmp_path):
         atomic_write(target, explode)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.bin"]
+
+
+def disk_full_after(count: int, monkeypatch) -> None:
+    """Every file opened for writing after the first ``count`` fails to take its data (ENOSPC)."""
+    opened = []
+    real_fdopen = os.fdopen
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        file = real_fdopen(fd, mode, *args, **kwargs)
+        opened.append(file)
+        if "w" in mode and len(opened) > count:
+            file.write = lambda data: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        return file
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+
+
+def test_a_csv_goes_with_its_sidecar_or_not_at_all(tmp_path, result, monkeypatch):
+    disk_full_after(1, monkeypatch)
+    with pytest.raises(ExportError, match=r"cannot write .*stats.config.json: No space left"):
+        export_data(result, tmp_path / "stats.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rename_failing_between_two_takes_back_the_first_new_file(tmp_path, result, monkeypatch):
+    renames = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        renames.append(target)
+        if len(renames) == 2:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ExportError, match="cannot write .*stats.config.json: Input/output error"):
+        export_data(result, tmp_path / "stats.csv")
+    assert len(renames) == 2 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(tmp_path, result, umask, mode):
+    previous = os.umask(umask)
+    try:
+        files = export_data(result, tmp_path / "stats.csv") + [write_text(tmp_path / "a.toml", "x = 1\n")]
+    finally:
+        os.umask(previous)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in files] == [mode] * 3
+
+
+def test_a_folder_of_files_is_written_whole_or_not_made(tmp_path, monkeypatch):
+    folder = tmp_path / "made" / "slides"
+    disk_full_after(2, monkeypatch)
+    with pytest.raises(ExportError, match="03.png: No space left"):
+        write_into_folder(folder, {f"0{i}.png": b"png" for i in range(1, 5)})
+    assert list(tmp_path.iterdir()) == []
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "old.png").write_bytes(b"old")
+    with pytest.raises(ExportError):
+        write_into_folder(kept, {f"0{i}.png": b"png" for i in range(1, 5)})
+    assert [p.name for p in kept.iterdir()] == ["old.png"]
+    monkeypatch.undo()
+    assert [p.name for p in write_into_folder(folder, {"01.png": b"png"})] == ["01.png"]
+
+
+def test_the_check_before_rendering_says_why_a_place_takes_no_files_and_leaves_nothing(tmp_path):
+    (tmp_path / "a file").write_text("")
+    for path, why in ((tmp_path / "a file" / "x.png", "Not a directory"),
+                      (tmp_path / "missing" / "x.png", "No such file")):
+        with pytest.raises(ExportError, match=f"^cannot write {re.escape(str(path))}: {why}"):
+            check_writable(path)
+    with pytest.raises(ExportError, match="Not a directory"):
+        check_writable(tmp_path / "a file" / "slides", folder=True)
+    check_writable(tmp_path / "x.png")
+    check_writable(tmp_path / "new" / "deeper" / "slides", folder=True)  # made where tmp_path is
+    assert [p.name for p in tmp_path.iterdir()] == ["a file"]
