@@ -32,6 +32,10 @@ MAX_DEPTH = 32
 MESSAGE_LIMIT = 500
 _FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a device"),
                (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+# Where a key can start on a line (after a table's brackets), and what follows a key. [ \t], not
+# \s: \s would reach back over blank lines and name the line above the key.
+_LINE_START = re.compile(r"^[ \t]*(?:\[+[ \t]*)?", re.MULTILINE)
+_AFTER_KEY = re.compile(r"[ \t]*(?:=|\])")
 # What the depth scan stops at: an opening or closing bracket, the start of a string or a comment.
 _SCAN_STOPS = re.compile(r"""[\[\]{}"'#]""")
 # TOML's strings (JSON's are its basic ones) by their quote: (multi-line, one-line), matched at the
@@ -73,16 +77,17 @@ def config_to_toml(config: SimConfig, comment: str = "") -> str:
 
 def line_of(text: str, key: str, table: str | None = None, start: int = 0) -> int | None:
     """The first line (1-based) from character ``start`` on where ``key`` is assigned or opens a
-    table (inside ``[table]``, when given), if any."""
+    table (inside ``[table]``, when given), if any. Linear in the text, whatever the key: a key
+    of a million characters from a bad file is compared, not compiled into a pattern."""
     if table:
         header = re.compile(rf"^[ \t]*\[\s*{re.escape(table)}\s*\]", re.MULTILINE).search(text, start)
         if header is None:
             return None
         start = header.end()
-    # [ \t]*, not \s*: \s would reach back over blank lines and name the line above the key.
-    pattern = re.compile(rf"^[ \t]*(\[+\s*)?{re.escape(key)}\s*(=|\])", re.MULTILINE)
-    match = pattern.search(text, start)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+    for line in _LINE_START.finditer(text, start):
+        if text.startswith(key, line.end()) and _AFTER_KEY.match(text, line.end() + len(key)):
+            return text.count("\n", 0, line.end()) + 1
+    return None
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:

@@ -138,7 +138,7 @@ def test_every_bad_file_is_one_short_line_naming_it(tmp_path):
     ("endless-integer.toml", "thousands of digits"), ("endless-integer.json", "thousands of digits"),
     ("compare-number.toml", "compare: got 5"), ("look-at-list.toml", "'look_at' must be a text"),
     ("list-preset.json", "expected a JSON object"), ("number-config.json", "config: got 5"),
-    ("long-unknown-key.toml", "\u2026"),
+    ("long-unknown-key.toml", "k...k"),
 ])
 def test_bad_files_say_what_is_wrong(tmp_path, name, needle):
     path = tmp_path / name
