@@ -25,7 +25,7 @@ import numpy as np
 from .config import SimConfig
 from .network import Layer, Network, backward, linear, lsuv_rescale
 from .stats import Stats, std_of, summarize
-from .theory import TheoryPrediction, predict
+from .theory import TheoryPrediction, config_prediction
 
 
 @dataclass(frozen=True)
@@ -114,20 +114,7 @@ def _fractions(net: Network, y: np.ndarray) -> tuple[float, float]:
 def _theory(net: Network, weights: list[np.ndarray] | None) -> TheoryPrediction:
     """The mean-field prediction from the scheme's formula (or, for a data-dependent scheme, from
     the weights it ended up with)."""
-    c = net.config
-    sigma_w2, ratio = [], []
-    for layer in range(1, c.layers + 1):
-        fan_in, fan_out = c.fans(layer)
-        if net.scheme.data_dependent:
-            second = float(np.mean(np.square(weights[layer - 1], dtype=np.float64))) if weights else math.nan
-        else:
-            second = net.scheme.second_moment(fan_in, fan_out, c.init_params)
-        sigma_w2.append(fan_in * second)
-        ratio.append(fan_out / fan_in)
-    sigma_b2 = net.bias.second_moment(c.width, c.bias_params)
-    return predict(net.block.act, c.activation_params, sigma_w2, ratio, sigma_b2,
-                   normalized=c.norm != "none",
-                   pre_variance=[1.0] * c.layers if net.scheme.data_dependent else None)
+    return config_prediction(net.config, weights)
 
 
 def simulate_stream(config: SimConfig, should_stop: Callable[[], bool] | None = None

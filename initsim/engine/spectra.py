@@ -4,8 +4,9 @@ Jacobian: for one input x_0, the network's output x_L = phi(... phi(x_0 W_1 + b_
 Jacobian J = W_1 D_1 W_2 D_2 ... W_L D_L (row vectors; D_l = diag(phi'(h_l))). Its singular values
 say how the network stretches small changes of its input: all equal to 1 is dynamical isometry,
 which orthogonal weights give deep linear and tanh nets near criticality and Gaussian weights do
-not (Saxe et al. 2013; Pennington et al. 2017). Mean-field theory predicts their mean square,
-chi_1^L at the fixed point.
+not (Saxe et al. 2013; Pennington et al. 2017). Mean-field theory predicts their mean square: the
+product over the layers of chi_1(q^l) = sigma_w^2 E[phi'(sqrt(q^l) z)^2] along the network's own
+pre-activation variances q^l, which start from the input's, not at the fixed point q*.
 
 Weights: the eigenvalues of W^T W / fan_in for a layer of i.i.d. entries of variance v follow, for
 large fans, the Marchenko-Pastur law of ratio fan_out / fan_in and scale v; orthogonal weights put
@@ -22,9 +23,10 @@ import numpy as np
 from .activations import get_activation
 from .config import SimConfig
 from .errors import ConfigError
+from .network import Layer
 from .simulate import initial_weights
 from .stats import Histogram, histogram
-from .theory import config_at, config_sigmas
+from .theory import config_at, config_prediction, config_sigmas
 
 
 # --- the input-output Jacobian -------------------------------------------------------------
@@ -32,6 +34,7 @@ from .theory import config_at, config_sigmas
 @dataclass(frozen=True)
 class JacobianSpectrum:
     singular_values: np.ndarray  # descending, float64
+    mean_square_theory: float  # mean-field theory's mean s^2 (`TheoryPrediction.jacobian_mean_square`)
     size: int = 0  # the larger side of the Jacobian, for the rank tolerance (0: count any s > 0)
 
     @property
@@ -66,7 +69,7 @@ class JacobianSpectrum:
 
     @property
     def mean_square(self) -> float:
-        """Mean of s^2 = tr(J J^T) / n; mean-field theory predicts chi_1^L."""
+        """Mean of s^2 = tr(J J^T) / n; mean-field theory predicts ``mean_square_theory``."""
         return float(np.mean(self.singular_values**2))
 
     @property
@@ -84,13 +87,22 @@ class JacobianSpectrum:
         return histogram(values, float(values.min()), float(values.max()), bins)
 
 
-def jacobian(config: SimConfig) -> np.ndarray:
-    """d x_L / d x_0, shape (input width, width), in float64, at one input drawn from the config's
-    input distribution (unit variance) with the config's seed; the weights are `initial_weights`."""
+def _plain_network(config: SimConfig) -> tuple[SimConfig, list[Layer]]:
+    """The validated config and its `initial_weights`; a normalization is refused."""
     config = config.validated()
     if config.norm != "none":
         raise ConfigError("norm", "the Jacobian spectrum is of the plain network: a normalization "
                           "couples the samples of the batch (choose norm none)")
+    return config, initial_weights(config)
+
+
+def jacobian(config: SimConfig) -> np.ndarray:
+    """d x_L / d x_0, shape (input width, width), in float64, at one input drawn from the config's
+    input distribution (unit variance) with the config's seed; the weights are `initial_weights`."""
+    return _jacobian(*_plain_network(config))
+
+
+def _jacobian(config: SimConfig, layers: list[Layer]) -> np.ndarray:
     act, params = get_activation(config.activation), config.activation_params
     rng = np.random.default_rng(config.seed)
     if config.input_dist == "uniform":
@@ -99,7 +111,7 @@ def jacobian(config: SimConfig) -> np.ndarray:
         x = rng.standard_normal(config.fan_in_first)
     jac = None
     with np.errstate(all="ignore"):
-        for w, b in initial_weights(config):
+        for w, b in layers:
             w = w.astype(np.float64)
             h = x @ w + b
             slope = act.derivative(h.copy(), params)
@@ -109,14 +121,17 @@ def jacobian(config: SimConfig) -> np.ndarray:
 
 
 def jacobian_spectrum(config: SimConfig) -> JacobianSpectrum:
-    """The singular values of `jacobian` (width 1024, 20 layers: one to a few seconds on 2 cores)."""
-    jac = jacobian(config)
+    """The singular values of `jacobian` (width 1024, 20 layers: one to a few seconds on 2 cores),
+    with mean-field theory's mean s^2 for the same weights."""
+    config, layers = _plain_network(config)
+    jac = _jacobian(config, layers)
     if not np.all(np.isfinite(jac)):
         raise ConfigError("config", "the Jacobian overflows float64: the signal explodes (fewer "
                           "layers or a smaller weight variance)")
     from scipy import linalg  # imported on first use: keeps the window's start-up lean
 
-    return JacobianSpectrum(linalg.svdvals(jac), max(jac.shape))
+    theory = config_prediction(config, [w for w, _ in layers]).jacobian_mean_square
+    return JacobianSpectrum(linalg.svdvals(jac), theory, max(jac.shape))
 
 
 def isometry_pair(config: SimConfig) -> tuple[SimConfig, SimConfig]:

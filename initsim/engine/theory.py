@@ -16,6 +16,14 @@ hide the activation's bend between two nodes. All functions take numpy arrays an
 
 Grids (the phase diagram, the critical line) do not integrate per point: E[phi^2] and E[phi'^2]
 depend on q alone, so `moment_table` integrates them once on a log grid of q and interpolates.
+
+Whether the variance map has a fixed point is decided by its asymptotics, not by where an iteration
+stops: every activation here grows at most linearly, phi(u) ~ a_+- u as u -> +-inf, so the map
+grows like sigma_w^2 m q with m = (a_+^2 + a_-^2) / 2 = lim E[phi^2] / q. Its excess over the
+diagonal is evaluated as (sigma_w^2 m - 1) q + sigma_w^2 R(q) + sigma_b^2, with the remainder
+R(q) = E[phi^2] - m q integrated as such: where sigma_w^2 m = 1 (softplus, ELU, GELU at
+sigma_w^2 = 2) the excess is R alone, O(1) or O(1/sqrt(q)) at a q where E[phi^2] itself carries
+rounding errors far larger, and its sign says whether the map stays above the diagonal for ever.
 """
 
 from __future__ import annotations
@@ -38,11 +46,12 @@ from .schemes import get_bias_init, get_scheme
 _NODES_PER_SEGMENT = 48
 _Z_MAX = 10.0  # P(|z| > 10) ~ 1e-23: the tail is far below float64 resolution of the integrals
 _FEATURE_U = 20.0  # beyond |u| = 20, every activation is flat or linear to double precision
+_TAIL_U = 1e3  # where the tails' slopes a_+- = phi'(+-u) are read
 
 # The moment table spans q in [1e-10, 1e10]: a fixed point below is reported as 0, above as inf.
 _Q_MIN, _Q_MAX = 1e-10, 1e10
-_TABLE_PER_DECADE = 32  # cubic-spline interpolation error ~1e-8 relative
-_SEARCH_STRIDE = 4  # the first crossing of the variance map is searched on every 4th table node
+_TABLE_PER_DECADE = 64  # cubic-spline interpolation error ~5e-9 relative
+_SEARCH_STRIDE = 8  # the first crossing of the variance map is searched on every 8th table node
 _BISECTIONS = 48  # halves a search cell (ln q width 0.29) down to ~1e-15
 _CHUNK = 8192  # grid points per block of the crossing search (bounds its memory to ~10 MB)
 
@@ -180,24 +189,50 @@ def phase_of(chi: float) -> str:
 
 # --- the moment table and the fixed point, vectorised over grids ---------------------------
 
+def tail_slopes(act: Activation, params: dict) -> tuple[float, float]:
+    """(a_-, a_+): phi(u) ~ a_+- u as u -> +-inf (0 for a flat tail)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        slopes = act.derivative(np.array([-_TAIL_U, _TAIL_U]), params)
+    return float(slopes[0]), float(slopes[1])
+
+
+def remainder_moment(act: Activation, params: dict, q) -> np.ndarray:
+    """R(q) = E[phi(sqrt(q) z)^2] - m q, integrated as the mean of phi(u)^2 - (a_+- u)^2 (no
+    cancellation: relative accuracy at any q; exactly 0 where phi is linear)."""
+    low, high = tail_slopes(act, params)
+
+    def beyond_the_tails(u: np.ndarray) -> np.ndarray:
+        tail = np.where(u > 0, high, low) * u
+        phi = act.forward(u, params)
+        return (phi - tail) * (phi + tail)
+
+    return gauss_expectation(beyond_the_tails, q)
+
+
 @dataclass(frozen=True)
 class MomentTable:
-    """E[phi(sqrt(q) z)^2] and E[phi'(sqrt(q) z)^2] of one activation as cubic splines of ln q.
+    """E[phi(sqrt(q) z)^2] = m q + R(q) and E[phi'(sqrt(q) z)^2] of one activation, with m the
+    growth at large q (see the module's docstring), R a cubic spline of ln q and the slope moment
+    one of its log: both are smooth functions of q, even for kinked activations (the Gaussian
+    averages the kink).
 
-    Both are smooth positive functions of q, even for kinked activations (the Gaussian averages the
-    kink), and nearly straight on a log-log scale, which the splines exploit. Queries outside
-    [1e-10, 1e10] get the value at the nearer end (the limits q -> 0+ and q -> inf)."""
+    R's spline keeps its relative accuracy at large q, where R is a power of q of order at most
+    1/2; at small q, where R or E[phi^2] is ~ q, the grid is dense enough for ~5e-9. Queries
+    outside [1e-10, 1e10] get the value at the nearer end (the limits q -> 0+ and q -> inf)."""
 
     log_q: np.ndarray
-    log_second: CubicSpline
+    growth: float  # m = lim E[phi^2] / q
+    remainder: CubicSpline
     log_slope: CubicSpline
 
     def _x(self, q) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return np.clip(np.log(np.asarray(q, np.float64)), self.log_q[0], self.log_q[-1])
 
-    def second(self, q) -> np.ndarray:
-        return np.exp(self.log_second(self._x(q)))
+    def excess(self, sigma_w2, sigma_b2, log_q) -> np.ndarray:
+        """map(q) - q at q = exp(log_q) (inside the table), the linear terms taken together first:
+        exactly R's where sigma_w^2 m = 1."""
+        return (sigma_w2 * self.growth - 1) * np.exp(log_q) + sigma_w2 * self.remainder(log_q) + sigma_b2
 
     def slope(self, q) -> np.ndarray:
         return np.exp(self.log_slope(self._x(q)))
@@ -205,7 +240,7 @@ class MomentTable:
 
 def moment_table(act: Activation, params: dict) -> MomentTable:
     """The two moments of ``act`` with ``params`` on a log grid of q, integrated once per process
-    (about 10 ms: every simulation run asks for it before its first layer)."""
+    (about 25 ms: every simulation run asks for it before its first layer)."""
     return _moment_table(act.name, tuple(sorted(params.items())))
 
 
@@ -215,9 +250,11 @@ def _moment_table(name: str, params: tuple[tuple[str, object], ...]) -> MomentTa
     decades = round(math.log10(_Q_MAX / _Q_MIN))
     log_q = np.linspace(math.log(_Q_MIN), math.log(_Q_MAX), decades * _TABLE_PER_DECADE + 1)
     q = np.exp(log_q)
+    low, high = tail_slopes(act, params)
     from scipy.interpolate import CubicSpline  # 0.2 s to import: not at the window's start-up
 
-    return MomentTable(log_q, CubicSpline(log_q, np.log(second_moment(act, params, q))),
+    return MomentTable(log_q, (low * low + high * high) / 2,
+                       CubicSpline(log_q, remainder_moment(act, params, q)),
                        CubicSpline(log_q, np.log(slope_moment(act, params, q))))
 
 
@@ -230,13 +267,12 @@ def _first_crossing(table: MomentTable, sigma_w2: np.ndarray, sigma_b2: np.ndarr
     ln q high, found); in that cell the map's excess g(q) = map(q) - q goes from >= 0 to <= 0.
     """
     nodes = table.log_q[::_SEARCH_STRIDE]
-    second = table.second(np.exp(nodes))
     x0 = math.log(q0)
     low, high = np.empty(up.shape), np.empty(up.shape)
     found = np.zeros(up.shape, bool)
     for start in range(0, up.size, _CHUNK):
         part = slice(start, start + _CHUNK)
-        excess = sigma_w2[part, None] * second + sigma_b2[part, None] - np.exp(nodes)
+        excess = table.excess(sigma_w2[part, None], sigma_b2[part, None], nodes)
         going_up = up[part, None]
         # Upward: the first node above q0 where the map no longer rises; downward: the last below.
         stop = np.where(going_up, (nodes > x0) & (excess <= 0), (nodes < x0) & (excess >= 0))
@@ -252,12 +288,12 @@ def _first_crossing(table: MomentTable, sigma_w2: np.ndarray, sigma_b2: np.ndarr
 def _fixed_point(table: MomentTable, sigma_w2: np.ndarray, sigma_b2: np.ndarray, q0: float) -> np.ndarray:
     """q* of flat arrays of (sigma_w2, sigma_b2), as iterating the variance map from q0 finds it."""
     q0 = float(np.clip(q0, _Q_MIN, _Q_MAX))
-    step = sigma_w2 * table.second(q0) + sigma_b2 - q0
+    step = table.excess(sigma_w2, sigma_b2, math.log(q0))
     up = step > 0
     low, high, found = _first_crossing(table, sigma_w2, sigma_b2, q0, up)
     for _ in range(_BISECTIONS):
         mid = (low + high) / 2
-        rising = sigma_w2 * table.second(np.exp(mid)) + sigma_b2 > np.exp(mid)
+        rising = table.excess(sigma_w2, sigma_b2, mid) > 0
         low, high = np.where(rising, mid, low), np.where(rising, high, mid)
     q = np.exp((low + high) / 2)
     q = np.where(found, q, np.where(up, np.inf, 0.0))
@@ -269,8 +305,9 @@ def fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0: float = 1
                 table: MomentTable | None = None) -> np.ndarray:
     """q*: where iterating the variance map from q0 ends (vectorised over sigma_w2, sigma_b2).
 
-    0 where the variance dies out (below 1e-10), inf where it grows without bound (above 1e10).
-    Pass ``table`` to reuse one activation's `moment_table` across calls."""
+    0 where the variance dies out (below 1e-10), inf where it grows without bound: the map stays
+    above the diagonal for ever (its excess is evaluated so that its sign holds at any q, see the
+    module's docstring), or it meets it only above 1e10. Pass ``table`` to reuse one activation's `moment_table` across calls."""
     table = table or moment_table(act, params)
     sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
     return _fixed_point(table, sigma_w2.ravel(), sigma_b2.ravel(), q0).reshape(sigma_w2.shape)
@@ -361,14 +398,14 @@ def phase_diagram(act: Activation, params: dict, sigma_w2: Sequence[float], sigm
 
 # --- one network: per-layer prediction ----------------------------------------------------
 
-def _variances(act: Activation, params: dict, sigma_w2: Sequence[float], sigma_b2: float,
+def _variances(act: Activation, params: dict, sigma_w2: Sequence[float], sigma_b2: Sequence[float],
                input_second_moment: float) -> np.ndarray:
-    """q^1..q^L of the forward recursion, layer l with its own sigma_w2[l]."""
+    """q^1..q^L of the forward recursion, layer l with its own sigma_w2[l] and sigma_b2[l]."""
     q = np.empty(len(sigma_w2))
-    previous = sigma_w2[0] * input_second_moment + sigma_b2
+    previous = sigma_w2[0] * input_second_moment + sigma_b2[0]
     q[0] = previous
     for l in range(1, len(sigma_w2)):
-        previous = float(variance_map(act, params, previous, sigma_w2[l], sigma_b2))
+        previous = float(variance_map(act, params, previous, sigma_w2[l], sigma_b2[l]))
         q[l] = previous if math.isfinite(previous) else math.inf
     return q
 
@@ -387,23 +424,31 @@ class TheoryPrediction:
     pre_std: tuple[float, ...]  # per layer, std of the activation's input
     grad_std: tuple[float | None, ...]  # per layer, std of dL/dh (None where no theory applies)
     sigma_w2: tuple[float, ...]
-    sigma_b2: float
+    sigma_b2: float  # of the hidden layers (layer 1's, from its own fan_in, is in pre_std[0])
     q_star: float | None
     chi1: float | None
     depth_scale: float | None
+    # Mean s^2 of the input-output Jacobian d x_L / d x_0: the product of the layers' own
+    # chi_1(q^l), not chi_1(q*)^L (the input is not at q*); None with a normalization.
+    jacobian_mean_square: float | None
 
 
 def predict(act: Activation, params: dict, sigma_w2: Sequence[float], fan_ratio: Sequence[float],
-            sigma_b2: float, input_second_moment: float = 1.0, normalized: bool = False,
+            sigma_b2: float | Sequence[float], input_second_moment: float = 1.0, normalized: bool = False,
             pre_variance: Sequence[float] | None = None) -> TheoryPrediction:
     """The per-layer prediction.
 
-    ``sigma_w2[l] = fan_in * E[W^2]`` and ``fan_ratio[l] = fan_out / fan_in`` of layer l (0-based);
-    ``normalized``: a normalization before the activation fixes each pre-activation's variance at 1;
+    ``sigma_w2[l] = fan_in * E[W^2]``, ``fan_ratio[l] = fan_out / fan_in`` and ``sigma_b2[l] =
+    E[b^2]`` (one number: the same for every layer) of layer l (0-based); ``normalized``: a
+    normalization before the activation fixes each pre-activation's variance at 1;
     ``pre_variance`` overrides the forward recursion (e.g. LSUV, which sets it to 1 by construction).
     The backward recursion starts from a unit-variance gradient at the network's output.
+
+    The Jacobian's mean s^2 is tr(J J^T) / min(fan_in_1, fan_out_L): each of J's fan_in_1 rows has
+    a squared norm of prod_l sigma_w2[l] fan_ratio[l] E[phi'(sqrt(q^l) z)^2].
     """
     layers = len(sigma_w2)
+    sigma_b2 = np.broadcast_to(np.asarray(sigma_b2, float), (layers,))
     if normalized:
         q = np.ones(layers)
     elif pre_variance is not None:
@@ -418,14 +463,18 @@ def predict(act: Activation, params: dict, sigma_w2: Sequence[float], fan_ratio:
         for l in range(layers - 1, 0, -1):
             g = g * sigma_w2[l] * fan_ratio[l] * slopes[l - 1]
             grad_var[l - 1] = g
+        widening = float(np.prod(fan_ratio))  # fan_out_L / fan_in_1
+        row_square = float(np.prod(np.asarray(sigma_w2) * np.asarray(fan_ratio) * slopes))
+        jacobian_square = row_square * max(1.0, 1 / widening)
     grad = tuple(None if normalized else float(math.sqrt(v)) if v >= 0 else math.nan for v in grad_var)
-    hidden_w2 = sigma_w2[1] if layers > 1 else sigma_w2[0]
-    q_star, chi = _q_star_and_chi1(act, params, hidden_w2, sigma_b2, float(q[0]))
+    hidden = 1 if layers > 1 else 0
+    q_star, chi = _q_star_and_chi1(act, params, sigma_w2[hidden], float(sigma_b2[hidden]), float(q[0]))
     return TheoryPrediction(
         pre_std=tuple(float(math.sqrt(v)) for v in q), grad_std=grad,
-        sigma_w2=tuple(float(s) for s in sigma_w2), sigma_b2=float(sigma_b2),
+        sigma_w2=tuple(float(s) for s in sigma_w2), sigma_b2=float(sigma_b2[hidden]),
         q_star=q_star if not normalized else 1.0, chi1=chi if not normalized else None,
         depth_scale=depth_scale(chi) if not normalized else None,
+        jacobian_mean_square=None if normalized else jacobian_square,
     )
 
 
@@ -446,7 +495,7 @@ class MeanField:
 def mean_field(act: Activation, params: dict, sigma_w2: float, sigma_b2: float, depth: int,
                q0: float = 1.0, c0=0.5) -> MeanField:
     """q^l and c^l for l = 1..depth from inputs with E[x^2] = q0 and correlation c0 (one or many)."""
-    q = _variances(act, params, [sigma_w2] * depth, sigma_b2, q0)
+    q = _variances(act, params, [sigma_w2] * depth, [sigma_b2] * depth, q0)
     c0 = np.asarray(c0, np.float64)
     c = np.empty((depth,) + c0.shape)
     c[0] = (sigma_w2 * q0 * c0 + sigma_b2) / q[0]
@@ -458,13 +507,34 @@ def mean_field(act: Activation, params: dict, sigma_w2: float, sigma_b2: float, 
 
 # --- configs and the (sigma_w^2, sigma_b^2) plane -------------------------------------------
 
-def config_sigmas(config: SimConfig) -> tuple[float, float]:
-    """(sigma_w^2, sigma_b^2) of a config's hidden layers: fan_in E[W^2] and E[b^2], from the
-    scheme's formula (for LSUV, the orthogonal start it rescales)."""
-    layer = 2 if config.layers > 1 else 1
+def layer_sigmas(config: SimConfig, layer: int) -> tuple[float, float]:
+    """(sigma_w^2, sigma_b^2) of 1-based ``layer``: fan_in E[W^2] and E[b^2], from the scheme's and
+    the bias init's formulas at the layer's own fans (for LSUV, the orthogonal start it rescales)."""
     fan_in, fan_out = config.fans(layer)
     sigma_w2 = fan_in * get_scheme(config.init).second_moment(fan_in, fan_out, config.init_params)
     return sigma_w2, get_bias_init(config.bias_init).second_moment(fan_in, config.bias_params)
+
+
+def config_sigmas(config: SimConfig) -> tuple[float, float]:
+    """(sigma_w^2, sigma_b^2) of a config's hidden layers (layer 1's fan_in is the input's)."""
+    return layer_sigmas(config, 2 if config.layers > 1 else 1)
+
+
+def config_prediction(config: SimConfig, weights: Sequence[np.ndarray] | None = None) -> TheoryPrediction:
+    """The mean-field prediction for a validated config's network, each layer with its own fans.
+
+    A data-dependent scheme (LSUV) sets each pre-activation's variance to 1, and its sigma_w^2 are
+    those of ``weights``, the weights it ended up with (NaN while they are not known)."""
+    layers = range(1, config.layers + 1)
+    sigma_w2, sigma_b2 = zip(*(layer_sigmas(config, layer) for layer in layers))
+    data_dependent = get_scheme(config.init).data_dependent
+    if data_dependent:
+        sigma_w2 = [config.fans(layer)[0] * float(np.mean(np.square(weights[layer - 1], dtype=np.float64)))
+                    if weights else math.nan for layer in layers]
+    ratio = [fan_out / fan_in for fan_in, fan_out in map(config.fans, layers)]
+    return predict(get_activation(config.activation), config.activation_params, sigma_w2, ratio, sigma_b2,
+                   normalized=config.norm != "none",
+                   pre_variance=[1.0] * config.layers if data_dependent else None)
 
 
 def config_at(config: SimConfig, sigma_w2: float, sigma_b2: float) -> SimConfig:

@@ -1,14 +1,20 @@
 """Mean-field theory: quadrature against adaptive integration, the known values, the grid solver
-against the plain iteration, the correlation map, and the bridge between configs and the plane."""
+against the plain iteration, the correlation map, the bridge between configs and the plane, and
+the edges: no fixed point where the variance map stays above the diagonal, the Jacobian's mean s^2
+along the network's own q^l, each layer's bias from its own fan_in."""
 
 import math
 
 import numpy as np
 import pytest
-from scipy import integrate
+from scipy import integrate, optimize
+from threadpoolctl import threadpool_limits
 
+from initsim.cli import main
 from initsim.engine import ACTIVATIONS, SimConfig, get_activation, simulate
 from initsim.engine import theory as T
+from initsim.engine.activations import SELU_SCALE
+from initsim.engine.spectra import jacobian_spectrum
 
 
 def adaptive(func, q: float) -> float:
@@ -173,3 +179,182 @@ def test_config_at_and_config_sigmas_round_trip_and_drive_the_simulation():
     result = simulate(moved)
     assert result.theory.sigma_w2[-1] == pytest.approx(1.76) and result.theory.sigma_b2 == pytest.approx(0.05)
     assert result.theory.chi1 == pytest.approx(1.0, abs=3e-3)  # on the critical line
+
+
+# --- at the edges: checked against adaptive quadrature and a root search written here ------
+#
+# The independent fixed point finds the variance map's first crossing of the diagonal on a log
+# grid of q. It too splits off the map's growth at large q, phi(u)^2 ~ (a_+- u)^2, with the tails'
+# slopes read from the activations' definitions: at q = 1e10 the excess map(q) - q of softplus at
+# sigma_w^2 = 2 is ~1e-5, far below the rounding error of E[phi^2].
+
+# (a_-, a_+): phi(u) ~ a_+- u as u -> +-inf, from each activation's formula.
+TAIL_SLOPES = {
+    "linear": lambda p: (1.0, 1.0), "relu": lambda p: (0.0, 1.0),
+    "leaky_relu": lambda p: (p["slope"], 1.0), "elu": lambda p: (0.0, 1.0),
+    "selu": lambda p: (0.0, SELU_SCALE), "gelu": lambda p: (0.0, 1.0), "silu": lambda p: (0.0, 1.0),
+    "softplus": lambda p: (0.0, 1.0), "tanh": lambda p: (0.0, 0.0), "sigmoid": lambda p: (0.0, 0.0),
+}
+Q_MIN, Q_MAX = 1e-10, 1e10  # the engine reports a fixed point below as 0, above as inf
+LOG_GRID = np.geomspace(Q_MIN, Q_MAX, 81)  # 4 points a decade
+
+
+
+class VarianceMap:
+    """q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 of one activation, as m q + R(q)."""
+
+    def __init__(self, name: str):
+        self.act = get_activation(name)
+        self.params = self.act.params()
+        low, high = TAIL_SLOPES[name](self.params)
+        self.growth = (low * low + high * high) / 2  # lim E[phi^2] / q
+        self.slopes = (low, high)
+        self.remainders = {}
+
+    def remainder(self, q: float) -> float:
+        """R(q) = E[phi^2 - (a_+- u)^2]."""
+        if q not in self.remainders:
+            low, high = self.slopes
+
+            def beyond_the_tails(u):
+                phi, tail = self.act.apply(u, self.params), np.where(u > 0, high, low) * u
+                return (phi - tail) * (phi + tail)
+
+            self.remainders[q] = adaptive(beyond_the_tails, q)
+        return self.remainders[q]
+
+    def excess(self, q: float, sigma_w2: float, sigma_b2: float) -> float:
+        return (sigma_w2 * self.growth - 1) * q + sigma_w2 * self.remainder(q) + sigma_b2
+
+    def fixed_point(self, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float:
+        """Where iterating the map from q0 ends: the first crossing of the diagonal on the log grid
+        in the direction the map moves, refined by Brent's method; inf / 0 when there is none."""
+        g0 = self.excess(q0, sigma_w2, sigma_b2)
+        if abs(g0) <= 1e-12 * q0:
+            return q0
+        up = g0 > 0
+        grid = LOG_GRID[LOG_GRID > q0] if up else LOG_GRID[LOG_GRID < q0][::-1]
+        previous = q0
+        for q in grid:
+            if (self.excess(q, sigma_w2, sigma_b2) > 0) != up:
+                low, high = sorted((previous, q))
+                return math.exp(optimize.brentq(lambda x: self.excess(math.exp(x), sigma_w2, sigma_b2),
+                                                math.log(low), math.log(high), xtol=1e-12, rtol=1e-13))
+            previous = q
+        return math.inf if up else 0.0
+
+
+def sigma_w2_grid(growth: float) -> list[float]:
+    """0, then around the edge sigma_w^2 m = 1 where the map's slope at large q is 1."""
+    if growth == 0:  # bounded: the map always meets the diagonal
+        return [0.0, 0.5, 1.0, 1.5, 4.0, 16.0]
+    return [0.0, 0.5 / growth, 0.98 / growth, 1 / growth, 1.02 / growth, 2 / growth]
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_fixed_point_matches_independent_quadrature_and_root_search_at_the_edges(name):
+    assert set(TAIL_SLOPES) == set(ACTIVATIONS)  # a new activation needs its tails here
+    reference = VarianceMap(name)
+    table = T.moment_table(reference.act, reference.params)
+    assert table.growth == pytest.approx(reference.growth, rel=1e-15)
+    sigma_w2 = np.array(sigma_w2_grid(reference.growth))
+    sigma_b2 = np.array([0.0, 0.05, 1.0])
+    q_star = T.fixed_point(reference.act, reference.params, sigma_w2[None, :], sigma_b2[:, None])
+    for i, sb in enumerate(sigma_b2):
+        for j, sw in enumerate(sigma_w2):
+            expected = reference.fixed_point(sw, sb)
+            if math.isfinite(expected) and expected > 0:
+                assert q_star[i, j] == pytest.approx(expected, rel=1e-6), (sw, sb)
+            else:
+                assert q_star[i, j] == expected, (sw, sb)
+
+
+def test_no_fixed_point_where_the_map_stays_above_the_diagonal(capsys):
+    """Softplus, ELU and SELU at sigma_w^2 m = 1 approach the diagonal from above (by ~1/sqrt(q),
+    alpha^2 and (scale alpha)^2 / 2 times sigma_w^2): the variance grows without bound, and
+    chi_1 tends to 1."""
+    for name, sigma_w2 in (("softplus", 2.0), ("elu", 2.0), ("selu", 2 / SELU_SCALE**2)):
+        reference = VarianceMap(name)
+        assert all(reference.excess(q, sigma_w2, 0.0) > 0 for q in LOG_GRID)
+        act = get_activation(name)
+        field = T.mean_field(act, act.params(), sigma_w2, 0.0, depth=30)
+        assert field.q_star == math.inf and np.all(np.diff(field.q) > 0), name
+        assert field.chi1 == pytest.approx(1.0, abs=1e-12) and T.phase_of(field.chi1) == "critical"
+    assert main(["theory", "--activation", "softplus", "--sigma-w2", "2", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"q_star": null' in out and '"phase": "critical"' in out
+
+
+# --- the Jacobian's mean s^2 along the network's own q^l ------------------------------------
+
+def chi_product(name: str, sigma_w2: float, sigma_b2: float, layers: int, q1: float) -> float:
+    """prod_l sigma_w^2 E[phi'(sqrt(q^l) z)^2] from q^1 = q1 on, by adaptive quadrature."""
+    act = get_activation(name)
+    p = act.params()
+    product, q = 1.0, q1
+    for _ in range(layers):
+        product *= sigma_w2 * adaptive(lambda u: act.derivative(u, p) ** 2, q)
+        q = sigma_w2 * adaptive(lambda u: act.apply(u, p) ** 2, q) + sigma_b2
+    return product
+
+
+# tanh on the critical line: chi_1(q*) = 1, but the input (q^1 = 1.81) is far from q* (0.56).
+CRITICAL_TANH = (1.76, 0.05)
+
+
+@pytest.mark.parametrize("input_width", [64, 256, 1024])
+def test_jacobian_mean_square_is_the_product_of_chi_along_q_l(input_width):
+    sigma_w2, sigma_b2 = CRITICAL_TANH
+    layers, width = 6, 256
+    config = T.config_at(SimConfig(layers=layers, width=width, batch=1, activation="tanh",
+                                   input_width=input_width), sigma_w2, sigma_b2)
+    # tr(J J^T) = fan_in_1 * (width / fan_in_1) * prod chi, spread over min(fan_in_1, width) values.
+    expected = chi_product("tanh", sigma_w2, sigma_b2, layers, sigma_w2 + sigma_b2) * width / min(input_width, width)
+    prediction = T.config_prediction(config)
+    assert prediction.jacobian_mean_square == pytest.approx(expected, rel=1e-9)
+    tanh = get_activation("tanh")
+    at_fixed_point = T.mean_field(tanh, {}, sigma_w2, sigma_b2, depth=1).chi1 ** layers
+    assert at_fixed_point == pytest.approx(1.0, abs=2e-3)
+    assert expected < 0.5 * at_fixed_point * width / min(input_width, width)
+
+
+def test_measured_jacobian_mean_square_agrees_with_the_prediction_within_sampling_error():
+    """Each seed draws new weights and a new input; the mean s^2 of one network scatters by ~10%
+    (each layer's average of phi'^2 over 512 units, and q^1 from one input). The mean over seeds
+    meets the prediction within 4 standard errors, chi_1(q*)^L (1.0) lies far outside."""
+    sigma_w2, sigma_b2 = CRITICAL_TANH
+    base = T.config_at(SimConfig(layers=6, width=512, batch=1, activation="tanh", input_width=256),
+                       sigma_w2, sigma_b2)
+    with threadpool_limits(1):
+        spectra = [jacobian_spectrum(base.replace(seed=seed)) for seed in range(8)]
+    measured = np.array([s.mean_square for s in spectra])
+    predicted = spectra[0].mean_square_theory
+    assert all(s.mean_square_theory == predicted for s in spectra)
+    assert predicted == pytest.approx(T.config_prediction(base).jacobian_mean_square, rel=1e-12)
+    error = measured.std(ddof=1) / math.sqrt(measured.size)
+    assert abs(measured.mean() - predicted) < 4 * error
+    tanh = get_activation("tanh")
+    at_fixed_point = T.mean_field(tanh, {}, sigma_w2, sigma_b2, depth=1).chi1 ** 6 * 512 / 256
+    assert abs(measured.mean() - at_fixed_point) > 20 * error
+
+
+# --- each layer's bias from its own fan_in --------------------------------------------------
+
+def test_layer_one_bias_variance_uses_the_input_width():
+    """A pytorch_linear bias is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), E[b^2] = 1 / (3 fan_in): layer
+    1's fan_in is the input's (2), not the width (1024)."""
+    config = SimConfig(layers=3, width=1024, batch=2048, activation="tanh", init="lecun_uniform",
+                       bias_init="pytorch_linear", input_width=2, input_dist="uniform", seed=5)
+    result = simulate(config)
+    q1 = 1.0 + 1 / (3 * 2)  # lecun_uniform: fan_in E[W^2] = 1; the inputs have unit variance
+    tanh = get_activation("tanh")
+    q2 = adaptive(lambda u: tanh.apply(u) ** 2, q1) + 1 / (3 * 1024)
+    q3 = adaptive(lambda u: tanh.apply(u) ** 2, q2) + 1 / (3 * 1024)
+    np.testing.assert_allclose(np.square(result.theory.pre_std), [q1, q2, q3], rtol=1e-9)
+    assert result.theory.sigma_b2 == pytest.approx(1 / (3 * 1024))
+    # The measured layer-1 variance is the mean over 1024 units of |w|^2 + b^2 (|w|^2 of two
+    # U(-sqrt(3/2), sqrt(3/2)) entries: variance 0.4) with the input's second moment over 2048
+    # samples (variance of x^2 0.8 per input): standard error sqrt(0.4 / 1024 + 0.8 / 4096) ~ 0.024.
+    # The bias's share, 1/6, is 7 of them.
+    measured = result.forward[0].pre.std ** 2
+    assert measured == pytest.approx(q1, abs=4 * 0.024)
