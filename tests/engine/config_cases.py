@@ -119,13 +119,20 @@ _CHOICES = {"norm": ("none", "batch", "layer"), "input_dist": ("normal", "unifor
             "dtype": ("float32", "float64")}
 
 
+def _integer_fields(draw, ranges: dict[str, tuple[int, int]], bad: set[str], large: bool,
+                    optional: str) -> dict[str, Any]:
+    """The integer fields of ``ranges``, those in ``bad`` of the wrong kind; ``optional`` (whose
+    None means its default) is None in about half of the cases."""
+    fields = {name: draw(_bad_integers(low, high) if name in bad else _integers(name, low, high, large))
+              for name, (low, high) in ranges.items()}
+    if optional not in bad:
+        fields[optional] = draw(st.none() | st.just(fields[optional]))
+    return fields
+
+
 def _sim_fields(draw, bad: set[str], large: bool) -> dict[str, Any]:
     """SimConfig's fields, those in ``bad`` given a value of the wrong kind."""
-    fields: dict[str, Any] = {}
-    for name, (low, high) in RANGES.items():
-        fields[name] = draw(_bad_integers(low, high) if name in bad else _integers(name, low, high, large))
-    if "input_width" not in bad:
-        fields["input_width"] = draw(st.none() | st.just(fields["input_width"]))
+    fields = _integer_fields(draw, RANGES, bad, large, "input_width")
     for name, (registry, aliases, params) in _NAMED.items():
         known = tuple(sorted(registry) + sorted(aliases or {}))
         fields[name] = draw(_near_misses(known) if name in bad else _names(known))
@@ -138,11 +145,7 @@ def _sim_fields(draw, bad: set[str], large: bool) -> dict[str, Any]:
 
 def _train_fields(draw, bad: set[str], large: bool) -> dict[str, Any]:
     """TrainConfig's fields, those in ``bad`` given a value of the wrong kind."""
-    fields: dict[str, Any] = {}
-    for name, (low, high) in TRAIN_RANGES.items():
-        fields[name] = draw(_bad_integers(low, high) if name in bad else _integers(name, low, high, large))
-    if "task_dim" not in bad:
-        fields["task_dim"] = draw(st.none() | st.just(fields["task_dim"]))
+    fields = _integer_fields(draw, TRAIN_RANGES, bad, large, "task_dim")
     for name in TRAIN_REAL_RANGES:
         fields[name] = draw(_bad_reals(name) if name in bad else _reals(name))
     for name, registry in (("task", TASKS), ("optimizer", OPTIMIZERS)):
