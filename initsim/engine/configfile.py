@@ -231,4 +231,4 @@ def from_file(path: str | Path, parse: Callable[[str, str], T]) -> T:
     try:
         return parse(read_untrusted(path), str(path))
     except ConfigError as exc:
-        raise ConfigError(exc.field, readable(str(exc).removeprefix(f"{exc.field}: "))) from None
+        raise ConfigError(exc.field, readable(exc.message)) from None
