@@ -21,7 +21,6 @@ from initsim.engine.theory import config_sigmas
 from .phase_plot import LABEL_STYLE
 from .plotstyle import COLORS, style_plot
 from .runstate import RunState
-from .theory_view import network_mean_field
 from .widgets import ComputedView, named, number, numbers_label
 
 # Spectra are computed up to a few seconds' work: float64 products run at ~35 GFLOP/s on one
@@ -61,7 +60,6 @@ class JacobianResult:
     config: SimConfig
     spectrum: JacobianSpectrum | None  # None when it could not be computed
     error: str | None
-    mean_field_square: float  # chi_1^L: mean-field theory's mean s^2
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,6 @@ def too_large(width: int, flops: float) -> str | None:
 
 
 def jacobian_result(role: str, config: SimConfig) -> JacobianResult:
-    chi1 = network_mean_field(config).chi1
     # One product of (input width x width) by (width x width) per layer, then the SVD.
     flops = 2 * config.layers * config.fan_in_first * config.width**2 + 10 * config.width**3
     error = too_large(config.width, flops)
@@ -93,8 +90,7 @@ def jacobian_result(role: str, config: SimConfig) -> JacobianResult:
             spectrum = jacobian_spectrum(config)
         except ConfigError as exc:
             error = str(exc)
-    with np.errstate(over="ignore"):
-        return JacobianResult(role, config, spectrum, error, float(np.float64(chi1) ** config.layers))
+    return JacobianResult(role, config, spectrum, error)
 
 
 def layer_variance(config: SimConfig, layer: int) -> float:
@@ -133,20 +129,21 @@ def shown_histogram(result: JacobianResult, log: bool):
     return spectrum.histogram(bins_for(size), log) if size else None
 
 
-# The columns of the Jacobian's numbers.
-JACOBIAN_COLUMNS = ("max s", "min s", "max/min", "rank", "spread", "mean s\u00b2",
-                    "\u03c7\u2081<sup>L</sup>")
+# The columns of the Jacobian's numbers; the last is mean-field theory's mean s^2.
+THEORY_COLUMN = "\u220f \u03c7\u2081(q<sup>l</sup>)"
+JACOBIAN_COLUMNS = ("max s", "min s", "max/min", "rank", "spread", "mean s\u00b2", THEORY_COLUMN)
 
 
 def jacobian_numbers(result: JacobianResult) -> dict[str, str]:
     """The engine's max, min, condition and mean s^2; the rank and the spread (std of log10 s, in
-    decades) of the nonzero singular values; mean-field theory's chi_1^L, which predicts mean s^2."""
+    decades) of the nonzero singular values; mean-field theory's mean s^2, the product of the
+    layers' chi_1 along the network's own q^l."""
     spectrum = result.spectrum
     spread = f"{spectrum.log_spread:.3g}" if spectrum.rank else "\u2014"
     return dict(zip(JACOBIAN_COLUMNS, (
         number(spectrum.max), number(spectrum.min), number(spectrum.condition),
         f"{spectrum.rank} / {len(spectrum.singular_values)}", spread,
-        number(spectrum.mean_square), number(result.mean_field_square))))
+        number(spectrum.mean_square), number(spectrum.mean_square_theory))))
 
 
 def table_row(name: str, cells) -> str:
@@ -230,7 +227,10 @@ class SpectraView(ComputedView):
                                               "d(output)/d(input) at one input: max, min, condition "
                                               "max/min, rank (how many are not zero up to rounding), "
                                               "spread (std of log10 s over those, in decades), and mean "
-                                              "s\u00b2 against mean-field theory's chi_1^L")
+                                              "s\u00b2 against mean-field theory's: the product over the "
+                                              "layers of chi_1 = sigma_w^2 E[phi'(u)^2] at the network's "
+                                              "own pre-activation variance q^l, which starts from the "
+                                              "input's (times fan-out / fan-in for a narrower input)")
         self.weight_numbers = numbers_label("weight_numbers", "The layer's shape, the law's variance "
                                             "and support, the eigenvalues' range, and the Kolmogorov-"
                                             "Smirnov distance between them and the law")

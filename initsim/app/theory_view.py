@@ -271,6 +271,9 @@ class TheoryView(ComputedView):
             "critical": "<b>critical</b>: signals keep their size through any depth",
         }.get(phase, "no fixed point")
         notes = []
+        if math.isinf(point.q_star):
+            notes.append(f"No fixed point: the pre-activation variance grows without bound, and {CHI1} "
+                         "is its limit there.")
         if self._outside():
             notes.append("The point lies outside the diagram; the marker waits at its edge.")
         if config.norm != "none":

@@ -12,15 +12,15 @@ from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
 from threadpoolctl import threadpool_limits
 
 from initsim.app.phase_plot import LOG_DEPTH_LEVELS
-from initsim.app.spectra_view import (density_steps, jacobian_numbers, jacobian_result, layer_variance,
-                                      shown_histogram)
+from initsim.app.spectra_view import (THEORY_COLUMN, density_steps, jacobian_numbers, jacobian_result,
+                                      layer_variance, shown_histogram)
 from initsim.app.sweep_view import sweep_configs
 from initsim.app.theory_view import GRID, round_to_span
 from initsim.app.width_band import positive
 from initsim.engine import get_activation, initial_weights
 from initsim.engine.spectra import isometry_pair, jacobian_spectrum, weight_spectrum
 from initsim.engine.sweep import finite_width_band, sweep
-from initsim.engine.theory import config_sigmas, phase_axes, phase_diagram, phase_of
+from initsim.engine.theory import config_at, config_sigmas, phase_axes, phase_diagram, phase_of
 
 from appcheck import LONG, SMALL, nan_equal, settle
 
@@ -101,6 +101,12 @@ def test_a_point_outside_the_diagram_widens_its_axes(qtbot, make_window):
     assert "outside" not in view.numbers.text()
 
 
+def test_a_network_whose_variance_grows_without_bound_has_no_fixed_point(qtbot, make_window):
+    softplus = config_at(SMALL.replace(activation="softplus"), 2.0, 0.0)  # the map stays above q
+    view = show_theory(qtbot, make_window(softplus))
+    assert "q* = \u221e" in view.numbers.text() and "No fixed point" in view.numbers.text()
+
+
 def test_a_click_sets_the_config_at_the_clicked_point(qtbot, make_window):
     window = make_window()
     view = show_theory(qtbot, window)
@@ -132,6 +138,7 @@ def assert_jacobian_shown(view, role, config):
     numbers = jacobian_numbers(result)
     assert (numbers["max s"], numbers["max/min"]) == (f"{expected.max:.4g}", f"{expected.condition:.4g}")
     assert numbers["mean s\u00b2"] == f"{expected.mean_square:.4g}"
+    assert numbers[THEORY_COLUMN] == f"{expected.mean_square_theory:.4g}"
     assert all(value.replace(" ", "\u00a0") in view.jacobian_numbers.text() for value in numbers.values())
     histogram = shown_histogram(result, view.log_scale.isChecked())
     nan_equal(view.jacobian_curves[role].xData, histogram.edges)
