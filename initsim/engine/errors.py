@@ -43,12 +43,12 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
 
 
-def unknown_name(field: str, name: str, valid: Iterable[str]) -> ConfigError:
+def unknown_name(field: str, name: Any, valid: Iterable[str]) -> ConfigError:
     """A ConfigError for an unknown registry name, suggesting the closest valid ones."""
     valid = sorted(valid)
     # A ratio of 0.5 needs the name within 3 times a valid one's length; a longer name (a whole
     # file's worth from a bad config) would hold difflib for seconds to find nothing.
-    similar = len(name) <= 3 * max(map(len, valid), default=0)
+    similar = isinstance(name, str) and len(name) <= 3 * max(map(len, valid), default=0)
     close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5) if similar else []
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return ConfigError(field, f"unknown name {shown(name)}{hint} (valid: {', '.join(valid)})")

@@ -187,7 +187,7 @@ def cases(draw) -> dict[str, Any]:
     train = _train_fields(draw, bad(_TRAIN_FIELDS), large) if draw(st.booleans()) else None
     entry = draw(st.sampled_from(["config", "mapping"]))
     if entry == "mapping" and draw(st.integers(0, 9)) == 0:
-        sim[draw(st.text(min_size=1, max_size=8))] = draw(junk)
+        sim[draw(st.text(min_size=1, max_size=8) | st.integers() | st.none())] = draw(junk)
     return {"sim": sim, "train": train, "entry": entry}
 
 
