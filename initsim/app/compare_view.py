@@ -98,6 +98,7 @@ class CompareView(JobView):
         self.include_training.setToolTip("Also train each scheme for each seed on the same data and "
                                          "batch order, and overlay the loss curves")
         self.settings = TrainingSettings("compare", steps=COMPARE_STEPS)
+        self.settings.lr.refused.connect(lambda text: self.set_status("error", text))
         self.settings.setVisible(False)
         self.include_training.toggled.connect(self.settings.setVisible)
         self.progress = QProgressBar()

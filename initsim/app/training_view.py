@@ -274,6 +274,7 @@ class TrainingView(JobView):
                          "show it at initialization)")
         self.record: TrainingRecord | None = None
         self.settings = TrainingSettings("train")
+        self.settings.lr.refused.connect(lambda text: self.set_status("error", text))
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)

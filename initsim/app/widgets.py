@@ -12,7 +12,7 @@ from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QStyle, QStyleOptionSpinBox, QWidget
 
-from initsim.engine.checks import integer_in, shown
+from initsim.engine.checks import integer_in, number_in, shown
 from initsim.engine.errors import ConfigError
 from initsim.engine.params import Param
 
@@ -62,8 +62,8 @@ def decade_step(value: float, steps: int) -> float:
     """``value`` moved by ``steps`` tenths of its decade, computed in decimal (0.1 up is 0.11, 2e6
     is 2.1e6; 1 down is 0.99, as a spin box's adaptive steps), from 0 by 0.1."""
     number = Decimal(repr(value))
+    up = steps > 0
     for _ in range(abs(steps)):
-        up = steps > 0
         if number == 0:
             step = Decimal("0.1")
         else:
@@ -93,6 +93,7 @@ class NumberBox(QAbstractSpinBox):
         self._field = f"{owner}.{param.name}" if owner else param.name
         # A start until setValue: the low end for integers, else 1 where the range allows.
         self._value: int | float = int(param.low) if integer else min(max(1.0, param.low), param.high)
+        self._committed = self._value  # before keystrokes taken one by one: what a refusal restores
         self.lineEdit().setText(shortest_text(self._value))
         # Integers are taken keystroke by keystroke (as QSpinBox does); a real number on Enter,
         # so that "0.05" typed digit by digit is not three runs.
@@ -134,13 +135,13 @@ class NumberBox(QAbstractSpinBox):
             self._take(value)
 
     def _commit(self) -> None:
-        """Enter or leaving the box: take the text, or refuse it and show the value again."""
-        text = self.lineEdit().text()
+        """Enter or leaving the box: take the text, or refuse it and show the value it had
+        before this typing again."""
         try:
-            self._show(self._parsed(text))
+            self._show(self._parsed(self.lineEdit().text()))
         except ValueError as exc:
-            self.lineEdit().setText(shortest_text(self._value))
-            self.refused.emit(f"{exc}; kept {shortest_text(self._value)}")
+            self._show(self._committed)
+            self.refused.emit(f"{exc}; kept {shortest_text(self._committed)}")
 
     def _parsed(self, text: str) -> int | float:
         """The number ``text`` says, if it is one in range; else a ConfigError quoting it."""
@@ -153,15 +154,18 @@ class NumberBox(QAbstractSpinBox):
             raise ConfigError(self._field, f"got {shown(text)}, expected {self.allowed()}") from None
 
     def _checked(self, value: int | float) -> int | float:
+        """``value`` as the box's type if it is in range, else a ConfigError naming the field."""
+        low, high = self._param.low, self._param.high
         if self._integer:
-            return integer_in(self._field, value, int(self._param.low), int(self._param.high))
-        return self._param.validate(self._owner or self._param.name, value)
+            return integer_in(self._field, value, int(low), int(high))
+        return number_in(self._field, value, low, high, self._param.low_inclusive)
 
     # --- holding and stepping ----------------------------------------------------------------
 
     def _show(self, value: int | float) -> None:
         """Show ``value`` in its shortest form and take it."""
         self.lineEdit().setText(shortest_text(value))
+        self._committed = value
         self._take(value)
 
     def _take(self, value: int | float) -> None:
@@ -172,15 +176,11 @@ class NumberBox(QAbstractSpinBox):
 
     def stepBy(self, steps: int) -> None:
         self._commit()  # text typed and not yet taken counts first
-        low, high = self._param.low, self._param.high
-        if self._integer:
-            self._show(min(max(self._value + steps, int(low)), int(high)))
-            return
-        value = decade_step(self._value, steps)
-        if value > high or (value < low and self._param.low_inclusive):
-            value = high if value > high else low  # the arrows stop at the end of the range
-        if value > low or (value == low and self._param.low_inclusive):
-            self._show(value)
+        moved = self._value + steps if self._integer else decade_step(self._value, steps)
+        try:  # the arrows stop at the ends of the range
+            self._show(self._checked(min(max(moved, self._param.low), self._param.high)))
+        except ConfigError:
+            pass  # at an open end (scale > 0): the arrows come near it, never to it
 
     def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:
         flags = QAbstractSpinBox.StepEnabledFlag.StepNone
@@ -196,7 +196,8 @@ class NumberBox(QAbstractSpinBox):
         """Wide enough for HINT_TEXT, whatever the value (QAbstractSpinBox alone does not know)."""
         option = QStyleOptionSpinBox()
         self.initStyleOption(option)
-        text = QSize(self.fontMetrics().horizontalAdvance(HINT_TEXT) + 4, self.lineEdit().sizeHint().height())
+        text = QSize(self.fontMetrics().horizontalAdvance(HINT_TEXT) + 4,
+                     self.lineEdit().sizeHint().height())
         return self.style().sizeFromContents(QStyle.ContentsType.CT_SpinBox, option, text, self)
 
     def minimumSizeHint(self) -> QSize:
