@@ -57,12 +57,13 @@ def config_json(config: SimConfig) -> str:
 
 
 def _new_file_beside(path: Path) -> tuple[int, Path]:
-    """A new empty file (open for writing) in ``path``'s folder, named after it. Created with mode
-    0o666, which the system reduces by the user's umask as for any saved file (mkstemp's 0o600
-    would make every export private)."""
+    """A new empty file (open for writing) in ``path``'s folder, named after it (its first 100
+    characters: a name near the system's limit stays within it). Created with mode 0o666, which
+    the system reduces by the user's umask as for any saved file (mkstemp's 0o600 would make every
+    export private)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        temporary = path.with_name(f".{path.name[:100]}.{secrets.token_hex(4)}.tmp")
         with contextlib.suppress(FileExistsError):
             return os.open(temporary, flags, 0o666), temporary
 
