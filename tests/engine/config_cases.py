@@ -176,8 +176,9 @@ def cases(draw) -> dict[str, Any]:
 
     In half of the cases up to three fields of each hold a value of the wrong kind; one case in
     five is large (sizes and counts anywhere in their ranges). ``entry`` is "config" (the
-    dataclass, as Python code builds it) or "mapping" (the keys of a config file, through
-    engine/configfile.py, now and then with an unknown key)."""
+    dataclass, as Python code builds it), "mapping" (the keys of a config file, through
+    engine/configfile.py) or "dict" (SimConfig.from_dict); the last two now and then with an
+    unknown key."""
     large = draw(st.integers(0, 4)) == 0
 
     def bad(fields: list[str]) -> set[str]:
@@ -185,9 +186,10 @@ def cases(draw) -> dict[str, Any]:
 
     sim = _sim_fields(draw, bad(_SIM_FIELDS), large)
     train = _train_fields(draw, bad(_TRAIN_FIELDS), large) if draw(st.booleans()) else None
-    entry = draw(st.sampled_from(["config", "mapping"]))
-    if entry == "mapping" and draw(st.integers(0, 9)) == 0:
-        sim[draw(st.text(min_size=1, max_size=8) | st.integers() | st.none())] = draw(junk)
+    entry = draw(st.sampled_from(["config", "mapping", "dict"]))
+    if entry != "config" and draw(st.integers(0, 9)) == 0:  # an unknown key: text in a file
+        key = st.text(min_size=1, max_size=8) if entry == "mapping" else st.text() | st.integers() | st.none()
+        sim[draw(key)] = draw(junk)
     return {"sim": sim, "train": train, "entry": entry}
 
 
@@ -197,6 +199,8 @@ def validated(case: dict[str, Any]) -> tuple[SimConfig, TrainConfig | None]:
     """The case's configs through the entry it names; raises ConfigError."""
     if case["entry"] == "mapping":
         config = config_from_mapping(case["sim"], "", "fuzz.toml")
+    elif case["entry"] == "dict":
+        config = SimConfig.from_dict(case["sim"]).validated()
     else:
         config = SimConfig(**case["sim"]).validated()
     training = TrainConfig(**case["train"]).validated() if case["train"] is not None else None

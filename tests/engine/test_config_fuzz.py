@@ -23,7 +23,7 @@ def answer(case):
         return "ConfigError"
 
 
-@pytest.mark.parametrize("entry", ["config", "mapping"])
+@pytest.mark.parametrize("entry", ["config", "mapping", "dict"])
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("expected", ["valid", "ConfigError"])
 def test_the_cases_reach_both_answers_through_both_entries(entry, training, expected):
