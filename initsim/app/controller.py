@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -114,6 +115,23 @@ class StreamRunner(QObject):
         """Cancel the current run; nothing more of it is reported."""
         self.current_run = 0
         self._worker.wanted_run = 0
+
+    def pause(self) -> None:
+        """Hold the runs between events: the run going, and each one started while paused, sends
+        the events it has computed (a run started while paused: its first) and waits, before the
+        next one or its end, until `resume`. A held run that is cancelled, superseded by another
+        or shut down ends at once. What a paused run has sent is all it has computed, so a
+        script (or a test) can act on a run in progress whatever the machine's speed."""
+        self._worker.paused = True
+
+    def resume(self) -> None:
+        """Let a paused run go on."""
+        self._worker.paused = False
+
+    @property
+    def held(self) -> threading.Event:
+        """Set while a paused run waits, everything it computed sent; any thread can wait on it."""
+        return self._worker.held
 
     def shutdown(self) -> None:
         """Cancel any run and end the worker thread; returns once it has ended (at most one

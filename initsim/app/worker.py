@@ -93,10 +93,33 @@ class StreamWorker(QObject):
         # With the GUI thread busy on one core, a second BLAS thread makes each matmul wait for
         # it (a 100-layer pass measured 2.2 s with 2 OpenBLAS threads, 0.07 s with 1).
         self.blas_threads = blas_threads
-        # The run the GUI wants, written by the GUI thread and read here between events. A plain
-        # int attribute: reading and rebinding it are atomic under the GIL, and the worker cannot
-        # wait for a queued signal while it is busy in a run.
-        self.wanted_run = 0
+        # The run the GUI wants and whether it is paused, written by the GUI thread and read here
+        # between events (the worker cannot wait for a queued signal while it is busy in a run).
+        # Each write wakes a run held by a pause, which then goes on or ends.
+        self._wanted_run = 0
+        self._paused = False
+        self._changed = threading.Condition()
+        self.held = threading.Event()  # set while a run waits in a pause
+
+    @property
+    def wanted_run(self) -> int:
+        return self._wanted_run
+
+    @wanted_run.setter
+    def wanted_run(self, run_id: int) -> None:
+        with self._changed:
+            self._wanted_run = run_id
+            self._changed.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @paused.setter
+    def paused(self, paused: bool) -> None:
+        with self._changed:
+            self._paused = paused
+            self._changed.notify_all()
 
     @Slot(object, int)
     def run(self, job: Job, run_id: int) -> None:
@@ -116,9 +139,12 @@ class StreamWorker(QObject):
             for event in job(should_stop):
                 batch.append(event)
                 now = time.perf_counter()
-                if now - sent >= BATCH_SECONDS:
+                paused = self._paused
+                if paused or now - sent >= BATCH_SECONDS:
                     self.events_ready.emit(run_id, batch)
                     batch, sent = [], now
+                if paused:
+                    self._hold(run_id)
                 if should_stop():
                     return
         except Exception as exc:  # noqa: BLE001 - any failure must reach the window, not die here
@@ -130,3 +156,10 @@ class StreamWorker(QObject):
             self.events_ready.emit(run_id, batch)
         if not should_stop():
             self.run_done.emit(run_id, time.perf_counter() - started)
+
+    def _hold(self, run_id: int) -> None:
+        """Wait while paused, unless run ``run_id`` is no longer wanted."""
+        with self._changed:
+            self.held.set()
+            self._changed.wait_for(lambda: not self._paused or self._wanted_run != run_id)
+            self.held.clear()

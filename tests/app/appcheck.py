@@ -50,10 +50,15 @@ def leftovers() -> list[str]:
     return found
 
 
-# Small and fast: the window tests care about what is painted, not about the engine's speed.
+# Small and fast: the window tests care about what is painted, not about the engine's speed. A
+# test that acts on a run in progress pauses its runner (StreamRunner.pause) rather than picking
+# a run long enough to be still going.
 SMALL = SimConfig(layers=5, width=16, batch=32, activation="tanh", init="xavier_normal", seed=3)
-# Long enough to still be running when a test acts on it (about 2.5 s on two cores).
-LONG = SimConfig(layers=500, width=256, batch=512)
+
+# How long a test waits for something to happen (a run to end, a worker to hold) before it fails:
+# a bound for a loaded machine, not a speed requirement; waits end as soon as the thing happens.
+TIMEOUT_MS = 60_000
+TIMEOUT_S = TIMEOUT_MS / 1000
 
 
 def settled(window: MainWindow) -> bool:
@@ -63,8 +68,19 @@ def settled(window: MainWindow) -> bool:
             and window.displayed_config() == window.config())
 
 
-def settle(qtbot, window: MainWindow, timeout: int = 20000) -> None:
+def settle(qtbot, window: MainWindow, timeout: int = TIMEOUT_MS) -> None:
     qtbot.waitUntil(lambda: settled(window), timeout=timeout)
+
+
+def start_held(qtbot, window: MainWindow, config: SimConfig) -> None:
+    """From a settled window: run ``config`` on the paused runner and wait until its first layer is
+    painted. The run is then in progress, held, until the runner resumes or the run is cancelled."""
+    runner = window.controller.runner
+    runner.pause()
+    window.set_config(config)
+    state = window.controller.state
+    assert runner.held.wait(TIMEOUT_S), "the run did not reach its first layer"
+    qtbot.waitUntil(lambda: window.displayed_state() is state, timeout=TIMEOUT_MS)
 
 
 def reference(config: SimConfig) -> SimResult:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initsim.app.controller import Throttle
+from initsim.app.controller import StreamRunner, Throttle
 from initsim.app.diagnosis import diagnose
 from initsim.app.histograms import (MAX_PANELS, common_grid, depth_image, fractions, panel_curve,
                                     panel_height, panel_layers, panel_stride, rebin)
@@ -19,7 +19,7 @@ from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ForwardEvent, SimCo
 from initsim.engine.presets import get_preset
 from initsim.engine.stats import histogram
 
-from appcheck import SMALL, reference
+from appcheck import SMALL, TIMEOUT_MS, TIMEOUT_S, reference
 
 
 def _histogram(values, bins=16):
@@ -208,6 +208,43 @@ def test_worker_stops_when_another_run_is_wanted_and_skips_a_superseded_one():
     assert isinstance(events[0], ForwardEvent)
     worker.run(simulation_job(SMALL), 1)  # no longer wanted: not even started
     assert done == []
+
+
+def test_a_paused_runner_sends_a_runs_first_event_and_holds_it_until_resumed(qtbot):
+    runner = StreamRunner("paused")
+    events, done = [], []
+    runner.events.connect(lambda run_id, batch: events.extend(batch))
+    runner.done.connect(lambda run_id, seconds: done.append(run_id))
+    config = SMALL.validated()
+    try:
+        runner.pause()
+        run_id = runner.start(simulation_job(config))
+        assert runner.held.wait(TIMEOUT_S)
+        qtbot.waitUntil(lambda: len(events) > 0, timeout=TIMEOUT_MS)
+        assert len(events) == 1 and runner.busy and runner.held.is_set()  # held: nothing more computed
+        runner.resume()
+        qtbot.waitUntil(lambda: len(done) > 0, timeout=TIMEOUT_MS)
+    finally:
+        runner.shutdown()
+    assert done == [run_id] and not runner.held.is_set()
+    assert [(type(e), e.index) for e in events] == [(type(e), e.index) for e in simulate_stream(config)]
+
+
+def test_events_sent_before_their_run_was_superseded_are_never_reported(qtbot):
+    runner = StreamRunner("superseded")
+    reported, done = [], []
+    runner.events.connect(lambda run_id, batch: reported.append(run_id))
+    runner.done.connect(lambda run_id, seconds: done.append(run_id))
+    try:
+        runner.pause()
+        runner.start(simulation_job(SMALL))
+        assert runner.held.wait(TIMEOUT_S)  # its first event is sent, not yet received
+        second = runner.start(simulation_job(SMALL.replace(seed=4)))  # ends the held run
+        runner.resume()
+        qtbot.waitUntil(lambda: len(done) > 0, timeout=TIMEOUT_MS)
+    finally:
+        runner.shutdown()
+    assert done == [second] and set(reported) == {second}
 
 
 def test_worker_reports_a_failure_instead_of_raising():

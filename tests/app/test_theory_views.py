@@ -22,9 +22,8 @@ from initsim.engine.spectra import isometry_pair, jacobian_spectrum, weight_spec
 from initsim.engine.sweep import finite_width_band, sweep
 from initsim.engine.theory import config_at, config_sigmas, phase_axes, phase_diagram, phase_of
 
-from appcheck import LONG, SMALL, nan_equal, settle
-
-TIMEOUT = 20000
+from appcheck import SMALL, TIMEOUT_MS, TIMEOUT_S, nan_equal, settle
+from gated import GatedExecutor
 
 
 def thread_pool() -> ThreadPoolExecutor:
@@ -35,7 +34,7 @@ def show_view(qtbot, window, view):
     """Switch to ``view`` and wait until it shows the displayed run's config, computed."""
     window.tabs.setCurrentWidget(view)
     settle(qtbot, window)
-    qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT_MS)
     return view
 
 
@@ -96,7 +95,7 @@ def test_the_image_is_the_engine_phase_diagram_in_both_colourings(qtbot, make_wi
 def test_a_point_outside_the_diagram_widens_its_axes(qtbot, make_window):
     far = SMALL.replace(bias_init="normal", bias_params={"std": 0.5})  # sigma_b^2 0.25, default top 0.1
     view = show_theory(qtbot, make_window(far))
-    qtbot.waitUntil(lambda: view.result.diagram.sigma_b2[-1] > 0.25, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: view.result.diagram.sigma_b2[-1] > 0.25, timeout=TIMEOUT_MS)
     assert view.phase.rect.contains(*marker_position(view))
     assert "outside" not in view.numbers.text()
 
@@ -197,9 +196,9 @@ def test_zero_weights_have_rank_zero_and_no_law(qtbot, make_window):
 
 # --- Sweep -------------------------------------------------------------------------------------
 
-def start_sweep(qtbot, window, size: int):
+def start_sweep(qtbot, window, size: int, pool=thread_pool):
     view = window.sweeps
-    view.pool.factory = thread_pool
+    view.pool.factory = pool
     window.tabs.setCurrentWidget(view)
     settle(qtbot, window)
     view.size.setCurrentIndex(view.size.findData(size))
@@ -211,7 +210,7 @@ def start_sweep(qtbot, window, size: int):
 def test_a_tiny_sweep_fills_in_to_the_engine_results(qtbot, make_window):
     window = make_window()
     view = start_sweep(qtbot, window, 4)
-    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT_MS)
     config = SMALL.validated()
     act, params = get_activation(config.activation), dict(config.activation_params)
     diagram = phase_diagram(act, params, *phase_axes(act, params, 4))
@@ -228,15 +227,21 @@ def test_a_tiny_sweep_fills_in_to_the_engine_results(qtbot, make_window):
 
 
 def test_stop_and_close_mid_sweep_leave_nothing_running(qtbot, make_window):
-    window = make_window(SMALL.replace(layers=30, width=32))
-    view = start_sweep(qtbot, window, 24)  # 576 points: far from done when stopped
-    qtbot.waitUntil(lambda: view.finished.any(), timeout=TIMEOUT)
+    window = make_window()
+    executor = GatedExecutor()
+    view = start_sweep(qtbot, window, 4, lambda: executor)
+    executor.allow(1)  # one point is simulated, the other 15 wait
+    qtbot.waitUntil(lambda: view.finished.any(), timeout=TIMEOUT_MS)
     qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
-    done = int(view.finished.sum())
     assert not view.running and view.run_button.isEnabled() and not view.stop_button.isEnabled()
-    assert "Stopped" in view.status.text() and done < view.finished.size
+    assert view.status.text() == "Stopped: 1 of 16 points."
+    # The tasks not started are cancelled (within the sweep's poll of its stop), before any runs.
+    qtbot.waitUntil(lambda: all(f.done() or f.running() for f in executor.futures), timeout=TIMEOUT_MS)
+    assert sum(f.cancelled() for f in executor.futures) >= 14
     qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: view.finished.any(), timeout=TIMEOUT)
+    executor.allow(2)  # the stopped sweep's task already waiting, if any, and the new sweep's first
+    qtbot.waitUntil(lambda: view.finished.any(), timeout=TIMEOUT_MS)
+    assert view.running and not view.finished.all()
     window.close()  # mid-sweep: returns once the runner's thread and the pool's workers have ended
     assert not view.runner.thread.isRunning() and not view.pool.started
 
@@ -251,7 +256,7 @@ def test_the_band_is_the_engine_finite_width_band(qtbot, make_window):
     settle(qtbot, window)
     assert not band.enabled.isChecked() and not band.pool.started  # off by default: it costs 8 runs
     band.enabled.setChecked(True)
-    qtbot.waitUntil(lambda: band.complete, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: band.complete, timeout=TIMEOUT_MS)
     with threadpool_limits(1), thread_pool() as executor:
         expected = finite_width_band(SMALL.validated(), seeds=8, executor=executor)
     for name in ("pre_std", "grad_std"):
@@ -268,15 +273,17 @@ def test_the_band_is_the_engine_finite_width_band(qtbot, make_window):
 
 
 def test_closing_while_the_band_is_computed_leaves_nothing_running(qtbot, make_window):
-    window = make_window(LONG.replace(layers=60))
+    window = make_window()
     band = window.stats.band
-    band.pool.factory = thread_pool
+    executor = GatedExecutor()  # no seed is simulated before the window closes
+    band.pool.factory = lambda: executor
     window.tabs.setCurrentWidget(window.stats)
-    qtbot.waitUntil(lambda: window.displayed_state() is not None, timeout=TIMEOUT)
+    settle(qtbot, window)
     band.enabled.setChecked(True)
-    assert band.pool.started
-    window.close()
-    assert not band.runner.thread.isRunning() and not band.pool.started
+    assert band.pool.started and band.runner.busy
+    window.close()  # returns once the runner's thread and the pool's workers have ended
+    assert not band.runner.thread.isRunning() and not band.pool.started and not band.complete
+    assert all(future.done() for future in executor.futures)
 
 
 
@@ -293,10 +300,13 @@ def test_every_control_of_these_views_has_a_tooltip(make_window):
 
 
 def test_closing_while_the_theory_and_spectra_compute_leaves_nothing_running(qtbot, make_window):
-    window = make_window(SMALL.replace(layers=20, width=512))
+    window = make_window()
+    settle(qtbot, window)
     window.spectra.compare.setChecked(True)
     for view in (window.theory, window.spectra):
+        view.runner.pause()
         window.tabs.setCurrentWidget(view)
-        qtbot.waitUntil(lambda: view.config is not None, timeout=TIMEOUT)
+        assert view.runner.held.wait(TIMEOUT_S)  # its first result sent, the rest held
+        assert view.runner.busy
     window.close()  # returns once both runners' threads have ended
     assert not window.theory.runner.thread.isRunning() and not window.spectra.runner.thread.isRunning()

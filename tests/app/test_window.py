@@ -14,7 +14,11 @@ from initsim.app.widgets import NumberBox
 from initsim.engine import ConfigError, get_scheme
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, presets
 
-from appcheck import LONG, SMALL, assert_histograms_paint, assert_paints, reference, settle
+from appcheck import (SMALL, TIMEOUT_MS, TIMEOUT_S, assert_histograms_paint, assert_paints, reference, settle,
+                      start_held)
+
+# Another network than SMALL, with more layers: an event of one folded into the other's run shows.
+OTHER = SMALL.replace(layers=7, seed=8)
 
 
 def test_opens_with_the_default_preset_painted(qtbot, make_window):
@@ -28,7 +32,7 @@ def test_opens_with_the_default_preset_painted(qtbot, make_window):
 
 def test_run_finished_carries_the_painted_config(qtbot, make_window):
     window = make_window()
-    with qtbot.waitSignal(window.run_finished, timeout=20000) as finished:
+    with qtbot.waitSignal(window.run_finished, timeout=TIMEOUT_MS) as finished:
         pass
     assert finished.args == [SMALL.validated()]
     assert window.displayed_state().complete
@@ -109,34 +113,44 @@ def test_fifty_rapid_changes_end_with_the_last_config_displayed(qtbot, make_wind
 
 
 def test_a_cancelled_run_is_never_painted(qtbot, make_window):
-    window = make_window(LONG)
-    window.set_config(SMALL)  # before the event loop turns: the long run's events are all stale
-    painted = []
-    window.painted.connect(lambda *_: painted.append(window.displayed_config()))
+    window = make_window()
     settle(qtbot, window)
-    assert painted and all(config == SMALL.validated() for config in painted)
+    runner = window.controller.runner
+    runner.pause()
+    window.set_config(OTHER)
+    assert runner.held.wait(TIMEOUT_S)  # its first layer is sent, and not yet received
+    window.set_config(SMALL)  # before the event loop turns: that layer's event is stale
+    painted = []
+    window.painted.connect(lambda *_: painted.append(window.displayed_state()))
+    runner.resume()
+    settle(qtbot, window)
+    assert painted and all(state is window.controller.state for state in painted)
     assert_paints(window, reference(SMALL.validated()))
 
 
 def test_stop_keeps_what_arrived_and_the_next_change_runs(qtbot, make_window):
-    window = make_window(LONG)
-    qtbot.waitUntil(lambda: window.displayed_state() is not None, timeout=20000)
+    window = make_window()
+    settle(qtbot, window)
+    start_held(qtbot, window, OTHER)
     stop = window.findChild(QPushButton, "stop")
     assert stop.isEnabled()
     qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
     state = window.controller.state
-    assert state.stopped and not state.complete
-    qtbot.waitUntil(lambda: "Stopped" in window.status.text() and not stop.isEnabled())
+    assert state.stopped and state.received == 1 and not state.complete
+    qtbot.waitUntil(lambda: "Stopped" in window.status.text() and not stop.isEnabled(), timeout=TIMEOUT_MS)
+    assert window.displayed_state() is state  # what arrived stays
+    window.controller.runner.resume()
     window.set_config(SMALL)
     settle(qtbot, window)
     assert_paints(window, reference(SMALL.validated()))
 
 
-def test_closing_during_a_long_run_ends_the_worker(qtbot, make_window):
-    window = make_window(LONG)
-    qtbot.waitUntil(lambda: window.displayed_state() is not None, timeout=20000)
+def test_closing_during_a_run_ends_the_worker(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    start_held(qtbot, window, OTHER)
     assert not window.controller.state.complete
-    window.close()  # returns once the worker thread has ended
+    window.close()  # returns once the worker thread has ended: the held run was cancelled
     assert not window.controller.thread.isRunning()
     assert not window.controller.state.complete
 
@@ -158,7 +172,7 @@ def test_an_invalid_config_is_refused_with_the_reason(qtbot, make_window):
     shown = window.displayed_config()
     for name, value in (("layers", 1000), ("width", 4096), ("batch", 8192)):
         _set_spin(window, name, value)
-    qtbot.waitUntil(lambda: window.warnings.property("level") == "error")
+    qtbot.waitUntil(lambda: window.warnings.property("level") == "error", timeout=TIMEOUT_MS)
     assert "memory" in window.warnings.text()
     assert window.displayed_config() == shown
     assert not window.controller.running
@@ -170,7 +184,7 @@ def test_a_parameter_the_scheme_refuses_is_explained(qtbot, make_window):
     window = make_window()
     _set_combo(window, "init", "kaiming_normal")
     _set_combo(window, "init.mode", "fan_avg")  # PyTorch's kaiming has no fan_avg
-    qtbot.waitUntil(lambda: window.warnings.property("level") == "error")
+    qtbot.waitUntil(lambda: window.warnings.property("level") == "error", timeout=TIMEOUT_MS)
     assert "fan_avg" in window.warnings.text() and "variance_scaling" in window.warnings.text()
     assert "fan_avg" in window.controls.init_note.text()
     _set_combo(window, "init.mode", "fan_in")
@@ -271,7 +285,7 @@ def test_shortcuts(qtbot, make_window):
     window = make_window()
     settle(qtbot, window)
     window.activateWindow()
-    qtbot.waitActive(window)
+    qtbot.waitActive(window, timeout=TIMEOUT_MS)
     qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentWidget() is window.stats
     qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.AltModifier)
@@ -280,7 +294,7 @@ def test_shortcuts(qtbot, make_window):
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
     assert window.config().seed != seed
     settle(qtbot, window)
-    window.set_config(LONG)
+    start_held(qtbot, window, OTHER)
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert window.controller.state.stopped
     shortcuts = {a.text(): a.shortcut().toString() for a in window.findChildren(type(window.menuBar().actions()[0]))}

@@ -14,6 +14,8 @@ from threadpoolctl import threadpool_limits
 from initsim.engine import ConfigError, SimConfig
 from initsim.engine import sweep as W
 
+from gated import GatedExecutor
+
 SMALL = SimConfig(layers=8, width=32, batch=32, activation="tanh", init="xavier_normal")
 
 
@@ -64,37 +66,14 @@ def test_thread_pool_and_process_pool_give_the_same_results():
     assert ordered.measured_chi1 < 1 < chaotic.measured_chi1
 
 
-class GatedExecutor(cf.ThreadPoolExecutor):
-    """One worker thread; every task after the first waits for ``gate``, so what runs when is
-    decided by the test, not by the machine's speed."""
-
-    def __init__(self) -> None:
-        super().__init__(1)
-        self.gate = threading.Event()
-        self.futures: list[cf.Future] = []
-
-    def submit(self, fn, /, *args, **kwargs):
-        first = not self.futures
-
-        def task():
-            if not first:
-                self.gate.wait()
-            return fn(*args, **kwargs)
-
-        future = super().submit(task)
-        self.futures.append(future)
-        return future
-
-
 def test_results_stream_as_tasks_finish_and_stop_cancels_the_rest():
     configs = W.grid(SMALL, {"seed": list(range(12))})
     stopped = threading.Event()
-    with GatedExecutor() as executor:
+    with GatedExecutor(permits=1) as executor:  # leaving it lets the task already waiting end
         stream = W.sweep(configs, executor, should_stop=stopped.is_set)
         first = next(stream)  # available while the other tasks wait
         stopped.set()
         rest = list(stream)
-        executor.gate.set()  # let the one task already running end
     assert first.index == 0 and rest == []
     # Every task not yet started was cancelled (the second may have started: it was waiting).
     assert sum(f.cancelled() for f in executor.futures) >= len(configs) - 2
