@@ -16,10 +16,10 @@ from initsim.engine import ConfigError
 from initsim.engine.compare import compare
 from initsim.engine.train import Diverged, TrainConfig, describe, train_stream
 
-from appcheck import SMALL, nan_equal
+from appcheck import SMALL, TIMEOUT_MS, TIMEOUT_S, nan_equal, settle
 
-# Enough steps to still be training when a test acts on it (about 20 s for SMALL).
-LONG_STEPS = 100_000
+# The steps of a training a test acts on while it goes: held after its first step, it never runs them all.
+HELD_STEPS = 1_000
 # Diverges at step 3, first in layer 2 (the engine's test of the same config says where).
 EXPLODING = SMALL.replace(activation="relu", init="normal", init_params={"std": 3.0}, layers=8)
 
@@ -34,6 +34,16 @@ def _train(qtbot, window, steps: int, task: str = "spirals", batch: int = 32):
     settings.batch.setValue(batch)
     qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
     assert view.running
+    return view
+
+
+def _train_held(qtbot, window, steps: int = HELD_STEPS):
+    """Start training as `_train` does, on the view's paused runner, and wait until its first step
+    is shown: the run then waits, in progress, until the runner resumes or the run is cancelled."""
+    window.training.runner.pause()
+    view = _train(qtbot, window, steps)
+    assert view.runner.held.wait(TIMEOUT_S), "the training did not reach its first step"
+    qtbot.waitUntil(lambda: view.record.done == 1, timeout=TIMEOUT_MS)
     return view
 
 
@@ -75,7 +85,7 @@ def _finished(view) -> bool:
 def test_training_paints_the_engine_events_and_says_how_it_went(qtbot, make_window):
     window = make_window()
     view = _train(qtbot, window, steps=60)
-    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    qtbot.waitUntil(lambda: _finished(view), timeout=TIMEOUT_MS)
     events = _engine_events(view)
     assert len(events) == 60
     _assert_training_paints(view, events)
@@ -92,7 +102,7 @@ def test_training_paints_the_engine_events_and_says_how_it_went(qtbot, make_wind
 def test_a_task_of_more_than_two_dimensions_has_no_regions(qtbot, make_window):
     window = make_window()
     view = _train(qtbot, window, steps=20, task="blobs")
-    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    qtbot.waitUntil(lambda: _finished(view), timeout=TIMEOUT_MS)
     _assert_training_paints(view, _engine_events(view))
     assert view.regions_image.image is None
     assert "8-D" in view.regions_note.toPlainText()
@@ -103,7 +113,7 @@ def test_a_diverging_network_says_at_which_step_and_layer(qtbot, make_window):
     view = window.training
     view.train(TrainConfig(task="circles", steps=50, train_batch=32))  # as a script would
     assert view.settings.task.currentData() == "circles" and view.running
-    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    qtbot.waitUntil(lambda: _finished(view), timeout=TIMEOUT_MS)
     events = _engine_events(view)
     diverged = events[-1]
     assert isinstance(diverged, Diverged)
@@ -115,32 +125,33 @@ def test_a_diverging_network_says_at_which_step_and_layer(qtbot, make_window):
 
 def test_stop_keeps_the_steps_so_far_and_nothing_more_arrives(qtbot, make_window):
     window = make_window()
-    view = _train(qtbot, window, steps=LONG_STEPS)
-    qtbot.waitUntil(lambda: view.record.done >= 20, timeout=20000)
+    view = _train_held(qtbot, window)
     qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
     stopped, done = view.record, view.record.done
     assert not view.running and not view.stop_button.isEnabled() and view.settings.task.isEnabled()
-    assert view.status.text().startswith(f"Stopped at step {done:,} of {LONG_STEPS:,}")
+    assert view.status.text().startswith(f"Stopped at step 1 of {HELD_STEPS:,}")
+    assert not view.runner.busy  # cancelled: anything of it still on the way is dropped
+    view.runner.resume()
     view.settings.steps.setValue(30)
     qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    qtbot.waitUntil(lambda: _finished(view), timeout=TIMEOUT_MS)
     assert stopped.done == done  # the stopped run's later events were dropped
     _assert_training_paints(view, _engine_events(view))
 
 
 def test_a_control_change_cancels_the_training_and_marks_its_curves(qtbot, make_window):
     window = make_window()
-    view = _train(qtbot, window, steps=LONG_STEPS)
-    qtbot.waitUntil(lambda: view.record.done >= 20, timeout=20000)
+    view = _train_held(qtbot, window)
     window.findChild(QAbstractSpinBox, "layers").setValue(SMALL.layers + 1)
     cancelled, done = view.record, view.record.done
-    assert not view.running and view.start_button.isEnabled()
+    assert not view.running and view.start_button.isEnabled() and not view.runner.busy
     status = view.status.text()
     assert "controls changed" in status and "earlier network (5 \u00d7 16 tanh" in status
     assert view.loss_curve.yData is not None and len(view.loss_curve.yData) == done  # still shown
+    view.runner.resume()
     view.settings.steps.setValue(10)
     qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    qtbot.waitUntil(lambda: _finished(view), timeout=TIMEOUT_MS)
     assert cancelled.done == done
     assert view.record.setup.net.config.layers == SMALL.layers + 1
     _assert_training_paints(view, _engine_events(view))
@@ -150,9 +161,13 @@ def test_a_training_of_an_unchanged_network_is_not_cancelled_by_a_repaint(qtbot,
     """The window repaints the visible view with the simulation of the same network: the training
     goes on."""
     window = make_window()
-    view = _train(qtbot, window, steps=40)
+    settle(qtbot, window)
+    view = _train_held(qtbot, window, steps=40)
     window.set_config(SMALL)  # the same network again: a new simulation, the same config
-    qtbot.waitUntil(lambda: _finished(view), timeout=20000)
+    settle(qtbot, window)  # painted on the Training tab while its run is held
+    assert view.running and view.runner.busy
+    view.runner.resume()
+    qtbot.waitUntil(lambda: _finished(view), timeout=TIMEOUT_MS)
     assert view.status.text().startswith("Done: 40 steps")
 
 
@@ -166,7 +181,7 @@ def test_compare_from_code_paints_the_engine_comparison(qtbot, make_window):
     view.compare(schemes, seeds=2, training=True)
     assert [combo.currentData() for combo in view.picks] == [*schemes, ""]
     assert view.seeds.value() == 2 and view.include_training.isChecked()
-    qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=20000)
+    qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=TIMEOUT_MS)
     network = SMALL.validated()
     with threadpool_limits(1):
         expected = compare([scheme_config(network, name) for name in schemes], [SMALL.seed, SMALL.seed + 1],
@@ -187,7 +202,7 @@ def test_compare_without_training_is_the_simulation_alone(qtbot, make_window):
     window = make_window()
     view = window.comparison
     view.compare(["kaiming_normal"], seeds=1)
-    qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=20000)
+    qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=TIMEOUT_MS)
     assert view.result.training is None and view.result.runs[0].loss is None
     assert all(_draws_nothing(item.median) for item in view.bands["loss"])
     assert view.loss_note.isVisible() and "Include training" in view.loss_note.toPlainText()
@@ -199,15 +214,15 @@ def test_compare_without_training_is_the_simulation_alone(qtbot, make_window):
 
 def test_closing_mid_training_and_mid_comparison_ends_their_threads(qtbot, make_window):
     window = make_window()
-    training = _train(qtbot, window, steps=LONG_STEPS)
-    window.comparison.include_training.setChecked(True)
-    window.comparison.settings.steps.setValue(LONG_STEPS)
-    window.comparison.start()
-    qtbot.waitUntil(lambda: training.record.done >= 5, timeout=20000)
-    assert training.running and window.comparison.running
+    training = _train_held(qtbot, window)
+    comparison = window.comparison
+    comparison.runner.pause()
+    comparison.start()
+    assert comparison.runner.held.wait(TIMEOUT_S)  # its first run done, the others held
+    assert training.running and comparison.running
     window.close()  # returns once the worker threads have ended
     assert not training.runner.thread.isRunning()
-    assert not window.comparison.runner.thread.isRunning()
+    assert not comparison.runner.thread.isRunning()
 
 
 def test_every_control_of_the_two_tabs_has_a_tooltip(make_window):
