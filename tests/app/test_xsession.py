@@ -68,6 +68,21 @@ def _grab(env: dict[str, str], path: Path) -> np.ndarray:
     return rows[:, : image.width()].copy()
 
 
+def _shows_plots(screen: np.ndarray) -> bool:
+    return screen.std() > 20 and len(np.unique(screen)) > 50
+
+
+def _settled_screen(env: dict[str, str], path: Path) -> np.ndarray:
+    """The screen once it shows plots and two grabs in a row agree: the first run painted, nothing
+    moving. No pause between grabs (each takes its own fraction of a second); a deadline bounds it."""
+    previous, current = None, _grab(env, path)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (_shows_plots(current) and np.array_equal(previous, current)):
+        assert time.monotonic() < deadline, f"no settled screen of plots in {WAIT_SECONDS} s: {path}"
+        previous, current = current, _grab(env, path)
+    return current
+
+
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
 def test_the_installed_initsim_opens_paints_and_quits_on_ctrl_q(display, tmp_path):
     initsim = shutil.which("initsim")
@@ -76,15 +91,7 @@ def test_the_installed_initsim_opens_paints_and_quits_on_ctrl_q(display, tmp_pat
     app = subprocess.Popen([initsim], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         window = _xdotool(env, "search", "--sync", "--onlyvisible", "--name", "^initsim")
-        # Painted once two grabs in a row agree: the first run (a fraction of a second) is done.
-        shot = tmp_path / "screen.png"
-        previous, current = None, _grab(env, shot)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while (previous is None or not np.array_equal(previous, current)) and time.monotonic() < deadline:
-            time.sleep(0.5)
-            previous, current = current, _grab(env, shot)
-        assert current.std() > 20, f"the screen is blank: {shot}"
-        assert len(np.unique(current)) > 50, f"the screen holds no plots: {shot}"
+        _settled_screen(env, tmp_path / "screen.png")
         _xdotool(env, "windowfocus", "--sync", window.splitlines()[0])
         _xdotool(env, "key", "--clearmodifiers", "ctrl+q")
         _, stderr = app.communicate(timeout=WAIT_SECONDS)
