@@ -1,7 +1,13 @@
 """Suite-wide settings."""
 
 import pytest
+from hypothesis import HealthCheck, settings
 from threadpoolctl import threadpool_limits
+
+# Hypothesis times each example (200 ms deadline) and its data generation (a health check): on a
+# loaded machine either fails a correct test. Property tests here check answers, never speed.
+settings.register_profile("any_machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("any_machine")
 
 
 @pytest.fixture(autouse=True, scope="session")
