@@ -98,7 +98,8 @@ def test_every_checked_flag_is_covered():
             "--workers", "--samples", "--lr", "--seeds", "--every", "--blas-threads"} <= flags
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(malformed())
 def test_any_malformed_number_is_refused_in_one_line(capsys, argv):
     refused(capsys, *argv)
