@@ -310,7 +310,8 @@ def fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0: float = 1
 
     0 where the variance dies out (below 1e-10), inf where it grows without bound: the map stays
     above the diagonal for ever (its excess is evaluated so that its sign holds at any q, see the
-    module's docstring), or it meets it only above 1e10. Pass ``table`` to reuse one activation's `moment_table` across calls."""
+    module's docstring), or it meets it only above 1e10. Pass ``table`` to reuse one activation's
+    `moment_table` across calls."""
     table = table or moment_table(act, params)
     sigma_w2, sigma_b2 = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
     return _fixed_point(table, sigma_w2.ravel(), sigma_b2.ravel(), q0).reshape(sigma_w2.shape)

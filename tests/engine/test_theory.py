@@ -309,13 +309,14 @@ def test_jacobian_mean_square_is_the_product_of_chi_along_q_l(input_width):
     config = T.config_at(SimConfig(layers=layers, width=width, batch=1, activation="tanh",
                                    input_width=input_width), sigma_w2, sigma_b2)
     # tr(J J^T) = fan_in_1 * (width / fan_in_1) * prod chi, spread over min(fan_in_1, width) values.
-    expected = chi_product("tanh", sigma_w2, sigma_b2, layers, sigma_w2 + sigma_b2) * width / min(input_width, width)
+    spread = width / min(input_width, width)
+    expected = chi_product("tanh", sigma_w2, sigma_b2, layers, sigma_w2 + sigma_b2) * spread
     prediction = T.config_prediction(config)
     assert prediction.jacobian_mean_square == pytest.approx(expected, rel=1e-9)
     tanh = get_activation("tanh")
     at_fixed_point = T.mean_field(tanh, {}, sigma_w2, sigma_b2, depth=1).chi1 ** layers
     assert at_fixed_point == pytest.approx(1.0, abs=2e-3)
-    assert expected < 0.5 * at_fixed_point * width / min(input_width, width)
+    assert expected < 0.5 * at_fixed_point * spread
 
 
 def test_measured_jacobian_mean_square_agrees_with_the_prediction_within_sampling_error():
