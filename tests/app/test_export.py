@@ -19,7 +19,7 @@ from initsim.app.imaging import CONFIG_KEY, VIEW_KEY
 from initsim.engine import ConfigError, SimConfig
 from initsim.engine.export import ExportError, export_data
 
-from appcheck import SMALL, reference, settle
+from appcheck import SMALL, reference, settle, start_held
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -134,11 +134,11 @@ def test_initial_weights_carry_the_config(window, tmp_path):
         assert SimConfig.from_dict(json.loads(str(arrays["config_json"]))) == SMALL.validated()
 
 
-def test_data_of_an_unfinished_run_is_refused(qtbot, make_window, tmp_path):
-    window = make_window()
-    with pytest.raises(ExportError, match="has not finished"):
+def test_data_of_an_unfinished_run_is_refused(qtbot, window, tmp_path):
+    start_held(qtbot, window, SMALL.replace(seed=8))  # its first layer painted, the rest held
+    with pytest.raises(ExportError, match=r"has not finished \(forward pass, layer 1 of 5\)"):
         window.exports.export_data(tmp_path / "early.csv", "stats_csv")
-    settle(qtbot, window)
+    assert not (tmp_path / "early.csv").exists()
 
 
 def test_an_unwritable_path_shows_a_message_naming_it_and_leaves_nothing(window, tmp_path, monkeypatch):

@@ -171,11 +171,11 @@ def test_throttle_calls_once_at_once_and_once_after_a_burst(qtbot):
     throttle = Throttle(50, lambda: calls.append(len(calls)), parent)
     for _ in range(10):
         throttle.request()
-    qtbot.waitUntil(lambda: len(calls) == 1)
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=TIMEOUT_MS)
     for _ in range(10):
         throttle.request()
     assert throttle.pending
-    qtbot.waitUntil(lambda: not throttle.pending)
+    qtbot.waitUntil(lambda: not throttle.pending, timeout=TIMEOUT_MS)
     assert calls == [0, 1]
 
 

@@ -13,7 +13,7 @@ from initsim.app.theme import AXIS_COLOR, ZOOM
 from initsim.app.views import find_view, plot_views
 from initsim.engine.tours import Tour, TourStep, tours
 
-from appcheck import SMALL, settle
+from appcheck import SMALL, TIMEOUT_MS, settle
 
 TINY = SMALL.replace(layers=3, width=8, batch=8)
 
@@ -62,7 +62,7 @@ def test_a_step_is_painted_when_its_run_ends(window):
 
 def test_keys_move_through_a_tour_only_while_it_runs(qtbot, window):
     window.activateWindow()
-    qtbot.waitActive(window)
+    qtbot.waitActive(window, timeout=TIMEOUT_MS)
     tab = window.tabs.currentIndex()
     qtbot.keyClick(window, Qt.Key.Key_Right)
     assert window.tabs.currentIndex() == tab and not window.tour.active
@@ -154,7 +154,7 @@ def test_presenter_mode_enlarges_and_darkens_everything_then_undoes_it(qtbot, wi
     axis = window.stats.std_plot.getAxis("left")
     pens = (axis.textPen().color().name(), axis.pen().color().name())
     window.activateWindow()
-    qtbot.waitActive(window)
+    qtbot.waitActive(window, timeout=TIMEOUT_MS)
     qtbot.keyClick(window, Qt.Key.Key_F5)
     assert window.presenter.enabled and window.presenter.action.isChecked()
     assert window.windowState() & Qt.WindowState.WindowFullScreen
@@ -164,7 +164,7 @@ def test_presenter_mode_enlarges_and_darkens_everything_then_undoes_it(qtbot, wi
     views = plot_views(window.stats)
     assert views and all(view.transform().m11() > 1 for view in views)
     # Full screen leaves the plots room for the whole zoom (less room, less zoom).
-    qtbot.waitUntil(lambda: window.size() == window.screen().size())
+    qtbot.waitUntil(lambda: window.size() == window.screen().size(), timeout=TIMEOUT_MS)
     assert max(view.transform().m11() for view in views) == pytest.approx(ZOOM)
     assert axis.textPen().color().name() == axis.pen().color().name() == AXIS_COLOR
     window.presenter.action.trigger()
