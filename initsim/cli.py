@@ -12,6 +12,7 @@ import math
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,7 +20,7 @@ from typing import Any, NoReturn
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig
+from .engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig, memory
 from .engine.checks import choice_in, integer_in, number_in
 from .engine.config import DTYPES
 from .engine.configfile import readable
@@ -113,7 +114,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                      metavar="NAME", help="float32 (default) or float64")
     # At most 1 PiB: more than any machine holds, and still a byte count once multiplied out.
     net.add_argument("--memory-limit-gib", type=number_flag(0.0, 2.0**20, low_inclusive=False), metavar="GIB",
-                     help="refuse configs whose estimated memory is over this (default 2)")
+                     help=f"refuse runs whose estimated memory is over this (default "
+                     f"{memory.DEFAULT_MEMORY_LIMIT / memory.GIB:g}); a long or large run's estimate "
+                     "is shown on stderr either way")
     parser.add_argument("--blas-threads", type=integer_flag(1, 1024), metavar="N",
                         help="threads of the matrix products (default 1, as in the window, unless "
                         + ", ".join(BLAS_ENVIRONMENT) + " is set)")
@@ -143,12 +146,47 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     init_params.update({n: getattr(args, n) for n in SCHEME_PARAMS if getattr(args, n) is not None})
     act_params.update({n: getattr(args, n) for n in ACTIVATION_PARAMS if getattr(args, n) is not None})
     bias_params.update({p: getattr(args, f) for f, p in BIAS_PARAMS.items() if getattr(args, f) is not None})
-    if args.memory_limit_gib is not None:
-        if not args.memory_limit_gib > 0:
-            raise ConfigError("memory_limit", "expected a positive number of GiB")
-        changes["memory_limit"] = int(args.memory_limit_gib * 2**30)
     return base.replace(init_params=init_params, activation_params=act_params,
                         bias_params=bias_params, **changes).validated()
+
+
+def memory_limit(args: argparse.Namespace) -> int:
+    """``--memory-limit-gib`` in bytes, or the default limit."""
+    gib = getattr(args, "memory_limit_gib", None)
+    return memory.DEFAULT_MEMORY_LIMIT if gib is None else memory.gib_limit(gib)
+
+
+def announce(estimate: memory.Estimate, limit: int) -> bool:
+    """Show a long or large run's estimate on stderr before it starts (one over the limit is
+    refused by the engine instead); returns whether it was shown, i.e. whether the run is worth
+    a progress report."""
+    shown = estimate.worth_showing and estimate.bytes <= limit
+    if shown:
+        print(f"initsim: {estimate.text()}", file=sys.stderr)
+    return shown
+
+
+PROGRESS_SECONDS = 5.0  # between progress lines when stderr is not a terminal
+
+
+class Progress:
+    """"what k of n" on stderr: rewritten in place on a terminal, else a line every few seconds."""
+
+    def __init__(self, what: str, total: int, shown: bool) -> None:
+        self.what, self.total, self.shown = what, total, shown
+        self.terminal = sys.stderr.isatty()
+        self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        if not self.shown:
+            return
+        now = time.monotonic()
+        if self.terminal:
+            print(f"\r{self.what} {done} of {self.total}", end="" if done < self.total else "\n",
+                  file=sys.stderr, flush=True)
+        elif now - self.last >= PROGRESS_SECONDS or done == self.total:
+            print(f"initsim: {self.what} {done} of {self.total}", file=sys.stderr, flush=True)
+            self.last = now
 
 
 def print_json(data: Any) -> None:
@@ -167,9 +205,7 @@ def _fmt(value: float | None) -> str:
 # --- simulate ------------------------------------------------------------------------------
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .engine import simulate
-
-    result = simulate(config_from_args(args))
+    result = simulated(config_from_args(args), args)
     theory = result.theory
     if args.json:
         print_json({"config": result.config.to_dict(),
@@ -196,6 +232,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def simulated(config: SimConfig, args: argparse.Namespace):
+    """The simulation of ``config`` under ``--memory-limit-gib``: its estimate announced, its steps
+    (the forward pass, then the backward pass, layer by layer) reported as progress."""
+    from .engine import simulate
+
+    limit = memory_limit(args)
+    progress = Progress("layer step", 2 * config.layers, announce(memory.simulation(config), limit))
+    return simulate(config, limit, lambda event: progress.update(event.step))
+
+
 def _params_text(params: dict) -> str:
     return f"({params_text(params)})" if params else ""
 
@@ -218,7 +264,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
         if args.fan_out is not None:
             args.width = args.fan_out
         config = config_from_args(args)
-        export_weights(config, out)
+        announce(memory.simulation(config), memory_limit(args))
+        export_weights(config, out, memory_limit(args))
         print(f"wrote {config.layers} layers of {config.init} to {out}")
         return 0
     if out.suffix != ".npy":
@@ -233,6 +280,9 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if scheme.data_dependent:
         raise ConfigError("init", f"{scheme.name} depends on data: write a network with --layers")
     params = scheme.params({n: getattr(args, n) for n in SCHEME_PARAMS if getattr(args, n) is not None})
+    estimate = memory.weights_matrix(scheme.name, args.fan_in, args.fan_out, args.dtype or "float32")
+    memory.check(estimate, memory_limit(args), "--fan-in or --fan-out")
+    announce(estimate, memory_limit(args))
     seed = args.seed if args.seed is not None else 0
     w = scheme.sample(args.fan_in, args.fan_out, np.random.default_rng(seed),
                       args.dtype or "float32", params)
@@ -379,14 +429,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     suffix = out.suffix.lower()
     config = config_from_args(args)
     if suffix in DATA_FORMATS:  # numbers only: no Qt
-        from .engine import simulate
         from .engine.export import export_data
 
         given = [flag for flag in ("view", "size", "image_scale") if getattr(args, flag) is not None]
         if given:
             raise UsageError(f"--{given[0].replace('_', '-')} is for images; {suffix} holds data")
         check_writable(out)
-        for path in export_data(simulate(config), out):
+        for path in export_data(simulated(config, args), out):
             print(f"wrote {path}")
         return 0
     if suffix not in (".png", ".svg"):
@@ -473,8 +522,6 @@ def cmd_theory(args: argparse.Namespace) -> int:
 
 
 def cmd_phase(args: argparse.Namespace) -> int:
-    import time
-
     from .engine.phase_export import phase_csv, phase_png
     from .engine.theory import phase_axes, phase_diagram
 
@@ -512,13 +559,13 @@ def _axis_values(name: str, text: str) -> list:
             count = integer_in(f"{name} count", read_integer(ends[2]), 1, MAX_AXIS_POINTS)
             return np.linspace(start, stop, count).tolist()
         return [read_number(v) for v in text.split(",")]
-    if name in RANGES or name == "memory_limit":
+    if name in RANGES:
         return [read_integer(v) for v in text.split(",")]
     return text.split(",")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .engine.sweep import SIGMA_AXES, grid, results_csv, sweep
+    from .engine.sweep import SIGMA_AXES, cores, grid, results_csv, sweep
 
     out = Path(args.out)
     if out.suffix != ".csv":
@@ -532,9 +579,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         axes[name] = _axis_values(name, values)
     if not axes:
         raise UsageError("give at least one axis: --sigma-w2, --sigma-b2 or --vary FIELD=V1,V2,...")
-    configs = grid(config_from_args(args), axes)
+    base, limit, workers = config_from_args(args), memory_limit(args), args.workers or cores()
+    # Checked before the grid is made: its points times the base config's run.
+    memory.check(memory.sweep_points(memory.simulation(base), math.prod(len(v) for v in axes.values()),
+                                     workers, base.layers), limit, "the points or workers")
+    configs = grid(base, axes)
+    announce(memory.sweep(configs, workers), limit)
     results = []
-    stream = sweep(configs, workers=args.workers)
+    stream = sweep(configs, workers=args.workers, memory_limit=limit)
     try:
         for result in stream:
             results.append(result)
@@ -614,8 +666,6 @@ def _rows(count: int, most: int = 20) -> list[int]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import time
-
     from .engine.train import Diverged, Setup, StepEvent, describe, run
 
     _refuse_flags(args, "train", {"batch": "is the simulation's batch: use --train-batch",
@@ -623,7 +673,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   "input_dist": "does not apply: the task gives the inputs",
                                   "bins": "does not apply: training draws no histograms"})
     every = {} if args.every is None else {"record_every": args.every}
-    setup = Setup.of(config_from_args(args), training_from_args(args, **every))
+    config, training, limit = config_from_args(args), training_from_args(args, **every), memory_limit(args)
+    shown = announce(memory.training(config, training), limit)
+    setup = Setup.of(config, training, memory_limit=limit)
     c, t, data = setup.net.config, setup.training, setup.data
     if not args.json:
         print(f"{t.task}: {len(data.inputs)} samples, {data.dim}-D, "
@@ -636,8 +688,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("  ".join(f"{h:>10}" for h in header))
     events = []
     started = time.perf_counter()
+    progress = Progress("step", t.steps, shown)
     for event in run(setup):
         events.append(event)
+        progress.update(event.step)
         if args.json or not isinstance(event, StepEvent) or event.probe is None:
             continue
         cells = (event.step, _fmt(event.loss), _fmt(event.accuracy), _fmt(event.probe.loss),
@@ -684,7 +738,7 @@ def _scheme_list(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .engine.compare import CompareProgress, CompareResult, compare_stream
+    from .engine.compare import CompareProgress, CompareResult, checked_inputs, compare_stream
 
     if args.init is None:
         raise UsageError("compare: --init takes the schemes to compare, e.g. kaiming_normal,xavier_normal,zeros")
@@ -699,8 +753,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     first_seed = configs[0].seed
     seeds = list(range(first_seed, first_seed + args.seeds))
     training = training_from_args(args) if args.train else None
+    limit = memory_limit(args)
+    checked, _ = checked_inputs(configs, seeds)
+    announce(memory.comparison(checked, len(seeds), training), limit)
     result = None
-    for event in compare_stream(configs, seeds, training):
+    for event in compare_stream(configs, seeds, training, memory_limit=limit):
         if isinstance(event, CompareProgress):
             config = configs[event.config_index]
             print(f"[{event.done}/{event.total}] {config.init} seed {event.seed}", file=sys.stderr)

@@ -24,6 +24,7 @@ from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgres
 from .controls import ControlsPanel
 from .job_view import JobView
 from .plotstyle import SERIES_COLORS
+from .preferences import memory_limit
 from .training_view import TrainingSettings, add_legend_row, fit_log_range, make_plot, positive
 
 DEFAULT_PICKS = ("kaiming_normal", "xavier_normal", "normal", "zeros")
@@ -225,7 +226,8 @@ class CompareView(JobView):
                 item.show(None)
         self.legend.clear()
         self.activation_plot.setXRange(0.5, network.layers + 0.5, padding=0)
-        self.start_job(network, lambda should_stop: compare_stream(configs, seeds, training, should_stop))
+        limit = memory_limit()
+        self.start_job(network, lambda should_stop: compare_stream(configs, seeds, training, should_stop, limit))
         self.paint()
 
     # --- JobView ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from initsim.engine import SimConfig
+from initsim.engine import DEFAULT_MEMORY_LIMIT, SimConfig
 
 from .runstate import RunState
 from .worker import Job, StreamWorker, simulation_job
@@ -188,9 +188,10 @@ class RunController(QObject):
     def thread(self) -> QThread:
         return self.runner.thread
 
-    def start(self, config: SimConfig) -> RunState:
-        """Cancel the current run and start one of ``config`` (validated)."""
-        self.state = RunState(config, self.runner.start(simulation_job(config)))
+    def start(self, config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> RunState:
+        """Cancel the current run and start one of ``config`` (validated), refused (the state's
+        error) if it needs more than ``memory_limit`` bytes."""
+        self.state = RunState(config, self.runner.start(simulation_job(config, memory_limit)))
         self.changed.emit()
         return self.state
 

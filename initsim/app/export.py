@@ -26,6 +26,7 @@ from .actions import make_action
 from .imaging import IMAGE_SUFFIXES, MAX_SIDE, render_image, write_image
 from .messages import show_problem
 from .offscreen import WINDOW, export_view
+from .preferences import memory_limit
 from .views import view_name
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ def displayed_result(window: MainWindow) -> SimResult:
     if state is None or not state.complete:
         where = "no run yet" if state is None else state.progress_text()
         raise ExportError(f"the run has not finished ({where}): export its data once it is done")
-    return result_from_events(state.config, state.forward + state.backward, state.seconds or 0.0)
+    return result_from_events(state.config, state.forward + state.backward, state.seconds or 0.0,
+                              memory_limit())
 
 
 class ExportActions(QObject):
@@ -120,7 +122,7 @@ class ExportActions(QObject):
                               f"{path.suffix or 'a file without a suffix'}")
         check_writable(path)
         if kind == "weights":
-            return [export_weights(self.config(), path)]
+            return [export_weights(self.config(), path, memory_limit())]
         return export_data(displayed_result(self.window), path)
 
     # --- dialogs --------------------------------------------------------------------------

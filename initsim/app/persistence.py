@@ -17,6 +17,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from initsim.engine import ConfigError, SimConfig
+from initsim.engine.config import IGNORED_KEYS
 from initsim.engine.configfile import config_from_toml, config_to_toml, from_file
 from initsim.engine.export import ExportError, write_text
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, parse_preset
@@ -42,10 +43,17 @@ _TOUR_STEP = re.compile(r"^\s*\[\[\s*step\s*\]\]", re.MULTILINE)
 IGNORED_NOTE_MS = 20000
 
 
-def file_contents(path: Path) -> SimConfig | Tour:
+def file_contents(path: Path, notes: list[str] | None = None) -> SimConfig | Tour:
     """What a user's file holds: a tour (TOML with [[step]] tables), a config (TOML) or a preset's
-    config (.json); one ConfigError "file:line: problem" (configfile.from_file) if it cannot be used."""
+    config (.json); one ConfigError "file:line: problem" (configfile.from_file) if it cannot be used.
+    ``notes`` receives a line for each key of older files that was ignored (IGNORED_KEYS)."""
     def parse(text: str, source: str) -> SimConfig | Tour:
+        for key in IGNORED_KEYS:  # as a TOML key (key = ...) or a JSON one ("key": ...)
+            found = re.search(rf'(^|[{{,\s])"?{key}"?\s*[=:]', text, re.MULTILINE)
+            if found is not None and notes is not None:
+                line = text.count("\n", 0, found.end()) + 1
+                notes.append(f"{path.name}:{line}: {key} was ignored: the memory limit is a preference "
+                             "of this computer (Edit > Preferences), never a file's")
         if _TOUR_STEP.search(text):
             return parse_tour(text, source)
         if path.suffix.lower() == ".json":
@@ -156,12 +164,15 @@ class FileActions(QObject):
         the config is applied, the tour started. A file that cannot be used is reported in a
         message box and changes nothing; returns whether it was opened."""
         path = Path(path)
+        notes: list[str] = []
         try:
-            contents = file_contents(path)
+            contents = file_contents(path, notes)
             if isinstance(contents, Tour):
                 self.window.tour.start(contents)
             else:
                 self.window.set_config(contents)
+            if notes:
+                self.window.statusBar().showMessage(notes[0], IGNORED_NOTE_MS)
         except ConfigError as exc:
             self.last_problem = show_problem(self.window, "Cannot open this file",
                                              f"{path.name} was not opened:\n\n{exc}")

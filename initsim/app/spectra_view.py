@@ -20,6 +20,7 @@ from initsim.engine.theory import config_sigmas
 
 from .phase_plot import LABEL_STYLE
 from .plotstyle import COLORS, style_plot
+from .preferences import memory_limit
 from .runstate import RunState
 from .widgets import ComputedView, named, number, numbers_label
 
@@ -105,7 +106,7 @@ def weight_result(config: SimConfig, layer: int, scale: str) -> WeightResult:
     error = too_large(small, 2 * fan_in * fan_out * small + 10 * small**3)  # the Gram matrix, eigvalsh
     if error is not None:
         return WeightResult(config, layer, scale, None, error)
-    w = initial_weights(config)[layer - 1][0]
+    w = initial_weights(config, memory_limit())[layer - 1][0]
     variance = layer_variance(config, layer) if scale == "formula" else None
     return WeightResult(config, layer, scale, weight_spectrum(w, variance), None)
 

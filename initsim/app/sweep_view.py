@@ -21,6 +21,7 @@ from initsim.engine.theory import PhaseDiagram, critical_line, phase_axes, phase
 from .controller import StreamRunner
 from .phase_plot import PhasePlot, color_bar, levels, set_color_mode
 from .pools import LazyPool, core_count
+from .preferences import memory_limit
 from .runstate import RunState
 from .widgets import named, note_label
 
@@ -47,13 +48,15 @@ def sweep_configs(config: SimConfig, diagram: PhaseDiagram) -> list[SimConfig]:
 
 def sweep_job(config: SimConfig, size: int, executor: cf.Executor):
     """The plan, then each point's result as its task finishes."""
+    limit = memory_limit()
+
     def events(should_stop) -> Iterator[object]:
         act, params = get_activation(config.activation), dict(config.activation_params)
         sigma_w2, sigma_b2 = phase_axes(act, params, size)
         diagram = phase_diagram(act, params, sigma_w2, sigma_b2)
         fine_b2 = np.linspace(sigma_b2[0], sigma_b2[-1], CRITICAL_POINTS)
         yield SweepPlan(config, diagram, critical_line(act, params, fine_b2), fine_b2)
-        yield from sweep(sweep_configs(config, diagram), executor, should_stop=should_stop)
+        yield from sweep(sweep_configs(config, diagram), executor, should_stop=should_stop, memory_limit=limit)
     return events
 
 

@@ -27,6 +27,7 @@ from .controls import ControlsPanel
 from .histograms import panel_layers, panel_stride
 from .job_view import JobView
 from .plotstyle import COLORS, SERIES_COLORS, style_plot
+from .preferences import memory_limit
 from .widgets import NumberBox
 
 # The decision regions are computed on this many points a side of the data's square.
@@ -347,7 +348,8 @@ class TrainingView(JobView):
             config = self.network()
             steps = self.settings.steps.value()
             setup = Setup.of(config, self.settings.training(region_grid=REGION_GRID,
-                                                            record_every=probe_every(steps)))
+                                                            record_every=probe_every(steps)),
+                             memory_limit=memory_limit())
         except ConfigError as exc:
             self.set_status("error", f"Cannot train this: {exc}")
             return

@@ -14,6 +14,7 @@ from initsim.engine.sweep import BAND_QUANTILES, FiniteWidthBand, SweepResult, b
 from .controller import StreamRunner
 from .plotstyle import COLORS
 from .pools import LazyPool, core_count
+from .preferences import memory_limit
 from .widgets import named, note_label
 
 DEFAULT_SEEDS = 8
@@ -29,8 +30,9 @@ def positive(values: np.ndarray) -> np.ndarray:
 
 
 def band_job(config: SimConfig, seeds: int, pool: LazyPool):
-    executor = pool.get()
-    return lambda should_stop: sweep(seed_configs(config, seeds), executor, should_stop=should_stop)
+    executor, limit = pool.get(), memory_limit()
+    return lambda should_stop: sweep(seed_configs(config, seeds), executor, should_stop=should_stop,
+                                     memory_limit=limit)
 
 
 class WidthBand(QObject):

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QVBoxLayout, QWidget)
 
 from initsim import __version__
-from initsim.engine import ConfigError, SimConfig
+from initsim.engine import ConfigError, SimConfig, memory
 from initsim.engine.export import ExportError
 
 from .actions import make_action
@@ -26,6 +26,7 @@ from .histogram_view import HistogramView
 from .imaging import write_image
 from .messages import show_message
 from .persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
+from .preferences import PreferencesDialog, memory_limit
 from .reference import reference_html
 from .runstate import QUANTITIES, RunState
 from .spectra_view import SpectraView
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self._displayed: RunState | None = None
         self._finished_run = 0  # the last run whose run_finished was emitted
         self._closed = False
+        self._estimate = ""  # the current run's memory and time estimate, when worth showing
         self._run_throttle = Throttle(RUN_INTERVAL_MS, self._start_run, self)
         self._paint_throttle = Throttle(PAINT_INTERVAL_MS, self._paint, self)
 
@@ -227,6 +229,10 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", "Ctrl+Q", self.close, "Quit initsim")
 
+        edit_menu = bar.addMenu("&Edit")
+        self._action(edit_menu, "&Preferences\u2026", "Ctrl+,", self.open_preferences,
+                     "The memory limit of runs (kept on this computer, never in a config file)")
+
         run_menu = bar.addMenu("&Run")
         self._action(run_menu, "&Stop", Qt.Key.Key_Escape, self.controller.stop, "Stop the run")
         self._action(run_menu, "&New seed", "Ctrl+N", self.controls.new_seed,
@@ -275,11 +281,21 @@ class MainWindow(QMainWindow):
         config = self.controls.config()
         try:
             config = config.validated()
+            estimate = memory.check(memory.simulation(config), memory_limit(),
+                                    "layers, width or batch, or raise the limit in Edit > Preferences")
         except ConfigError as exc:
             self.controller.stop()
             self._show_message("error", f"Cannot run this config: {exc}")
             return
-        self.controller.start(config)
+        self._estimate = estimate.text() if estimate.worth_showing else ""
+        self.controller.start(config, memory_limit())
+        if self._estimate:  # shown before the first layer arrives
+            self.status.setText(f"Starting: {self._estimate}")
+
+    def open_preferences(self) -> None:
+        """Edit > Preferences; the config runs again under a changed limit."""
+        if PreferencesDialog(self).exec():
+            self._start_run()
 
     @Slot()
     def _on_run_changed(self) -> None:
@@ -323,7 +339,8 @@ class MainWindow(QMainWindow):
             self.status.setText(f"Stopped at the {state.progress_text()}: {shape}")
         else:
             self.status.setText(f"Running, {state.progress_text()} "
-                                f"({time.perf_counter() - state.started:.1f} s): {shape}")
+                                f"({time.perf_counter() - state.started:.1f} s): {shape}"
+                                + (f"; {self._estimate}" if self._estimate else ""))
         if self._displayed is not None:
             self._show_warnings(self._displayed)
 

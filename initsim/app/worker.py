@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from PySide6.QtCore import QObject, Signal, Slot
 from threadpoolctl import threadpool_limits
 
-from initsim.engine import ConfigError, SimConfig, simulate_stream
+from initsim.engine import DEFAULT_MEMORY_LIMIT, ConfigError, SimConfig, simulate_stream
 
 # Events produced faster than this are sent together: a tiny net yields thousands of layers a
 # second, and one queued signal per layer would flood the GUI thread's event queue.
@@ -77,8 +77,8 @@ def failure_text(exc: BaseException) -> str:
     return text if len(text) <= MESSAGE_CHARACTERS else text[:MESSAGE_CHARACTERS - 1] + "\u2026"
 
 
-def simulation_job(config: SimConfig) -> Job:
-    return lambda should_stop: simulate_stream(config, should_stop)
+def simulation_job(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Job:
+    return lambda should_stop: simulate_stream(config, should_stop, memory_limit)
 
 
 class StreamWorker(QObject):

@@ -1,8 +1,9 @@
 """The numpy engine: registries, simulation, theory. It never imports Qt."""
 
 from .activations import ACTIVATIONS, Activation, get_activation
-from .config import DEFAULT_MEMORY_LIMIT, RANGES, SimConfig, memory_estimate
+from .config import RANGES, SimConfig
 from .errors import ConfigError
+from .memory import DEFAULT_MEMORY_LIMIT, Estimate
 from .schemes import BIAS_INITS, SCHEMES, BiasInit, Scheme, calculate_gain, get_bias_init, get_scheme
 from .simulate import (BackwardEvent, ForwardEvent, LayerEvent, SimResult, initial_weights,
                        simulate, simulate_stream)
@@ -11,7 +12,7 @@ from .theory import TheoryPrediction
 
 __all__ = [
     "ACTIVATIONS", "Activation", "BIAS_INITS", "BackwardEvent", "BiasInit", "ConfigError",
-    "DEFAULT_MEMORY_LIMIT", "ForwardEvent", "Histogram", "LayerEvent", "RANGES", "SCHEMES", "Scheme",
+    "DEFAULT_MEMORY_LIMIT", "Estimate", "ForwardEvent", "Histogram", "LayerEvent", "RANGES", "SCHEMES", "Scheme",
     "SimConfig", "SimResult", "Stats", "TheoryPrediction", "calculate_gain", "get_activation",
-    "get_bias_init", "get_scheme", "initial_weights", "memory_estimate", "simulate", "simulate_stream",
+    "get_bias_init", "get_scheme", "initial_weights", "simulate", "simulate_stream",
 ]

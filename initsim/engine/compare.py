@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from .checks import integer_in, listed
+from . import memory
 from .config import RANGES, SimConfig
 from .errors import ConfigError
+from .memory import DEFAULT_MEMORY_LIMIT
 from .simulate import BackwardEvent, ForwardEvent, simulate_stream
 from .tasks import make_dataset
 from .train import Diverged, Setup, StepEvent, TrainConfig, run
@@ -93,31 +95,37 @@ class CompareResult:
 
 
 def compare_stream(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2),
-                   training: TrainConfig | None = None, should_stop: Callable[[], bool] | None = None
-                   ) -> Iterator[CompareProgress | CompareResult]:
+                   training: TrainConfig | None = None, should_stop: Callable[[], bool] | None = None,
+                   memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Iterator[CompareProgress | CompareResult]:
     """Yield a CompareProgress after each run (one config, one seed), then the CompareResult.
 
     Stops early, cleanly (no result), when the caller stops iterating or ``should_stop()`` turns
     true, which is checked between layers and between training steps.
-    Raises ConfigError (before running anything) for invalid input.
+    Raises ConfigError (before running anything) for invalid input, or a comparison that needs
+    more than ``memory_limit`` bytes.
     """
     stop = should_stop or (lambda: False)
-    configs, seeds = _checked(configs, seeds)
-    setups: list[list[Setup]] = [[] for _ in configs]  # per config, one prepared run per seed
+    configs, seeds = checked_inputs(configs, seeds)
     if training is not None:
         # The bands are of the mini-batch losses: no probe of the whole set but after the last step.
         training = training.validated()
         training = training.replace(record_every=training.steps)
-        # The data drawn once, in float64, and cast for each config's dtype.
+    memory.check(memory.comparison(configs, len(seeds), training), memory_limit,
+                 "seeds, layers, width, batch or samples")
+    setups: list[list[Setup]] = [[] for _ in configs]  # per config, one prepared run per seed
+    if training is not None:
+        # The data drawn once, in float64, and cast once for each dtype.
         data = make_dataset(training.task, training.samples, training.noise, training.task_dim,
                             training.data_seed, "float64")
-        setups = [[Setup.of(c.replace(seed=s), training, data.cast(c.dtype)) for s in seeds] for c in configs]
+        cast = {c.dtype: data.cast(c.dtype) for c in configs}
+        setups = [[Setup.of(c.replace(seed=s), training, cast[c.dtype], memory_limit) for s in seeds]
+                  for c in configs]
     started = time.perf_counter()
     runs = []
     for index, config in enumerate(configs):
         sims, events = [], []
         for position, seed in enumerate(seeds):
-            sim = list(simulate_stream(config.replace(seed=seed), stop))
+            sim = list(simulate_stream(config.replace(seed=seed), stop, memory_limit))
             if stop():
                 return
             sims.append(sim)
@@ -131,15 +139,16 @@ def compare_stream(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2
 
 
 def compare(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2),
-            training: TrainConfig | None = None) -> CompareResult:
+            training: TrainConfig | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> CompareResult:
     """Run the whole comparison."""
-    *_, result = compare_stream(configs, seeds, training)
+    *_, result = compare_stream(configs, seeds, training, memory_limit=memory_limit)
     assert isinstance(result, CompareResult)
     return result
 
 
-def _checked(configs: Sequence[SimConfig], seeds: Sequence[int]
-             ) -> tuple[list[SimConfig], list[int]]:
+def checked_inputs(configs: Sequence[SimConfig], seeds: Sequence[int]
+                   ) -> tuple[list[SimConfig], list[int]]:
+    """The validated configs and seeds of a comparison, or ConfigError."""
     configs, seeds = listed("configs", configs, MAX_CONFIGS), listed("seeds", seeds, MAX_SEEDS)
     for config in configs:
         if not isinstance(config, SimConfig):

@@ -1,4 +1,4 @@
-"""The simulation's configuration: one frozen, validated dataclass, and its memory estimate."""
+"""The simulation's configuration: one frozen, validated dataclass (its memory estimate is in memory.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .activations import get_activation
 from .checks import choice_in, integer_in, params_mapping
-from .errors import ConfigError, unknown_name
+from .errors import unknown_name
 from .schemes import get_bias_init, get_scheme
-
-GIB = 1024**3
-DEFAULT_MEMORY_LIMIT = 2 * GIB
 
 NORMS = ("none", "batch", "layer")
 INPUT_DISTRIBUTIONS = ("normal", "uniform")
 DTYPES = ("float32", "float64")
+
+# Keys that older configs, tours and sessions carry and that are read and dropped: the memory limit
+# is the user's setting (memory.py), never a file's.
+IGNORED_KEYS = ("memory_limit",)
 
 # Inclusive ranges of the integer fields: the window's spin boxes and the CLI use the same ones.
 RANGES: dict[str, tuple[int, int]] = {
@@ -51,7 +50,6 @@ class SimConfig:
     seed: int = 0
     dtype: str = "float32"
     bins: int = 64
-    memory_limit: int = DEFAULT_MEMORY_LIMIT  # bytes; larger configs are refused
 
     @property
     def fan_in_first(self) -> int:
@@ -78,19 +76,12 @@ class SimConfig:
             choice_in(name, getattr(self, name), allowed)
         given = {name: params_mapping(name, getattr(self, name))
                  for name in ("init_params", "activation_params", "bias_params")}
-        if not isinstance(self.memory_limit, int) or self.memory_limit <= 0:
-            raise ConfigError("memory_limit", f"got {self.memory_limit!r}, expected a positive byte count")
         config = self.replace(
             **integers,
             init=scheme.name, init_params=scheme.params(given["init_params"]),
             activation=activation.name, activation_params=activation.params(given["activation_params"]),
             bias_init=bias.name, bias_params=bias.params(given["bias_params"]),
         )
-        needed = memory_estimate(config)
-        if needed > config.memory_limit:
-            raise ConfigError(
-                "memory", f"this config needs about {needed / GIB:.2f} GiB, over the limit of "
-                f"{config.memory_limit / GIB:.2f} GiB (reduce layers, width or batch)")
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,27 +93,13 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SimConfig:
-        """A config from a mapping; unknown keys are refused with the closest valid names."""
+        """A config from a mapping; unknown keys are refused with the closest valid names, and
+        the keys of older files in IGNORED_KEYS are dropped."""
         known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k not in IGNORED_KEYS}
         for key in data:
             if key not in known:
                 raise unknown_name("config", key, known)
         return cls(**{k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()})
 
-
-def memory_estimate(config: SimConfig) -> int:
-    """Peak bytes a simulation of ``config`` holds: weights and one cached array per layer kept
-    for the backward pass, plus a few working buffers."""
-    item = np.dtype(config.dtype).itemsize
-    fan_in = config.fan_in_first
-    width, batch, layers = config.width, config.batch, config.layers
-    weights = fan_in * width + (layers - 1) * width * width + layers * width
-    cached = layers * batch * width + batch * fan_in
-    working = 4 * batch * max(width, fan_in) + max(fan_in, width) * width
-    norm_extra = layers * (width if config.norm == "batch" else batch) if config.norm != "none" else 0
-    return int(item * (weights + cached + working + norm_extra))
-
-
-def estimate_text(config: SimConfig) -> str:
-    return f"{memory_estimate(config) / 2**20:,.0f} MiB"
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from .checks import number_in
 from .config import SimConfig
+from .memory import DEFAULT_MEMORY_LIMIT
 from .simulate import SimResult, initial_weights
 
 DATA_FORMATS = {".csv": "per-layer statistics", ".json": "per-layer statistics and histograms",
@@ -198,10 +199,11 @@ def export_data(result: SimResult, path: str | Path) -> list[Path]:
                       + ", ".join(f"{s} ({what})" for s, what in DATA_FORMATS.items()))
 
 
-def export_weights(config: SimConfig, path: str | Path) -> Path:
-    """The initial weights of every layer, ``W1, b1, ..., WL, bL`` (W: (fan_in, fan_out)), and the config."""
+def export_weights(config: SimConfig, path: str | Path, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Path:
+    """The initial weights of every layer, ``W1, b1, ..., WL, bL`` (W: (fan_in, fan_out)), and the
+    config; refused (ConfigError) if sampling them needs more than ``memory_limit`` bytes."""
     arrays: dict[str, np.ndarray] = {}
-    for index, (w, b) in enumerate(initial_weights(config), 1):
+    for index, (w, b) in enumerate(initial_weights(config, memory_limit), 1):
         arrays[f"W{index}"], arrays[f"b{index}"] = w, b
     arrays["config_json"] = np.array(config_json(config.validated()))
     return atomic_write(path, lambda f: np.savez(f, **arrays))

@@ -76,6 +76,9 @@ class Scheme:
     iid: bool = True  # entries independent and identically distributed
     data_dependent: bool = False
     check: Callable[[dict], None] | None = None
+    # float64 arrays of the matrix's size held at once while sampling (numpy's QR copies its input
+    # twice and its Q twice): what the memory estimate counts for one draw.
+    draw_copies: int = 1
 
     def params(self, given: dict[str, ParamValue] | None = None) -> dict[str, ParamValue]:
         """The scheme's parameters: defaults overlaid with ``given``, validated."""
@@ -216,7 +219,7 @@ def _keras_preset(name, keras_class, scale, mode, distribution, summary, pytorch
                    f"(std = sqrt({factor:g} / {fans}))")
     return Scheme(
         name=name, family="Keras", formula=formula, truncated=distribution == "truncated_normal",
-        description=summary,
+        description=summary, draw_copies=2 if distribution == "truncated_normal" else 1,
         moments=lambda fi, fo, p: _vs_moments(fi, fo, fixed),
         bounds=lambda fi, fo, p: _vs_bounds(fi, fo, fixed),
         sampler=lambda fi, fo, rng, dt, p: _vs_sample(fi, fo, rng, dt, fixed),
@@ -316,7 +319,7 @@ for _scheme in (
     Scheme("trunc_normal", "PyTorch", "N(mean, std^2) restricted to [low, high] (absolute bounds)",
            "PyTorch's trunc_normal_: low/high are absolute values, so std=0.02 with the default "
            "bounds -2, 2 is practically untruncated.",
-           defaults={"mean": 0.0, "std": 1.0, "low": -2.0, "high": 2.0}, truncated=True,
+           defaults={"mean": 0.0, "std": 1.0, "low": -2.0, "high": 2.0}, truncated=True, draw_copies=2,
            check=_trunc_check, moments=_trunc_moments,
            bounds=lambda fi, fo, p: (p["low"], p["high"]),
            sampler=lambda fi, fo, rng, dt, p: _torch_trunc_normal(
@@ -364,7 +367,7 @@ for _scheme in (
            "n = max(1, fan of mode); truncated_normal: N(0, s^2) cut at +-2 s, s = sqrt(scale / n) / 0.8796; "
            "untruncated_normal: s = sqrt(scale / n); uniform: U(-a, a), a = sqrt(3 scale / n)",
            "Keras's general form; every Keras and JAX variance-based initializer is one of these.",
-           defaults={"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+           defaults={"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}, draw_copies=2,
            moments=_vs_moments, bounds=_vs_bounds, sampler=_vs_sample,
            pytorch="kaiming_*/xavier_* match the uniform and untruncated_normal variants",
            keras="keras.initializers.VarianceScaling(scale, mode, distribution)"),
@@ -389,7 +392,7 @@ for _scheme in (
     Scheme("orthogonal", "generic", "gain * Q, Q from the QR of a N(0, 1) matrix, Q *= sign(diag(R))",
            "Saxe et al. (2013): all singular values equal gain; deep linear and tanh nets keep "
            "their signal (dynamical isometry).",
-           defaults={"gain": 1.0}, iid=False,
+           defaults={"gain": 1.0}, iid=False, draw_copies=5,
            moments=lambda fi, fo, p: (0.0, p["gain"] / math.sqrt(max(fi, fo))),
            bounds=lambda fi, fo, p: (-p["gain"], p["gain"]),
            sampler=lambda fi, fo, rng, dt, p: _orthogonal(rng, fi, fo, dt, p["gain"]),
@@ -403,7 +406,7 @@ for _scheme in (
     Scheme("sparse", "PyTorch", "N(0, std^2) with ceil(sparsity * fan_out) zeros per input unit",
            "Martens (2010), PyTorch's sparse_: each column of the (out, in) weight gets "
            "ceil(sparsity * out) zeros.",
-           defaults={"sparsity": 0.1, "std": 0.01}, iid=False,
+           defaults={"sparsity": 0.1, "std": 0.01}, iid=False, draw_copies=3,
            moments=_sparse_moments, bounds=lambda fi, fo, p: None,
            sampler=lambda fi, fo, rng, dt, p: _sparse(rng, fi, fo, dt, p["sparsity"], p["std"]),
            pytorch="nn.init.sparse_(w, sparsity, std)", keras="no equivalent"),
@@ -421,7 +424,7 @@ for _scheme in (
            "(at most 10 rounds)",
            "Mishkin & Matas (2015), layer-sequential unit variance: data-dependent, so the std "
            "depends on the batch that the network sees.",
-           iid=False, data_dependent=True,
+           iid=False, data_dependent=True, draw_copies=5,
            moments=lambda fi, fo, p: (0.0, 1 / math.sqrt(max(fi, fo))),
            bounds=lambda fi, fo, p: None,
            sampler=lambda fi, fo, rng, dt, p: _orthogonal(rng, fi, fo, dt, 1.0),

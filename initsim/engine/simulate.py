@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import memory
 from .config import SimConfig
+from .memory import DEFAULT_MEMORY_LIMIT
 from .network import Layer, Network, backward, linear, lsuv_rescale
 from .stats import Stats, std_of, summarize
 from .theory import TheoryPrediction, config_prediction
@@ -117,32 +119,48 @@ def _theory(net: Network, weights: list[np.ndarray] | None) -> TheoryPrediction:
     return config_prediction(net.config, weights)
 
 
-def simulate_stream(config: SimConfig, should_stop: Callable[[], bool] | None = None
-                    ) -> Iterator[LayerEvent]:
+def checked_network(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Network:
+    """The validated config's network, or ConfigError if it is invalid or its simulation needs
+    more than ``memory_limit`` bytes."""
+    net = Network.of(config)
+    memory.check(memory.simulation(net.config), memory_limit, "layers, width or batch")
+    return net
+
+
+def simulate_stream(config: SimConfig, should_stop: Callable[[], bool] | None = None,
+                    memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Iterator[LayerEvent]:
     """Yield a ForwardEvent per layer (1..L), then a BackwardEvent per layer (L..1).
 
     Stops early, cleanly, when the caller stops iterating or ``should_stop()`` turns true.
-    Raises ConfigError (before yielding anything) for an invalid config.
+    Raises ConfigError (when iterated, before anything is allocated) for an invalid config or
+    one that needs more than ``memory_limit`` bytes.
     """
-    net = Network.of(config)
+    net = checked_network(config, memory_limit)
     yield from _run(net, should_stop or (lambda: False), {})
 
 
-def simulate(config: SimConfig) -> SimResult:
-    """Run the whole simulation and collect its events."""
-    net = Network.of(config)
+def simulate(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT,
+             on_event: Callable[[LayerEvent], None] | None = None) -> SimResult:
+    """Run the whole simulation and collect its events; ``on_event`` sees each as it comes (a
+    progress report)."""
+    net = checked_network(config, memory_limit)
     started = time.perf_counter()
     sink: dict = {}
-    events = list(_run(net, lambda: False, sink))
+    events = []
+    for event in _run(net, lambda: False, sink):
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
     return _collect(net.config, events, sink["theory"], time.perf_counter() - started)
 
 
-def result_from_events(config: SimConfig, events: Iterable[LayerEvent], seconds: float) -> SimResult:
+def result_from_events(config: SimConfig, events: Iterable[LayerEvent], seconds: float,
+                       memory_limit: int = DEFAULT_MEMORY_LIMIT) -> SimResult:
     """The SimResult of a complete run whose events a consumer of `simulate_stream` kept (the
     window's, for its data exports), without running it again; raises ValueError if a layer is
     missing. Only a data-dependent scheme's theory needs its weights, and so its forward pass."""
     net = Network.of(config)
-    weights = [w for w, _ in initial_weights(config)] if net.scheme.data_dependent else None
+    weights = [w for w, _ in initial_weights(config, memory_limit)] if net.scheme.data_dependent else None
     result = _collect(net.config, list(events), _theory(net, weights), seconds)
     if [e.index for e in result.forward] != list(range(1, net.config.layers + 1)) or \
             [e.index for e in result.backward] != list(range(1, net.config.layers + 1)):
@@ -157,12 +175,13 @@ def _collect(config: SimConfig, events: list[LayerEvent], theory: TheoryPredicti
     return SimResult(config, forward, backward, theory, seconds)
 
 
-def initial_weights(config: SimConfig) -> list[Layer]:
+def initial_weights(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> list[Layer]:
     """The (W, b) of every layer exactly as `simulate` uses them (W: (fan_in, fan_out)).
 
-    Data-dependent schemes (LSUV) run the forward pass on the config's input batch.
+    Data-dependent schemes (LSUV) run the forward pass on the config's input batch. Checked
+    against ``memory_limit`` as the simulation is.
     """
-    net = Network.of(config)
+    net = checked_network(config, memory_limit)
     c = net.config
     if not net.scheme.data_dependent:
         streams = net.streams()

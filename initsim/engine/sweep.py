@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import memory
 from .checks import listed, number_in
 from .config import SimConfig
 from .errors import ConfigError, unknown_name
+from .memory import DEFAULT_MEMORY_LIMIT
 from .simulate import simulate
 from .theory import config_at, config_sigmas, depth_scale
 
@@ -77,9 +79,9 @@ def fitted_chi1(grad_std: Sequence[float]) -> float:
     return float(np.exp(-slope))
 
 
-def measure(index: int, config: SimConfig) -> SweepResult:
+def measure(index: int, config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> SweepResult:
     """One task: simulate ``config`` and summarize it."""
-    result = simulate(config)
+    result = simulate(config, memory_limit)
     grad_std = tuple(b.grad.std for b in result.backward)
     chi = fitted_chi1(grad_std)
     sigma_w2, sigma_b2 = config_sigmas(result.config)
@@ -125,29 +127,39 @@ def _one_blas_thread() -> None:
     threadpool_limits(limits=1)
 
 
+def cores() -> int:
+    """The cores this process may run on: the local pool's default number of workers."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def local_pool(workers: int | None = None) -> cf.ProcessPoolExecutor:
     """The default executor: ``workers`` processes (default: one per core), each with one BLAS
     thread, started with "spawn", which is safe from a program that runs threads (a GUI)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cf.ProcessPoolExecutor(max_workers=workers or cores, initializer=_one_blas_thread,
+    return cf.ProcessPoolExecutor(max_workers=workers or cores(), initializer=_one_blas_thread,
                                   mp_context=multiprocessing.get_context("spawn"))
 
 
 def sweep(configs: Sequence[SimConfig], executor: cf.Executor | None = None, workers: int | None = None,
-          should_stop: Callable[[], bool] | None = None) -> Iterator[SweepResult]:
+          should_stop: Callable[[], bool] | None = None,
+          memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Iterator[SweepResult]:
     """Simulate every config as its own task; yield the results as the tasks finish.
 
     ``executor``: any `concurrent.futures.Executor`; None starts a `local_pool` of ``workers``
     processes and shuts it down at the end. Stopping (``should_stop()`` turning true, checked at
     least every 0.1 s, or the caller closing the generator) cancels the tasks not yet started; a
     task already running finishes in its worker and is dropped. A task's exception is raised here.
+    Before anything starts, ConfigError if running ``workers`` points at once (default: one per
+    core) and keeping every point's result needs more than ``memory_limit`` bytes (`memory.sweep`).
     """
     should_stop = should_stop or (lambda: False)
+    memory.check(memory.sweep(configs, workers or cores()), memory_limit,
+                 "the points, workers, layers, width or batch")
     owned = executor is None
     executor = local_pool(workers) if owned else executor
     pending: set[cf.Future] = set()
     try:
-        pending = {executor.submit(measure, index, config) for index, config in enumerate(configs)}
+        pending = {executor.submit(measure, index, config, memory_limit)
+                   for index, config in enumerate(configs)}
         while pending and not should_stop():
             done, pending = cf.wait(pending, timeout=_POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
             for future in done:
@@ -224,10 +236,12 @@ def band_of(results: Sequence[SweepResult]) -> FiniteWidthBand:
 
 
 def finite_width_band(config: SimConfig, seeds: int = 8, executor: cf.Executor | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> FiniteWidthBand:
+                      should_stop: Callable[[], bool] | None = None,
+                      memory_limit: int = DEFAULT_MEMORY_LIMIT) -> FiniteWidthBand:
     """Simulate ``config`` with ``seeds`` seeds (through `sweep`) and return the band; stopped
     early, the band of the runs that finished (at least one is needed)."""
-    results = list(sweep(seed_configs(config, seeds), executor, should_stop=should_stop))
+    results = list(sweep(seed_configs(config, seeds), executor, should_stop=should_stop,
+                         memory_limit=memory_limit))
     if not results:
         raise ConfigError("seeds", "no run finished: the band needs at least one")
     return band_of(results)

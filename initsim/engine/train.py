@@ -35,7 +35,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .checks import integer_in, number_in
-from .config import GIB, SimConfig
+from . import memory
+from .config import SimConfig
+from .memory import DEFAULT_MEMORY_LIMIT
 from .errors import ConfigError, lookup, unknown_name
 from .network import Block, Layer, Network, backward, hidden_forward, linear, lsuv_rescale
 from .stats import std_of
@@ -364,48 +366,39 @@ class Setup:
     data: Dataset
 
     @classmethod
-    def of(cls, config: SimConfig, training: TrainConfig | None = None, data: Dataset | None = None
-           ) -> Setup:
+    def of(cls, config: SimConfig, training: TrainConfig | None = None, data: Dataset | None = None,
+           memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Setup:
         """``data``: use these (for a comparison: the same data in every run) instead of generating
-        the task's data from ``training``."""
+        the task's data from ``training``. ConfigError, before the data are generated, if the run
+        needs more than ``memory_limit`` bytes (`memory.training`)."""
         config, training = config.validated(), (training or TrainConfig()).validated()
+        if data is not None and data.dim != training.task_dim:
+            raise ConfigError("task_dim", f"the data are {data.dim}-D; got {training.task_dim}")
+        estimate = memory.training(config, training, data_shared=data is not None)
+        memory.check(estimate, memory_limit, "layers, width, batch, samples, task dimension or steps")
         if data is None:
             data = make_dataset(training.task, training.samples, training.noise, training.task_dim,
                                 training.data_seed, config.dtype)
         net = Network.of(config.replace(input_width=data.dim, batch=min(training.train_batch, len(data.inputs))))
-        needed = training_memory(net.config, training, data)
-        if needed > net.config.memory_limit:
-            raise ConfigError("memory", f"training this network needs about {needed / GIB:.2f} GiB, over "
-                              f"the limit of {net.config.memory_limit / GIB:.2f} GiB "
-                              "(reduce layers, width, batch or samples)")
         return cls(net, training, data)
 
 
-def training_memory(config: SimConfig, training: TrainConfig, data: Dataset) -> int:
-    """Peak bytes of a run: parameters with their gradients and optimizer state, the batch's kept
-    arrays, and the probe's passes over the training set and the region grid."""
-    item = np.dtype(config.dtype).itemsize
-    width, layers = config.width, config.layers
-    params = (data.dim + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * data.outputs
-    copies = 3 + (training.optimizer == "adam")  # parameters, gradients, updates, optimizer state
-    batch = min(training.train_batch, len(data.inputs))
-    probe_rows = max(len(data.inputs), training.region_grid**2)
-    return int(item * (copies * params + (layers + 4) * batch * width + 3 * probe_rows * width))
-
-
 def train_stream(config: SimConfig, training: TrainConfig | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> Iterator[TrainEvent]:
+                 should_stop: Callable[[], bool] | None = None,
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Iterator[TrainEvent]:
     """Yield a StepEvent per step; a Diverged event ends a run whose loss became non-finite.
 
     Stops early, cleanly, when the caller stops iterating or ``should_stop()`` turns true.
-    Raises ConfigError (before yielding anything) for an invalid config.
+    Raises ConfigError (before yielding anything) for an invalid config, or one whose run needs
+    more than ``memory_limit`` bytes.
     """
-    yield from run(Setup.of(config, training), should_stop)
+    yield from run(Setup.of(config, training, memory_limit=memory_limit), should_stop)
 
 
-def train(config: SimConfig, training: TrainConfig | None = None) -> TrainResult:
+def train(config: SimConfig, training: TrainConfig | None = None,
+          memory_limit: int = DEFAULT_MEMORY_LIMIT) -> TrainResult:
     """Run the whole training and collect its events."""
-    setup = Setup.of(config, training)
+    setup = Setup.of(config, training, memory_limit=memory_limit)
     started = time.perf_counter()
     sink: dict = {}
     events = list(run(setup, sink=sink))

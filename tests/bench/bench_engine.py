@@ -17,7 +17,7 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from initsim.engine import SimConfig, memory_estimate, simulate
+from initsim.engine import SimConfig, memory, simulate
 
 CONFIG = SimConfig(layers=50, width=512, batch=1024, activation="relu", init="kaiming_normal")
 
@@ -61,7 +61,7 @@ def main() -> None:
     blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '')}" for i in threadpool_info())
     print(f"config: {c.layers} layers x {c.width} units, batch {c.batch}, {c.dtype}, {c.activation}; "
           f"BLAS: {blas}")
-    print(f"memory estimate of the config: {memory_estimate(c) / 2**20:.0f} MiB")
+    print(f"estimate of the config: {memory.simulation(c).text()}")
     for threads in (1, 2):
         with threadpool_limits(threads):
             simulate(c)  # warm up

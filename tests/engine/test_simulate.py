@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from initsim.engine import (ACTIVATIONS, BackwardEvent, ConfigError, ForwardEvent, SimConfig,
-                            get_activation, initial_weights, memory_estimate, simulate, simulate_stream)
+                            get_activation, initial_weights, simulate, simulate_stream)
 from initsim.engine.presets import presets
 
 
@@ -267,29 +267,18 @@ def test_dead_and_saturated_fractions():
     assert healthy.forward[-1].saturated_fraction < 0.05
 
 
-# --- validation and memory -------------------------------------------------------------------
+# --- validation ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("changes,field", [
     ({"layers": 0}, "layers"), ({"width": 0}, "width"), ({"batch": 10**6}, "batch"),
     ({"layers": 2.5}, "layers"), ({"activation": "rellu"}, "activation"), ({"init": "hee"}, "init"),
     ({"init": "normal", "init_params": {"std": -1}}, "init normal.std"), ({"norm": "group"}, "norm"),
     ({"dtype": "float16"}, "dtype"), ({"bias_init": "ones"}, "bias_init"),
-    ({"width": 4096, "batch": 8192, "layers": 100}, "memory"),
 ])
 def test_bad_configs_raise_one_clear_error(changes, field):
     with pytest.raises(ConfigError) as info:
         SimConfig(**changes).validated()
     assert info.value.field == field
-
-
-def test_memory_estimate_and_limit():
-    config = SimConfig(layers=50, width=512, batch=1024)
-    estimate = memory_estimate(config)
-    cached = 50 * 512 * 1024 * 4
-    assert cached < estimate < 2 * cached
-    with pytest.raises(ConfigError, match="GiB"):
-        config.replace(memory_limit=estimate // 2).validated()
-    config.replace(memory_limit=estimate).validated()
 
 
 def test_config_round_trip_and_unknown_keys():

@@ -222,7 +222,7 @@ def test_bad_settings_are_config_errors(changes, field):
 
 def test_training_memory_is_checked():
     with pytest.raises(ConfigError, match="memory"):
-        train(SMALL.replace(width=4096, layers=40, memory_limit=2**28), SPIRALS)
+        train(SMALL.replace(width=4096, layers=40), SPIRALS, memory_limit=2**28)
 
 
 # --- comparison --------------------------------------------------------------------------------

@@ -1,0 +1,263 @@
+"""How much memory and time a run needs, estimated from its shapes before anything is allocated.
+
+Every entry that allocates (a simulation, training, a comparison, a sweep, the weights of a network
+or of one matrix) builds its `Estimate` here and passes it to `check` with the limit its caller
+chose: the limit is the user's setting (the CLI's ``--memory-limit-gib``, the window's
+preference), never part of a config.
+
+What is counted is what the code holds at its peak, array by array (the comments name them); the
+random draws are made in float64 whatever the dtype, so each draw holds a float64 copy of its matrix
+for a moment. A test holds measured peak RSS within 15% of these numbers.
+
+glibc raises its mmap threshold to the size of the last large block freed, after which multi-MiB
+temporaries come from the heap and leave holes between the arrays that stay (measured: a
+20 x 1024 x 1024 run grew 270 MiB for 188 MiB of arrays). `steady_heap` fixes the threshold, so a
+freed array goes back to the system and RSS follows the arrays alive.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import ConfigError
+from .schemes import get_scheme
+
+if TYPE_CHECKING:
+    from .config import SimConfig
+    from .train import TrainConfig
+
+GIB = 1024**3
+MIB = 1024**2
+DEFAULT_MEMORY_LIMIT = 2 * GIB
+DRAW_BYTES = 8  # random numbers are drawn in float64
+# Conservative rates (a shared two-core machine measured 33-57 GFLOP/s on float32 runs and draws
+# ~100 million normals a second): the time shown is an "about", and errs long.
+FLOP_RATE = 2.5e10  # multiply-adds count two
+DRAW_RATE = 5e7  # random numbers a second
+# Python objects a result keeps, measured with tracemalloc: a simulated layer's two events (three
+# summaries with their histograms), a training step's event (its per-layer tuples come on top), a
+# sweep point (its config, task and result; its per-layer tuples on top).
+LAYER_RESULT_BYTES = 6 * 1024
+STEP_RESULT_BYTES = 1024
+SWEEP_POINT_BYTES = 8 * 1024
+FLOAT_BYTES = 32  # a Python float in a tuple: the object and its pointer
+WORKER_BYTES = 120 * MIB  # a sweep's worker process: the interpreter with numpy and the engine
+# A run shorter than this and smaller than SHOWN_BYTES needs no estimate shown before it starts.
+SHOWN_SECONDS = 5.0
+SHOWN_BYTES = 256 * MIB
+QR_SCHEMES = ("orthogonal", "lsuv")  # sampled through a QR decomposition (about 4 n^3 flops)
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number
+MMAP_THRESHOLD = 1 * MIB
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Peak bytes and work of a run; ``shape`` says what runs, for people."""
+
+    bytes: int
+    flops: float  # floating-point operations, multiply-adds as two
+    draws: float  # random numbers drawn
+    shape: str
+
+    @property
+    def seconds(self) -> float:
+        return self.flops / FLOP_RATE + self.draws / DRAW_RATE
+
+    @property
+    def worth_showing(self) -> bool:
+        """Long or large enough that the user should see it before the run starts."""
+        return self.seconds > SHOWN_SECONDS or self.bytes > SHOWN_BYTES
+
+    def text(self) -> str:
+        """"about 3.2 GiB and ~40 s (1000 layers x 4096 x 512)"."""
+        return f"about {size_text(self.bytes)} and ~{duration_text(self.seconds)} ({self.shape})"
+
+
+def size_text(size: float) -> str:
+    return f"{size / GIB:.1f} GiB" if size >= GIB else f"{size / MIB:,.0f} MiB"
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 1:
+        return "1 s"
+    for unit, length in (("h", 3600), ("min", 60)):
+        if seconds >= 2 * length:
+            return f"{seconds / length:,.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def check(estimate: Estimate, limit: int, reduce: str) -> Estimate:
+    """``estimate`` if it fits in ``limit`` bytes, else ConfigError("memory") saying what to reduce."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise ConfigError("memory_limit", f"got {limit!r}, expected a positive number of bytes")
+    if estimate.bytes > limit:
+        raise ConfigError("memory", f"{estimate.shape} needs about {estimate.bytes / GIB:.2f} GiB, over "
+                                    f"the limit of {limit / GIB:.2f} GiB (reduce {reduce})")
+    return estimate
+
+
+def gib_limit(gib: float) -> int:
+    """A limit given in GiB, as bytes; ConfigError("memory_limit") unless a positive finite number."""
+    if isinstance(gib, bool) or not isinstance(gib, (int, float)) or not math.isfinite(gib) or gib <= 0:
+        raise ConfigError("memory_limit", f"got {gib!r}, expected a positive number of GiB")
+    if gib * GIB > 2**62:
+        raise ConfigError("memory_limit", f"got {gib:g}, expected at most {2**62 / GIB:g} GiB")
+    return max(1, int(gib * GIB))
+
+
+def steady_heap() -> None:
+    """Fix glibc's mmap threshold (see the module's docstring); nothing elsewhere."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+steady_heap()
+
+
+# --- the estimates ----------------------------------------------------------------------------
+
+def _draw(config: SimConfig, fan_in: int, fan_out: int) -> int:
+    """Bytes held while one (fan_in, fan_out) matrix is sampled: the scheme's float64 copies,
+    and the cast to the config's dtype."""
+    item = np.dtype(config.dtype).itemsize
+    cast = 0 if item == DRAW_BYTES else item
+    return fan_in * fan_out * (get_scheme(config.init).draw_copies * DRAW_BYTES + cast)
+
+
+def simulation(config: SimConfig, batch: int | None = None) -> Estimate:
+    """A simulation of a validated ``config`` (``batch``: on that many samples instead).
+
+    Held to the end of the forward pass: every layer's W and b, one kept batch x width array per
+    layer, the input, two working buffers and the normalization's statistics. On top, at the
+    peak: the last layer's draw, LSUV's float64 variance of h, or the backward pass's float64
+    output gradient with its cast, whichever is largest.
+    """
+    item = np.dtype(config.dtype).itemsize
+    b = config.batch if batch is None else batch
+    fan_in, width, layers = config.fan_in_first, config.width, config.layers
+    layer_bytes = [item * ((fi + 1) * fo + b * fo) for fi, fo in (config.fans(k) for k in range(1, layers + 1))]
+    norm = {"none": 0, "batch": width, "layer": b}[config.norm] * layers * item
+    base = item * b * (fan_in + 2 * width) + norm
+    held = sum(layer_bytes)
+    lsuv = get_scheme(config.init).data_dependent
+    peak = max(
+        b * fan_in * (DRAW_BYTES + item),  # the input, drawn
+        _draw(config, fan_in, width) + base,  # layer 1's draw
+        held - layer_bytes[-1] + _draw(config, width, width) + base,  # the last layer's draw
+        held + base + b * width * (DRAW_BYTES if lsuv else 0),
+        held + base + b * width * (DRAW_BYTES + item),  # the output gradient, drawn
+    ) + layers * LAYER_RESULT_BYTES
+    matmuls = b * (fan_in * width + (layers - 1) * width * width)
+    qr = 4 * (fan_in * width * min(fan_in, width) + (layers - 1) * width**3) if config.init in QR_SCHEMES else 0
+    # forward 2, backward 4 flops per multiply-add; LSUV's rescaling rounds add about one forward
+    flops = (6 + 2 * lsuv) * matmuls + qr
+    draws = fan_in * width + (layers - 1) * width * width + b * (fan_in + width)
+    return Estimate(int(peak), float(flops), float(draws), f"{layers} layers x {width} x {b}")
+
+
+def weights_matrix(init: str, fan_in: int, fan_out: int, dtype: str) -> Estimate:
+    """One (fan_in, fan_out) matrix (`initsim weights --fan-in --fan-out`): its draw, and the
+    matrix kept while it is written."""
+    scheme = get_scheme(init)
+    item = np.dtype(dtype).itemsize
+    cast = 0 if item == DRAW_BYTES else item
+    size = fan_in * fan_out
+    peak = size * (scheme.draw_copies * DRAW_BYTES + cast)
+    qr = 4 * size * min(fan_in, fan_out) if scheme.name in QR_SCHEMES else 0
+    return Estimate(peak, float(qr), float(size), f"one {fan_in} x {fan_out} matrix")
+
+
+def dataset_bytes(samples: int, dim: int, dtype: str) -> tuple[int, int]:
+    """(peak while generating, kept): the points are drawn and standardized in float64 (three
+    arrays at once: the points, their offsets from the mean and the squares of those), then cast."""
+    size = samples * dim
+    item = np.dtype(dtype).itemsize
+    return 3 * size * DRAW_BYTES + samples * DRAW_BYTES, size * item + samples * DRAW_BYTES
+
+
+def step_events(steps: int, layers: int) -> int:
+    """Bytes of a training run's step events, kept to its end."""
+    return steps * (STEP_RESULT_BYTES + 3 * (layers + 1) * FLOAT_BYTES)
+
+
+def training(config: SimConfig, settings: TrainConfig, data_shared: bool = False) -> Estimate:
+    """A training run of a validated ``config`` with validated ``settings`` (the input width is
+    the task's dimension). ``data_shared``: the data come from elsewhere (a comparison's) and are
+    not counted.
+
+    Held: the data, the parameters, the optimizer's state and every step's event. On top, the
+    largest of: the data's generation (before anything else); a mini-batch's pass (the last
+    step's gradients, alive until the new ones are made, and the batch's input, kept arrays and
+    working buffers; at its end two sets of gradients); the probe of the whole set (two sets x
+    width arrays at once, or the region grid's); LSUV's calibration on the whole set (a layer's
+    output and its input, and the float64 variance of the output).
+    """
+    from .tasks import get_task
+
+    item = np.dtype(config.dtype).itemsize
+    dim, width, layers, samples = settings.task_dim, config.width, config.layers, settings.samples
+    outputs = get_task(settings.task).classes or 1
+    params = item * ((dim + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * outputs)
+    state = 2 if settings.optimizer == "adam" else 1
+    batch = min(settings.train_batch, samples)
+    generating, kept = (0, 0) if data_shared else dataset_bytes(samples, dim, config.dtype)
+    held = kept + params * (1 + state) + step_events(settings.steps, layers)
+    probed = max(samples, settings.region_grid**2 * (dim == 2))
+    lsuv = get_scheme(config.init).data_dependent
+    peak = max(generating, held + max(
+        params + item * batch * (dim + (layers + 4) * width),
+        2 * params,
+        params + 2 * item * probed * width,
+        samples * width * (2 * item + DRAW_BYTES) if lsuv else 0,
+    ))
+    probes = math.ceil(settings.steps / settings.record_every) + 1
+    flops = 6 * settings.steps * batch * params / item + 2 * probes * samples * params / item
+    return Estimate(int(peak), float(flops), float(params / item + settings.steps * batch),
+                    f"training {layers} layers x {width} on {samples} x {dim} for {settings.steps:,} steps")
+
+
+def comparison(configs: Sequence[SimConfig], seeds: int, settings: TrainConfig | None = None) -> Estimate:
+    """Every validated config once per seed, one run at a time, the results of each kept to the
+    end; with training, the shared data (generated in float64, kept, and cast once per dtype)."""
+    runs = [simulation(c) for c in configs]
+    kept = sum(seeds * c.layers * LAYER_RESULT_BYTES for c in configs)
+    shared = generating = 0
+    if settings is not None:
+        generating, shared = dataset_bytes(settings.samples, settings.task_dim, "float64")
+        shared += sum(dataset_bytes(settings.samples, settings.task_dim, d)[1] for d in {c.dtype for c in configs})
+        runs += [training(c.replace(input_width=settings.task_dim), settings, data_shared=True) for c in configs]
+        kept += seeds * sum(step_events(settings.steps, c.layers) for c in configs)
+    peak = max(generating, shared + kept + max(r.bytes for r in runs))
+    shape = f"{len(configs)} configs x {seeds} seeds of {runs[0].shape}"
+    return Estimate(int(peak), seeds * sum(r.flops for r in runs), seeds * sum(r.draws for r in runs), shape)
+
+
+def sweep_points(largest: Estimate, points: int, workers: int, layers: int) -> Estimate:
+    """A sweep of ``points`` simulations, none larger than ``largest``, on ``workers`` processes
+    at once (at most one per point): each worker's interpreter and run, and every point's task
+    and result in this process."""
+    workers = max(1, min(workers, points))
+    kept = points * (SWEEP_POINT_BYTES + 4 * layers * FLOAT_BYTES)
+    peak = workers * (WORKER_BYTES + largest.bytes) + kept
+    return Estimate(int(peak), points * largest.flops / workers, points * largest.draws / workers,
+                    f"{points:,} points of {largest.shape} on {workers} workers")
+
+
+def sweep(configs: Sequence[SimConfig], workers: int) -> Estimate:
+    """A sweep of validated ``configs`` (see `sweep_points`)."""
+    runs = [simulation(c) for c in configs]
+    largest = max(runs, key=lambda r: r.bytes)
+    return sweep_points(largest, len(configs), workers, max(c.layers for c in configs))
