@@ -44,10 +44,10 @@ def note_label(text: str = "", name: str = "", tooltip: str = "") -> QLabel:
 
 
 # What a number box takes as typed: decimal digits in ASCII, no "inf", "nan" or "1_000".
-INTEGER_TEXT = re.compile(r"[+-]?\d+")
-REAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+INTEGER_TEXT = re.compile(r"[+-]?\d+", re.ASCII)
+REAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 # Characters that may still become a number while being typed ("-", "1e", ".").
-TYPING_TEXT = re.compile(r"[\s\d.eE+-]*")
+TYPING_TEXT = re.compile(r"[\s\d.eE+-]*", re.ASCII)
 # The box is as wide as this text whatever its value: a long value scrolls, the layout stays.
 HINT_TEXT = "0.000123456"
 

@@ -209,6 +209,20 @@ def test_number_box_text_is_the_shortest_form():
         box.setValue(-1.0)
 
 
+@pytest.mark.parametrize("text, integer, state", [
+    ("1e-13", False, "Acceptable"), (" 2E+5 ", False, "Acceptable"), (".5", False, "Acceptable"),
+    ("2e6", False, "Intermediate"), ("1e", False, "Intermediate"), ("-", False, "Intermediate"),
+    ("-1", False, "Intermediate"),
+    ("inf", False, "Invalid"), ("nan", False, "Invalid"), ("1_000", False, "Invalid"),
+    ("\u0661\u0662", False, "Invalid"), ("12", True, "Acceptable"), ("1.5", True, "Invalid"),
+    ("1e3", True, "Invalid"), ("\u0661\u0662", True, "Invalid"),  # Arabic-Indic digits
+])
+def test_what_a_number_box_lets_be_typed(qtbot, text, integer, state):
+    box = NumberBox(Param("x", "", low=0, high=10**6), integer=integer)
+    qtbot.addWidget(box)
+    assert box.validate(text, 0)[0].name == state
+
+
 @pytest.mark.parametrize("start, steps, end", [
     (0.1, 1, 0.11), (0.1, 3, 0.13), (2e6, 1, 2.1e6), (1.0, -1, 0.99), (1.0, 1, 1.1), (0.0, 1, 0.1),
     (0.0, -1, -0.1), (-1.0, 1, -0.99), (1e-13, 1, 1.1e-13),
