@@ -81,12 +81,30 @@ def simulation_job(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT) 
     return lambda should_stop: simulate_stream(config, should_stop, memory_limit)
 
 
+class _WakingField:
+    """A field of the worker that the GUI thread writes and a run reads between events; writing it
+    wakes a run held by a pause, to go on or end."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = f"_{name}"
+
+    def __get__(self, worker: StreamWorker | None, owner: type | None = None):
+        return self if worker is None else getattr(worker, self._name)
+
+    def __set__(self, worker: StreamWorker, value: object) -> None:
+        with worker._changed:
+            setattr(worker, self._name, value)
+            worker._changed.notify_all()
+
+
 class StreamWorker(QObject):
     """Lives on a worker QThread; its ``run`` slot is invoked through a queued connection."""
 
     events_ready = Signal(int, object)  # run id, list of events
     run_done = Signal(int, float)  # run id, seconds
     run_failed = Signal(int, str)  # run id, message
+    wanted_run = _WakingField()  # the run the GUI wants (0: none)
+    paused = _WakingField()
 
     def __init__(self, blas_threads: int | None = 1) -> None:
         super().__init__()
@@ -96,30 +114,10 @@ class StreamWorker(QObject):
         # The run the GUI wants and whether it is paused, written by the GUI thread and read here
         # between events (the worker cannot wait for a queued signal while it is busy in a run).
         # Each write wakes a run held by a pause, which then goes on or ends.
-        self._wanted_run = 0
-        self._paused = False
         self._changed = threading.Condition()
+        self.wanted_run = 0
+        self.paused = False
         self.held = threading.Event()  # set while a run waits in a pause
-
-    @property
-    def wanted_run(self) -> int:
-        return self._wanted_run
-
-    @wanted_run.setter
-    def wanted_run(self, run_id: int) -> None:
-        with self._changed:
-            self._wanted_run = run_id
-            self._changed.notify_all()
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    @paused.setter
-    def paused(self, paused: bool) -> None:
-        with self._changed:
-            self._paused = paused
-            self._changed.notify_all()
 
     @Slot(object, int)
     def run(self, job: Job, run_id: int) -> None:
@@ -139,7 +137,7 @@ class StreamWorker(QObject):
             for event in job(should_stop):
                 batch.append(event)
                 now = time.perf_counter()
-                paused = self._paused
+                paused = self.paused
                 if paused or now - sent >= BATCH_SECONDS:
                     self.events_ready.emit(run_id, batch)
                     batch, sent = [], now
@@ -161,5 +159,5 @@ class StreamWorker(QObject):
         """Wait while paused, unless run ``run_id`` is no longer wanted."""
         with self._changed:
             self.held.set()
-            self._changed.wait_for(lambda: not self._paused or self._wanted_run != run_id)
+            self._changed.wait_for(lambda: not self.paused or self.wanted_run != run_id)
             self.held.clear()
