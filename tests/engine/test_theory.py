@@ -203,9 +203,9 @@ LOG_GRID = np.geomspace(Q_MIN, Q_MAX, 81)  # 4 points a decade
 class VarianceMap:
     """q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 of one activation, as m q + R(q)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, given: dict | None = None):
         self.act = get_activation(name)
-        self.params = self.act.params()
+        self.params = self.act.params(given)
         low, high = TAIL_SLOPES[name](self.params)
         self.growth = (low * low + high * high) / 2  # lim E[phi^2] / q
         self.slopes = (low, high)
@@ -251,10 +251,11 @@ def sigma_w2_grid(growth: float) -> list[float]:
     return [0.0, 0.5 / growth, 0.98 / growth, 1 / growth, 1.02 / growth, 2 / growth]
 
 
-@pytest.mark.parametrize("name", list(ACTIVATIONS))
-def test_fixed_point_matches_independent_quadrature_and_root_search_at_the_edges(name):
+@pytest.mark.parametrize("name, given", [(name, {}) for name in ACTIVATIONS] + [
+    ("leaky_relu", {"slope": 3.0}), ("elu", {"alpha": 2.0}), ("gelu", {"approximate": "tanh"})])
+def test_fixed_point_matches_independent_quadrature_and_root_search_at_the_edges(name, given):
     assert set(TAIL_SLOPES) == set(ACTIVATIONS)  # a new activation needs its tails here
-    reference = VarianceMap(name)
+    reference = VarianceMap(name, given)
     table = T.moment_table(reference.act, reference.params)
     assert table.growth == pytest.approx(reference.growth, rel=1e-15)
     sigma_w2 = np.array(sigma_w2_grid(reference.growth))
