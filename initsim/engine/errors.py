@@ -56,9 +56,9 @@ def unknown_name(field: str, name: Any, valid: Iterable[str]) -> ConfigError:
 
 def lookup(field: str, name: str, registry: dict, aliases: dict[str, str] | None = None):
     """Find ``name`` in a registry (case-insensitive, aliases allowed) or raise a ConfigError."""
-    if not isinstance(name, str):  # its type, not its repr: a value of any size gives one short line
+    if not isinstance(name, str):
         valid = ", ".join(sorted(list(registry) + list(aliases or ())))
-        raise ConfigError(field, f"got a {type(name).__name__}, expected a name (valid: {valid})")
+        raise ConfigError(field, f"got {shown(name)}, expected a name (valid: {valid})")
     key = name.strip().lower().replace("-", "_")
     if aliases and key in aliases:
         key = aliases[key]

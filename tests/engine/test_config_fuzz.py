@@ -3,12 +3,13 @@ its field: SimConfig and TrainConfig fields, given as Python values or as a conf
 and the seeds of a comparison and the axes of a sweep. The config cases are config_cases.py's;
 tests/bench/fuzz_configs.py runs 10,000 of them with counts."""
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 from config_cases import MAX_COST, cases, junk, outcome, simulation_cost, validated
-from initsim.engine import ConfigError, SimConfig
+from initsim.engine import SCHEMES, ConfigError, SimConfig
 from initsim.engine.compare import compare
 from initsim.engine.sweep import grid
 
@@ -65,3 +66,35 @@ def test_sweep_axes_of_any_kind_give_configs_or_name_the_axis(axis, values):
         assert exc.field and (axis in exc.field or exc.field.startswith(("init", "bias_init")))
         return
     assert len(configs) == len(values) and all(c == c.validated() for c in configs)
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"init": "xavier_normal", "init_params": {"gain": 10**400}}, "init xavier_normal.gain"),
+    ({"init": "normal", "init_params": {"std": -(10**400)}}, "init normal.std"),
+    ({"init_params": 5}, "init_params"),
+    ({"activation_params": [1, 2]}, "activation_params"),
+    ({"bias_params": "std=1"}, "bias_params"),
+    ({"init_params": {1: 2.0}}, "init_params"),
+    ({"init": "variance_scaling", "init_params": {"mode": 3}}, "init variance_scaling.mode"),
+    ({"init": "normal", "init_params": {"std": True}}, "init normal.std"),
+    ({"init": "normal", "init_params": {"std": "1.5"}}, "init normal.std"),
+    ({"layers": 3.0}, "layers"),
+    ({"width": True}, "width"),
+    ({"seed": 2**64}, "seed"),
+    ({"bins": 10**5000}, "bins"),
+    ({"init": 10**5000}, "init"),
+    ({"dtype": ["float32"]}, "dtype"),
+])
+def test_the_fuzz_crashes_of_issue_9_are_config_errors(changes, field):
+    with pytest.raises(ConfigError) as info:
+        SimConfig(**changes).validated()
+    assert info.value.field == field and len(str(info.value)) < 500
+
+
+def test_numpy_scalars_are_numbers_and_a_huge_gain_has_finite_moments():
+    config = SimConfig(layers=np.int64(2), width=np.int32(4), init="identity",
+                       init_params={"gain": np.float32(3.0)}).validated()
+    assert type(config.layers) is int and type(config.width) is int
+    assert type(config.init_params["gain"]) is float
+    mean, std = SCHEMES["identity"].moments(4, 4, {"gain": 1e200})  # gain**2 overflowed here
+    assert mean == 2.5e199 and std == pytest.approx(1e200 * (0.25 * 0.75) ** 0.5)
