@@ -319,10 +319,13 @@ def fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0: float = 1
 
 def chi1_at_fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0: float = 1.0,
                         table: MomentTable | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(q*, chi_1 at q*) over a grid, from the moment table (relative accuracy ~1e-8)."""
+    """(q*, chi_1 at q*) over a grid, from the moment table (relative accuracy ~1e-8).
+
+    Where q* is infinite, chi_1 is its limit sigma_w^2 m (phi'(u) -> a_+- too), not its value at
+    the table's end: softplus at sigma_w^2 = 2 is critical, as it is where ReLU's is."""
     table = table or moment_table(act, params)
     q_star = fixed_point(act, params, sigma_w2, sigma_b2, q0, table)
-    return q_star, sigma_w2 * table.slope(q_star)
+    return q_star, np.where(np.isinf(q_star), sigma_w2 * table.growth, sigma_w2 * table.slope(q_star))
 
 
 # --- the order/chaos phase diagram ---------------------------------------------------------

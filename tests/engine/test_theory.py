@@ -281,6 +281,8 @@ def test_no_fixed_point_where_the_map_stays_above_the_diagonal(capsys):
         field = T.mean_field(act, act.params(), sigma_w2, 0.0, depth=30)
         assert field.q_star == math.inf and np.all(np.diff(field.q) > 0), name
         assert field.chi1 == pytest.approx(1.0, abs=1e-12) and T.phase_of(field.chi1) == "critical"
+        diagram = T.phase_diagram(act, act.params(), [sigma_w2], [0.0])  # the grid solver agrees
+        assert diagram.q_star[0, 0] == math.inf and diagram.chi1[0, 0] == pytest.approx(1.0, abs=1e-12)
     assert main(["theory", "--activation", "softplus", "--sigma-w2", "2", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"q_star": null' in out and '"phase": "critical"' in out
