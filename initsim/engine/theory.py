@@ -419,9 +419,13 @@ def _variances(act: Activation, params: dict, sigma_w2: Sequence[float], sigma_b
 
 def _q_star_and_chi1(act: Activation, params: dict, sigma_w2: float, sigma_b2: float,
                      q0: float) -> tuple[float, float]:
-    """The fixed point, and chi_1 there integrated exactly (not interpolated)."""
-    q_star = float(fixed_point(act, params, sigma_w2, sigma_b2, q0))
-    return q_star, float(chi1(act, params, min(q_star, 1e300), sigma_w2))
+    """The fixed point, and chi_1 there integrated exactly (not interpolated; at an infinite q*,
+    its limit, as `chi1_at_fixed_point`)."""
+    table = moment_table(act, params)
+    q_star = float(fixed_point(act, params, sigma_w2, sigma_b2, q0, table))
+    if math.isinf(q_star):
+        return q_star, float(sigma_w2 * table.growth)
+    return q_star, float(chi1(act, params, q_star, sigma_w2))
 
 
 @dataclass(frozen=True)
