@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from initsim.engine import DEFAULT_MEMORY_LIMIT, SimConfig
 
 from .runstate import RunState
-from .worker import Job, StreamWorker, simulation_job
+from .worker import BATCH_SECONDS, Job, StreamWorker, simulation_job
 
 
 class Throttle(QObject):
@@ -66,14 +66,17 @@ def _shut_down_all() -> None:
 
 class StreamRunner(QObject):
     """Runs one job at a time on its own worker thread. Starting a job cancels the previous one,
-    whose events are dropped: ``events``, ``done`` and ``failed`` only ever speak of the current run."""
+    whose events are dropped: ``events``, ``done`` and ``failed`` only ever speak of the current run.
+    Events computed less than ``batch_seconds`` after the last ones sent wait to go with the next
+    (0: each is sent as it comes)."""
 
     events = Signal(int, object)  # run id, list of events
     done = Signal(int, float)  # run id, seconds
     failed = Signal(int, str)  # run id, message
     _start_requested = Signal(object, int)
 
-    def __init__(self, name: str, blas_threads: int | None = 1, parent: QObject | None = None) -> None:
+    def __init__(self, name: str, blas_threads: int | None = 1, parent: QObject | None = None,
+                 batch_seconds: float = BATCH_SECONDS) -> None:
         super().__init__(parent)
         self.current_run = 0  # 0: none
         self._ended = 0  # the last run that was done or failed
@@ -81,7 +84,7 @@ class StreamRunner(QObject):
         self._shut = False
         self._thread = QThread()
         self._thread.setObjectName(f"initsim {name}")
-        self._worker = StreamWorker(blas_threads)
+        self._worker = StreamWorker(blas_threads, batch_seconds)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self._start_requested.connect(self._worker.run)

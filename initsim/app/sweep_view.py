@@ -77,7 +77,8 @@ class SweepView(QWidget):
         self._started = 0.0
         self.workers = core_count()
         self.pool = LazyPool(lambda: local_pool(self.workers))
-        self.runner = StreamRunner("sweep", parent=self)
+        # One result per simulation: each is sent as it comes (batched, one could wait for the next).
+        self.runner = StreamRunner("sweep", parent=self, batch_seconds=0)
         self.runner.events.connect(self._on_events)
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)

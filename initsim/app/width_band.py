@@ -47,7 +47,8 @@ class WidthBand(QObject):
         self.results: list[SweepResult] = []
         self.band: FiniteWidthBand | None = None
         self.pool = LazyPool(lambda: local_pool(core_count()))
-        self.runner = StreamRunner("finite-width band", parent=self)
+        # One result per seed's simulation: each is sent as it comes, as the sweep's.
+        self.runner = StreamRunner("finite-width band", parent=self, batch_seconds=0)
         self.runner.events.connect(self._on_events)
         self.runner.failed.connect(self._on_failed)
 

@@ -21,7 +21,8 @@ from threadpoolctl import threadpool_limits
 from initsim.engine import DEFAULT_MEMORY_LIMIT, ConfigError, SimConfig, simulate_stream
 
 # Events produced faster than this are sent together: a tiny net yields thousands of layers a
-# second, and one queued signal per layer would flood the GUI thread's event queue.
+# second, and one queued signal per layer would flood the GUI thread's event queue. (An event held
+# for a batch waits for the next one: a stream of rare events, one per simulation, is not batched.)
 BATCH_SECONDS = 0.015
 
 Job = Callable[[Callable[[], bool]], Iterable[object]]
@@ -106,11 +107,12 @@ class StreamWorker(QObject):
     wanted_run = _WakingField()  # the run the GUI wants (0: none)
     paused = _WakingField()
 
-    def __init__(self, blas_threads: int | None = 1) -> None:
+    def __init__(self, blas_threads: int | None = 1, batch_seconds: float = BATCH_SECONDS) -> None:
         super().__init__()
         # With the GUI thread busy on one core, a second BLAS thread makes each matmul wait for
         # it (a 100-layer pass measured 2.2 s with 2 OpenBLAS threads, 0.07 s with 1).
         self.blas_threads = blas_threads
+        self.batch_seconds = batch_seconds
         # The run the GUI wants and whether it is paused, written by the GUI thread and read here
         # between events (the worker cannot wait for a queued signal while it is busy in a run).
         # Each write wakes a run held by a pause, which then goes on or ends.
@@ -138,7 +140,7 @@ class StreamWorker(QObject):
                 batch.append(event)
                 now = time.perf_counter()
                 paused = self.paused
-                if paused or now - sent >= BATCH_SECONDS:
+                if paused or now - sent >= self.batch_seconds:
                     self.events_ready.emit(run_id, batch)
                     batch, sent = [], now
                 if paused:

@@ -3,6 +3,8 @@ the throttle, and the worker called synchronously."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -245,6 +247,27 @@ def test_events_sent_before_their_run_was_superseded_are_never_reported(qtbot):
     finally:
         runner.shutdown()
     assert done == [second] and set(reported) == {second}
+
+
+def test_an_unbatched_runner_sends_each_event_before_the_stream_stalls(qtbot):
+    """A sweep's results: two may come at once, then none for a simulation's time. With batching,
+    the second would wait for the next."""
+    release = threading.Event()
+
+    def stalling(should_stop):
+        yield "first"
+        yield "second"
+        release.wait()
+
+    runner = StreamRunner("unbatched", batch_seconds=0)
+    received = []
+    runner.events.connect(lambda run_id, batch: received.extend(batch))
+    try:
+        runner.start(stalling)
+        qtbot.waitUntil(lambda: received == ["first", "second"], timeout=TIMEOUT_MS)
+    finally:
+        release.set()
+        runner.shutdown()
 
 
 def test_worker_reports_a_failure_instead_of_raising():
