@@ -311,8 +311,8 @@ def test_save_screenshot_writes_the_window(qtbot, make_window, tmp_path):
     image = QImage(str(path))
     assert (image.width(), image.height()) == (window.width() * window.devicePixelRatio(),
                                                window.height() * window.devicePixelRatio())
-    pixels = np.frombuffer(image.convertToFormat(QImage.Format.Format_Grayscale8).constBits(),
-                           dtype=np.uint8)
+    gray = image.convertToFormat(QImage.Format.Format_Grayscale8)  # alive while its bits are read
+    pixels = np.frombuffer(gray.constBits(), dtype=np.uint8)
     assert pixels.std() > 10  # not a blank image
 
 
