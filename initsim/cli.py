@@ -446,13 +446,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError("SVG holds one view's plots, at no scale: pick --view histograms, heatmap, "
                          "stats or theory")
     check_writable(out)
+    limit = memory_limit(args)  # the hidden window runs the config under the same limit
+    announce(memory.check(memory.simulation(config), limit, "layers, width or batch"), limit)
     from PySide6.QtCore import QSize
 
     from .app.offscreen import DEFAULT_SIZE, export_view, headless
 
     with headless():
         path, shown = export_view(config, view, out, QSize(*size) if size else DEFAULT_SIZE,
-                                  args.image_scale or 1.0)
+                                  args.image_scale or 1.0, memory_limit=limit)
     fallback = "" if shown == view else f" (this build has no {view} view)"
     print(f"wrote {path}: the {shown}{fallback}")
     return 0
@@ -465,19 +467,23 @@ def _export_tour(args: argparse.Namespace, size: tuple[int, int] | None) -> int:
     others = [flag for flag in ("out", "view") if getattr(args, flag) is not None]
     if others:
         raise UsageError(f"--{others[0]} does not go with --tour: the slides are the window, one per step")
-    flags = [name for name in CONFIG_FIELDS if getattr(args, name) is not None]
+    flags = [name for name in CONFIG_FIELDS if name != "memory_limit_gib" and getattr(args, name) is not None]
     if flags:
         raise UsageError(f"--{flags[0].replace('_', '-')} does not go with --tour: each step has its config")
     if args.out_dir is None:
         raise UsageError("--tour needs --out-dir DIR for its slides")
     tour = read_tour(args.tour) if args.tour.endswith(".toml") else get_tour(args.tour)
     check_writable(args.out_dir, folder=True)
+    limit = memory_limit(args)
+    for step in tour.steps:  # each step runs in the hidden window under this limit
+        memory.check(memory.simulation(step.config), limit, f"the layers, width or batch of step {step.title!r}")
     from PySide6.QtCore import QSize
 
     from .app.offscreen import SLIDE_SIZE, export_tour, headless
 
     with headless():
-        paths = export_tour(tour, args.out_dir, QSize(*size) if size else SLIDE_SIZE, args.image_scale or 1.0)
+        paths = export_tour(tour, args.out_dir, QSize(*size) if size else SLIDE_SIZE, args.image_scale or 1.0,
+                            memory_limit=limit)
     print(f"wrote {len(paths)} slides of {tour.title!r} to {args.out_dir}:")
     for path in paths:
         print(f"  {path.name}")

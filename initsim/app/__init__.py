@@ -69,15 +69,18 @@ def _icon():
     return icon
 
 
-def create_window(config: SimConfig | None = None, blas_threads: int | None = 1) -> MainWindow:
+def create_window(config: SimConfig | None = None, blas_threads: int | None = 1,
+                  memory_limit: int | None = None) -> MainWindow:
     """The main window, built and running its first config (the default preset's if None), not
-    shown and without an event loop: the caller shows it and runs one (or lets qtbot do it)."""
+    shown and without an event loop: the caller shows it and runs one (or lets qtbot do it).
+    ``memory_limit``: its runs' limit instead of the preference (a hidden window for the CLI)."""
     from initsim.engine.presets import DEFAULT_PRESET, get_preset
 
     application()
     from .window import MainWindow
 
-    return MainWindow(config if config is not None else get_preset(DEFAULT_PRESET).config, blas_threads)
+    return MainWindow(config if config is not None else get_preset(DEFAULT_PRESET).config, blas_threads,
+                      memory_limit)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -64,12 +64,14 @@ def _print_message(kind: QtMsgType, context: QMessageLogContext, message: str) -
 
 
 @contextmanager
-def hidden_window(config: SimConfig, size: QSize = DEFAULT_SIZE) -> Iterator[MainWindow]:
-    """A main window of ``size`` running ``config``, never shown on screen; shut down and deleted
-    on leaving (before it could save its geometry into the user's settings)."""
+def hidden_window(config: SimConfig, size: QSize = DEFAULT_SIZE, memory_limit: int | None = None
+                  ) -> Iterator[MainWindow]:
+    """A main window of ``size`` running ``config`` (``memory_limit``: its runs' limit instead of
+    the preference), never shown on screen; shut down and deleted on leaving (before it could save
+    its geometry into the user's settings)."""
     from . import create_window
 
-    window = create_window(config)
+    window = create_window(config, memory_limit=memory_limit)
     try:
         window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
         window.setUpdatesEnabled(False)  # nobody sees it paint: see painted()
@@ -160,11 +162,12 @@ def lay_out(window: MainWindow, widget: QWidget, size: QSize) -> None:
 
 
 def export_view(config: SimConfig, name: str, out: str | Path, size: QSize = DEFAULT_SIZE,
-                scale: float = 1.0, like: MainWindow | None = None) -> tuple[Path, str]:
+                scale: float = 1.0, like: MainWindow | None = None, memory_limit: int | None = None
+                ) -> tuple[Path, str]:
     """Render view ``name`` (or WINDOW) of ``config`` laid out at ``size`` into ``out`` (.png at
     ``scale``, or .svg); ``like``: a window whose view options and presenter mode to copy.
     Returns the file and the name of the view rendered (another one if the window lacks it)."""
-    with hidden_window(config, size) as window:
+    with hidden_window(config, size, memory_limit) as window:
         if like is not None:
             copy_view_options(like, window)
         run_and_wait(window)
@@ -175,14 +178,15 @@ def export_view(config: SimConfig, name: str, out: str | Path, size: QSize = DEF
             return write_image(out, widget, window.displayed_config(), shown, scale), shown
 
 
-def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale: float = 1.0) -> list[Path]:
+def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale: float = 1.0,
+                memory_limit: int | None = None) -> list[Path]:
     """Every step of ``tour`` as a slide: the window in presenter mode with the tour panel (without
     the menus, the status bar and the tour's buttons, which a slide cannot use), one PNG per step
     named ``NN-title.png`` in ``out_dir`` (created if needed). All slides are written, or none and
     no folder: they are rendered first, then written together (write_into_folder; a caller checks
     the folder with check_writable before this renders)."""
     slides: dict[str, bytes] = {}
-    with hidden_window(tour.steps[0].config, size) as window:
+    with hidden_window(tour.steps[0].config, size, memory_limit) as window:
         window.presenter.set_enabled(True, full_screen=False)
         window.menuBar().hide()
         window.statusBar().hide()

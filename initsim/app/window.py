@@ -15,6 +15,7 @@ from initsim import __version__
 from initsim.engine import ConfigError, SimConfig, memory
 from initsim.engine.export import ExportError
 
+from . import preferences
 from .actions import make_action
 from .compare_view import CompareView
 from .controller import RunController, Throttle
@@ -26,7 +27,7 @@ from .histogram_view import HistogramView
 from .imaging import write_image
 from .messages import show_message
 from .persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
-from .preferences import PreferencesDialog, memory_limit
+from .preferences import PreferencesDialog
 from .reference import reference_html
 from .runstate import QUANTITIES, RunState
 from .spectra_view import SpectraView
@@ -59,8 +60,10 @@ class MainWindow(QMainWindow):
     run_finished = Signal(object)  # the SimConfig whose last layer has just been painted
     painted = Signal(int, int)  # events painted, events in the run
 
-    def __init__(self, config: SimConfig, blas_threads: int | None = 1) -> None:
+    def __init__(self, config: SimConfig, blas_threads: int | None = 1,
+                 memory_limit: int | None = None) -> None:
         super().__init__()
+        self.fixed_memory_limit = memory_limit  # None: the preference (Edit > Preferences)
         self.setWindowTitle("initsim \u2014 weight initialization, layer by layer")
         self.setObjectName("initsim_main_window")
         self.setStyleSheet(STYLE_SHEET)
@@ -281,16 +284,20 @@ class MainWindow(QMainWindow):
         config = self.controls.config()
         try:
             config = config.validated()
-            estimate = memory.check(memory.simulation(config), memory_limit(),
+            estimate = memory.check(memory.simulation(config), self.memory_limit(),
                                     "layers, width or batch, or raise the limit in Edit > Preferences")
         except ConfigError as exc:
             self.controller.stop()
             self._show_message("error", f"Cannot run this config: {exc}")
             return
         self._estimate = estimate.text() if estimate.worth_showing else ""
-        self.controller.start(config, memory_limit())
+        self.controller.start(config, self.memory_limit())
         if self._estimate:  # shown before the first layer arrives
             self.status.setText(f"Starting: {self._estimate}")
+
+    def memory_limit(self) -> int:
+        """The limit of this window's runs, in bytes."""
+        return preferences.memory_limit() if self.fixed_memory_limit is None else self.fixed_memory_limit
 
     def open_preferences(self) -> None:
         """Edit > Preferences; the config runs again under a changed limit."""

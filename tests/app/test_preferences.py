@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings
 
+from initsim.app import create_window
 from initsim.app.persistence import SESSION_KEY, last_session_config
 from initsim.app.preferences import (MEMORY_LIMIT_KEY, MEMORY_LIMIT_TIP, PreferencesDialog, memory_limit,
                                      memory_limit_gib)
@@ -73,3 +74,11 @@ def test_a_file_or_session_with_a_memory_limit_is_read_without_it(qtbot, make_wi
     assert not window.controller.running
     window.close()
     assert "memory_limit" not in QSettings().value(SESSION_KEY)
+
+
+def test_a_window_given_a_limit_runs_under_it_instead_of_the_preference(qtbot):
+    window = create_window(LARGE, memory_limit=64 * 2**20)  # a hidden window of the command line
+    qtbot.addWidget(window)
+    assert window.memory_limit() == 64 * 2**20
+    assert "over the limit of 0.06 GiB" in window.warnings.text()
+    assert not window.controller.running
