@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QProgressBar, QSizePolicy,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from initsim.engine import SCHEMES, ConfigError, SimConfig, get_scheme
+from initsim.engine import SCHEMES, ConfigError, SimConfig, get_scheme, memory
 from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgress, CompareResult,
                                     CompareRun, compare_stream)
 
@@ -213,10 +213,13 @@ class CompareView(JobView):
             network = self.network()
             configs = [scheme_config(network, name) for name in picks]
             training = self.settings.training().validated() if self.include_training.isChecked() else None
+            seeds = list(range(network.seed, network.seed + self.seeds.value()))
+            limit = memory_limit()
+            memory.check(memory.comparison(configs, len(seeds), training), limit,
+                         "seeds, layers, width or batch, or raise the limit in Edit > Preferences")
         except ConfigError as exc:
             self.set_status("error", f"Cannot compare these: {exc}")
             return
-        seeds = list(range(network.seed, network.seed + self.seeds.value()))
         self.result, self.last_progress = None, None
         self.progress.setRange(0, len(configs) * len(seeds))
         self.progress.setValue(0)
@@ -226,7 +229,6 @@ class CompareView(JobView):
                 item.show(None)
         self.legend.clear()
         self.activation_plot.setXRange(0.5, network.layers + 0.5, padding=0)
-        limit = memory_limit()
         self.start_job(network, lambda should_stop: compare_stream(configs, seeds, training, should_stop, limit))
         self.paint()
 

@@ -82,3 +82,15 @@ def test_a_window_given_a_limit_runs_under_it_instead_of_the_preference(qtbot):
     assert window.memory_limit() == 64 * 2**20
     assert "over the limit of 0.06 GiB" in window.warnings.text()
     assert not window.controller.running
+
+
+def test_the_compare_view_refuses_over_the_preference_before_it_starts(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    QSettings().setValue(MEMORY_LIMIT_KEY, 0.25)
+    window.set_config(LARGE)  # the window refuses to run it; the controls keep it
+    assert window.comparison.picked()
+    window.comparison.start()
+    assert window.comparison.status.text().startswith("Cannot compare these: memory:")
+    assert "over the limit of 0.25 GiB" in window.comparison.status.text()
+    assert not window.comparison.runner.busy
