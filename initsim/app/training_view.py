@@ -252,8 +252,9 @@ class TrainingRecord:
         """(level, text) of the status line; ``seconds``: the run's time once it has ended."""
         training = self.setup.training
         last = self.last
+        estimate = f" ({self.setup.estimate.text()})" if self.setup.estimate.worth_showing else ""
         if last is None:
-            return "info", f"Training {training.task}: waiting for the first step\u2026"
+            return "info", f"Training {training.task}: waiting for the first step\u2026{estimate}"
         words = describe(last, training.flat_steps)
         if isinstance(last, Diverged):
             return "error", (f"\u2716 {words}. Try a smaller learning rate or an initialization "
@@ -262,7 +263,7 @@ class TrainingRecord:
         if seconds is not None:
             where = f"Done: {last.steps:,} steps in {seconds:.1f} s"
         elif running:
-            where = f"Step {last.step:,} of {last.steps:,}"
+            where = f"Step {last.step:,} of {last.steps:,}{estimate}"
         else:
             where = f"Stopped at step {last.step:,} of {last.steps:,}"
         return level, f"{where} \u00b7 {words}."

@@ -359,11 +359,13 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class Setup:
-    """A run's validated network (input width: the task's dimension), settings and data."""
+    """A run's validated network (input width: the task's dimension), settings and data, and its
+    memory and time estimate (`memory.training`, for showing before it runs)."""
 
     net: Network
     training: TrainConfig
     data: Dataset
+    estimate: memory.Estimate
 
     @classmethod
     def of(cls, config: SimConfig, training: TrainConfig | None = None, data: Dataset | None = None,
@@ -380,7 +382,7 @@ class Setup:
             data = make_dataset(training.task, training.samples, training.noise, training.task_dim,
                                 training.data_seed, config.dtype)
         net = Network.of(config.replace(input_width=data.dim, batch=min(training.train_batch, len(data.inputs))))
-        return cls(net, training, data)
+        return cls(net, training, data, estimate)
 
 
 def train_stream(config: SimConfig, training: TrainConfig | None = None,

@@ -9,7 +9,9 @@ from initsim.app import create_window
 from initsim.app.persistence import SESSION_KEY, last_session_config
 from initsim.app.preferences import (MEMORY_LIMIT_KEY, MEMORY_LIMIT_TIP, PreferencesDialog, memory_limit,
                                      memory_limit_gib)
+from initsim.app.training_view import TrainingRecord
 from initsim.engine import DEFAULT_MEMORY_LIMIT, SimConfig, memory
+from initsim.engine.train import Setup, TrainConfig
 
 from appcheck import TIMEOUT_MS, settle
 
@@ -94,3 +96,10 @@ def test_the_compare_view_refuses_over_the_preference_before_it_starts(qtbot, ma
     assert window.comparison.status.text().startswith("Cannot compare these: memory:")
     assert "over the limit of 0.25 GiB" in window.comparison.status.text()
     assert not window.comparison.runner.busy
+
+
+def test_a_long_training_shows_its_estimate_in_the_views_status_line():
+    setup = Setup.of(SimConfig(layers=10, width=256), TrainConfig(steps=100_000))
+    assert setup.estimate.worth_showing
+    level, text = TrainingRecord(setup).status(True, None)
+    assert text.endswith(f"waiting for the first step\u2026 ({setup.estimate.text()})")
