@@ -13,8 +13,8 @@ from appcheck import SMALL
 
 def _failing_after(layers: int, exc: BaseException):
     """A simulation stream that yields its first ``layers`` events, then raises ``exc``."""
-    def stream(config, should_stop):
-        for index, event in enumerate(simulate_stream(config, should_stop)):
+    def stream(config, should_stop, memory_limit):
+        for index, event in enumerate(simulate_stream(config, should_stop, memory_limit)):
             if index == layers:
                 raise exc
             yield event
