@@ -291,17 +291,22 @@ def _first_crossing(table: MomentTable, sigma_w2: np.ndarray, sigma_b2: np.ndarr
 def _fixed_point(table: MomentTable, sigma_w2: np.ndarray, sigma_b2: np.ndarray, q0: float) -> np.ndarray:
     """q* of flat arrays of (sigma_w2, sigma_b2), as iterating the variance map from q0 finds it."""
     q0 = float(np.clip(q0, _Q_MIN, _Q_MAX))
-    step = table.excess(sigma_w2, sigma_b2, math.log(q0))
-    up = step > 0
-    low, high, found = _first_crossing(table, sigma_w2, sigma_b2, q0, up)
-    for _ in range(_BISECTIONS):
-        mid = (low + high) / 2
-        rising = table.excess(sigma_w2, sigma_b2, mid) > 0
-        low, high = np.where(rising, mid, low), np.where(rising, high, mid)
+    # A variance that overflowed float64 has no fixed point; it stands in as 1 (inf * R(q) = 0 * inf
+    # would be NaN), and huge finite ones make the excess overflow to inf, whose sign is still right.
+    unbounded = np.isposinf(sigma_w2) | np.isposinf(sigma_b2)
+    sigma_w2, sigma_b2 = np.where(unbounded, 1.0, sigma_w2), np.where(unbounded, 0.0, sigma_b2)
+    with np.errstate(over="ignore"):
+        step = table.excess(sigma_w2, sigma_b2, math.log(q0))
+        up = step > 0
+        low, high, found = _first_crossing(table, sigma_w2, sigma_b2, q0, up)
+        for _ in range(_BISECTIONS):
+            mid = (low + high) / 2
+            rising = table.excess(sigma_w2, sigma_b2, mid) > 0
+            low, high = np.where(rising, mid, low), np.where(rising, high, mid)
     q = np.exp((low + high) / 2)
     q = np.where(found, q, np.where(up, np.inf, 0.0))
     q = np.where(np.abs(step) <= 1e-12 * q0, q0, q)  # q0 is itself a fixed point (e.g. ReLU + He)
-    return np.where(np.isnan(step), np.nan, q)
+    return np.where(np.isnan(step), np.nan, np.where(unbounded, np.inf, q))
 
 
 def fixed_point(act: Activation, params: dict, sigma_w2, sigma_b2, q0: float = 1.0,
@@ -411,9 +416,10 @@ def _variances(act: Activation, params: dict, sigma_w2: Sequence[float], sigma_b
     q = np.empty(len(sigma_w2))
     previous = sigma_w2[0] * input_second_moment + sigma_b2[0]
     q[0] = previous
-    for l in range(1, len(sigma_w2)):
-        previous = float(variance_map(act, params, previous, sigma_w2[l], sigma_b2[l]))
-        q[l] = previous if math.isfinite(previous) else math.inf
+    with np.errstate(over="ignore"):  # a variance past float64's range is inf, as it should read
+        for l in range(1, len(sigma_w2)):
+            previous = float(variance_map(act, params, previous, sigma_w2[l], sigma_b2[l]))
+            q[l] = previous if math.isfinite(previous) else math.inf
     return q
 
 
@@ -509,9 +515,12 @@ def mean_field(act: Activation, params: dict, sigma_w2: float, sigma_b2: float, 
     q = _variances(act, params, [sigma_w2] * depth, [sigma_b2] * depth, q0)
     c0 = np.asarray(c0, np.float64)
     c = np.empty((depth,) + c0.shape)
-    c[0] = (sigma_w2 * q0 * c0 + sigma_b2) / q[0]
-    for l in range(1, depth):
-        c[l] = correlation_map(act, params, c[l - 1], min(q[l - 1], 1e300), sigma_w2, sigma_b2)
+    # A variance that died out (0) or left float64's range leaves the correlation undefined:
+    # NaN from there on, without a warning each layer.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        c[0] = (sigma_w2 * q0 * c0 + sigma_b2) / q[0]
+        for l in range(1, depth):
+            c[l] = correlation_map(act, params, c[l - 1], min(q[l - 1], 1e300), sigma_w2, sigma_b2)
     q_star, chi = _q_star_and_chi1(act, params, sigma_w2, sigma_b2, float(q[0]))
     return MeanField(act.name, float(sigma_w2), float(sigma_b2), q, c, q_star, chi, depth_scale(chi))
 

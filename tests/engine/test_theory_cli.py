@@ -5,6 +5,7 @@ import json
 import struct
 import subprocess
 import sys
+import warnings
 import zlib
 
 import numpy as np
@@ -95,3 +96,20 @@ def test_sweep_writes_one_row_per_config_with_progress_on_stderr(tmp_path, capsy
     assert status == 2 and "axis" in err
     status, _, err = run(capsys, "sweep", "--vary", "widht=3", "--out", str(out))
     assert status == 2 and "did you mean 'width'" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["theory", "--activation", "tanh", "--sigma-w2", "1e308"],
+    ["theory", "--activation", "relu", "--sigma-w2", "1e-300"],
+    ["theory", "--activation", "linear", "--sigma-w2", "1e6", "--depth", "1000"],
+    ["theory", "--activation", "selu", "--sigma-w2", "1e6", "--depth", "1000"],
+    ["theory", "--activation", "softplus", "--sigma-w2", "1e300", "--sigma-b2", "1e300", "--depth", "1000"],
+    ["simulate", "--init", "normal", "--std", "1e300", "--layers", "3", "--width", "8", "--batch", "4"],
+])
+def test_theory_at_the_edges_of_float64_answers_without_warnings(capsys, argv):
+    # A variance past float64's range is inf, one that died out 0, a correlation of either NaN:
+    # answers, not a screenful of RuntimeWarnings.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        status, out, err = run(capsys, *argv)
+    assert status == 0 and err == "" and ("q* = inf" in out or "q* = 0" in out)
