@@ -44,4 +44,4 @@ def test_the_users_environment_is_left_as_it_is(threads_seen, monkeypatch, varia
 def test_a_thread_count_out_of_range_is_one_line(threads_seen, capsys, value):
     assert main(["simulate", "--blas-threads", value]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "blas_threads" in err and threads_seen == []
+    assert err.count("\n") == 1 and "--blas-threads" in err and threads_seen == []
