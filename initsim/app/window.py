@@ -288,6 +288,8 @@ class MainWindow(QMainWindow):
                                     "layers, width or batch, or raise the limit in Edit > Preferences")
         except ConfigError as exc:
             self.controller.stop()
+            self.stop_button.setEnabled(False)  # nothing runs: not even at start-up
+            self.progress.reset()
             self._show_message("error", f"Cannot run this config: {exc}")
             return
         self._estimate = estimate.text() if estimate.worth_showing else ""

@@ -49,3 +49,10 @@ def test_a_failed_run_says_so_in_plain_words_and_resets_the_progress(qtbot, make
 def test_failure_text_is_cut_to_a_readable_length():
     text = worker.failure_text(ValueError("x" * 10_000))
     assert len(text) <= worker.MESSAGE_CHARACTERS and text.endswith("\u2026")
+
+
+def test_a_config_refused_before_it_runs_leaves_nothing_to_stop(qtbot, make_window):
+    window = make_window(SMALL.replace(layers=300, width=2048, batch=2048))  # over the 2 GiB default
+    qtbot.waitUntil(lambda: "Cannot run this config: memory" in _message(window), timeout=20000)
+    assert window.controller.state is None and not window.stop_button.isEnabled()
+    assert window.progress.value() == window.progress.minimum() - 1
