@@ -99,7 +99,8 @@ def painted(window: MainWindow) -> Iterator[None]:
 def run_and_wait(window: MainWindow, start: Callable[[], None] | None = None) -> None:
     """Call ``start`` (which starts a run: set_config, a tour step) and run the event loop until
     the window has painted that run to its end; with no ``start``, the run going now, whose end
-    must not have been painted yet (a new window's first). Raises ExportError if the run fails."""
+    must not have been painted yet (a new window's first). Raises ExportError if the run fails
+    or was not started (the window refused its config: no end would come)."""
     loop = QEventLoop()
 
     def failed() -> None:
@@ -112,6 +113,8 @@ def run_and_wait(window: MainWindow, start: Callable[[], None] | None = None) ->
     try:
         if start is not None:
             start()
+        if window.refusal is not None:
+            raise ExportError(f"cannot run this config: {window.refusal}")
         loop.exec()
     finally:
         window.run_finished.disconnect(loop.quit)

@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         self._finished_run = 0  # the last run whose run_finished was emitted
         self._closed = False
         self._estimate = ""  # the current run's memory and time estimate, when worth showing
+        # Why the controls' config was not run (it is invalid or over the memory limit), or None.
+        self.refusal: str | None = None
         self._run_throttle = Throttle(RUN_INTERVAL_MS, self._start_run, self)
         self._paint_throttle = Throttle(PAINT_INTERVAL_MS, self._paint, self)
 
@@ -290,8 +292,10 @@ class MainWindow(QMainWindow):
             self.controller.stop()
             self.stop_button.setEnabled(False)  # nothing runs: not even at start-up
             self.progress.reset()
+            self.refusal = str(exc)
             self._show_message("error", f"Cannot run this config: {exc}")
             return
+        self.refusal = None
         self._estimate = estimate.text() if estimate.worth_showing else ""
         self.controller.start(config, self.memory_limit())
         if self._estimate:  # shown before the first layer arrives

@@ -199,7 +199,7 @@ def test_numbers_are_shown_shortest_and_read_back_exactly(value):
     assert len(text) <= len(repr(value))
 
 
-def test_number_box_text_is_the_shortest_form():
+def test_number_box_text_is_the_shortest_form(qapp):  # a widget needs the application
     box = NumberBox(PARAMS["std"], owner="init")
     for value, text in ((0.01, "0.01"), (2.5e-5, "2.5e-05"), (2e6, "2000000"), (5e-324, "5e-324"),
                         (0.1 + 0.2, "0.30000000000000004"), (1e300, "1e+300"), (-0.0, "-0")):

@@ -56,3 +56,17 @@ def test_a_config_refused_before_it_runs_leaves_nothing_to_stop(qtbot, make_wind
     qtbot.waitUntil(lambda: "Cannot run this config: memory" in _message(window), timeout=20000)
     assert window.controller.state is None and not window.stop_button.isEnabled()
     assert window.progress.value() == window.progress.minimum() - 1
+
+
+def test_waiting_offscreen_for_a_refused_config_ends_with_its_reason(qapp):
+    # An export or a tour step whose config the window refuses: no run would ever end.
+    from initsim.app.offscreen import hidden_window, run_and_wait
+    from initsim.engine.export import ExportError
+
+    with hidden_window(SMALL) as window:
+        run_and_wait(window)
+        too_large = SMALL.replace(layers=300, width=2048, batch=2048)
+        with pytest.raises(ExportError, match="cannot run this config: memory: .* over the limit"):
+            run_and_wait(window, lambda: window.set_config(too_large))
+        run_and_wait(window, lambda: window.set_config(SMALL.replace(seed=1)))  # and runs again
+        assert window.refusal is None and window.displayed_config() == SMALL.replace(seed=1).validated()
