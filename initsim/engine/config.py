@@ -15,6 +15,9 @@ from .schemes import get_bias_init, get_scheme
 NORMS = ("none", "batch", "layer")
 INPUT_DISTRIBUTIONS = ("normal", "uniform")
 DTYPES = ("float32", "float64")
+# What becomes of values below the dtype's smallest normal: "flush" sets them to zero (fast on every
+# CPU, see network.py), "keep" keeps IEEE's gradual underflow (exact, slow on many CPUs).
+SUBNORMALS = ("flush", "keep")
 
 # Keys that older configs, tours and sessions carry and that are read and dropped: the memory limit
 # is the user's setting (memory.py), never a file's.
@@ -49,6 +52,7 @@ class SimConfig:
     input_dist: str = "normal"  # unit variance either way
     seed: int = 0
     dtype: str = "float32"
+    subnormals: str = "flush"
     bins: int = 64
 
     @property
@@ -72,7 +76,8 @@ class SimConfig:
         scheme = get_scheme(self.init)
         activation = get_activation(self.activation)
         bias = get_bias_init(self.bias_init)
-        for name, allowed in (("norm", NORMS), ("input_dist", INPUT_DISTRIBUTIONS), ("dtype", DTYPES)):
+        for name, allowed in (("norm", NORMS), ("input_dist", INPUT_DISTRIBUTIONS), ("dtype", DTYPES),
+                              ("subnormals", SUBNORMALS)):
             choice_in(name, getattr(self, name), allowed)
         given = {name: params_mapping(name, getattr(self, name))
                  for name in ("init_params", "activation_params", "bias_params")}

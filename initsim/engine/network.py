@@ -11,6 +11,14 @@ activation's derivative can be had from its output (relu, tanh, sigmoid, ...) an
 normalization, that array is the output itself, which the next layer's weight gradient needs anyway;
 otherwise it is the activation's input u, and the output is recomputed when needed.
 
+Subnormals: a signal that vanishes passes below the dtype's smallest normal, where many CPUs
+compute at a fraction of their speed. Unless the config keeps IEEE's gradual underflow
+(``subnormals = "keep"``), each array that the next matrix multiply reads (a layer's activation input
+and output, the gradient w.r.t. its linear output) has its subnormal values set to a zero of the same
+sign once its elementwise work is done, so that a subnormal lives for at most one elementwise pass and
+never reaches a GEMM: flush-to-zero in numpy, on any CPU. Values at or above the smallest normal, and
+so every run that does not underflow, are untouched bit for bit.
+
 Randomness: one numpy SeedSequence per config seed, spawned into independent streams: the input, each
 layer's weights and bias, the output gradient, then whatever else a caller asks for (training's output
 layer and batch order). A SeedSequence's k-th child does not depend on how many are spawned, so a
@@ -57,6 +65,25 @@ def lsuv_rescale(x: np.ndarray, w: np.ndarray, b: np.ndarray, h: np.ndarray) -> 
         linear(x, w, b, h)
 
 
+def flush_subnormals(array: np.ndarray, flush: bool) -> int:
+    """How many values of ``array`` (float32 or float64) are subnormal (nonzero, below the dtype's
+    smallest normal); with ``flush``, each becomes a zero of its sign, in place.
+
+    On the bits, as unsigned integers: with the sign bit shifted out, a subnormal is 2..2 * mantissa
+    mask, so one subtraction and one comparison find them (zeros wrap around to the top).
+    """
+    info = np.finfo(array.dtype)
+    bits = array.view(np.dtype(f"u{array.dtype.itemsize}"))
+    mantissa = (1 << info.nmant) - 1
+    shifted = np.left_shift(bits, 1)
+    shifted -= 2
+    subnormal = shifted < 2 * mantissa - 1
+    count = int(np.count_nonzero(subnormal))
+    if flush and count:
+        np.bitwise_and(bits, bits.dtype.type(1 << (8 * array.dtype.itemsize - 1)), out=bits, where=subnormal)
+    return count
+
+
 def normalize_backward(grad_u: np.ndarray, u: np.ndarray, inv_std: np.ndarray, norm: str) -> np.ndarray:
     """dL/dh from dL/du for u = (h - mean) * inv_std (in place on grad_u)."""
     axis = 0 if norm == "batch" else 1
@@ -75,6 +102,7 @@ class Block:
     act: Activation
     params: dict
     norm: str  # none, batch or layer
+    flush: bool  # subnormals set to zero (see the module's docstring), else IEEE's gradual underflow
 
     @property
     def keeps_output(self) -> bool:
@@ -100,31 +128,43 @@ class Block:
         h *= inv_std
         return mean, inv_std
 
-    def activate(self, u: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(y, kept): the output y = phi(u) and the array the backward pass keeps. When the output
-        is what is kept, y is u overwritten; otherwise y is written into ``work``."""
+    def flushed(self, array: np.ndarray) -> int:
+        """The count of ``array``'s subnormal values, flushed in place if the block flushes."""
+        return flush_subnormals(array, self.flush)
+
+    def activate(self, u: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """(y, kept, subnormal): the output y = phi(u), the array the backward pass keeps, and the
+        count of y's subnormal values (flushed if the block flushes; u is the caller's to flush,
+        after its normalization). When the output is what is kept, y is u overwritten; otherwise
+        y is written into ``work``."""
         if self.keeps_output:
             y = self.act.forward(u, self.params)
-            return y, y
+            return y, y, self.flushed(y)
         np.copyto(work, u)
-        return self.act.forward(work, self.params), u
+        y = self.act.forward(work, self.params)
+        return y, u, self.flushed(y)
 
     def output_of(self, kept: np.ndarray, work: np.ndarray) -> np.ndarray:
-        """The layer's output from its kept array (recomputed into ``work`` when that is u)."""
+        """The layer's output from its kept array (recomputed into ``work`` when that is u, and
+        flushed as `activate` flushed it)."""
         if self.keeps_output:
             return kept
         np.copyto(work, kept)
-        return self.act.forward(work, self.params)
+        y = self.act.forward(work, self.params)
+        self.flushed(y)
+        return y
 
-    def backward(self, grad: np.ndarray, kept: np.ndarray, inv_std: np.ndarray | None) -> np.ndarray:
-        """dL/dh from dL/dy, in place on ``grad``."""
+    def backward(self, grad: np.ndarray, kept: np.ndarray, inv_std: np.ndarray | None
+                 ) -> tuple[np.ndarray, int]:
+        """(dL/dh, subnormal) from dL/dy, in place on ``grad``: subnormal counts the values of dL/dh
+        below the smallest normal, flushed as the block says."""
         if self.keeps_output:
             grad *= self.act.derivative_from_output(kept, self.params)
         else:
             grad *= self.act.derivative(kept, self.params)
         if self.norm != "none":
             normalize_backward(grad, kept, inv_std, self.norm)
-        return grad
+        return grad, self.flushed(grad)
 
 
 @dataclass(frozen=True)
@@ -140,7 +180,8 @@ class Network:
     @classmethod
     def of(cls, config: SimConfig) -> Network:
         config = config.validated()
-        block = Block(get_activation(config.activation), config.activation_params, config.norm)
+        block = Block(get_activation(config.activation), config.activation_params, config.norm,
+                      config.subnormals == "flush")
         return cls(config, get_scheme(config.init), get_bias_init(config.bias_init), block,
                    np.dtype(config.dtype))
 
@@ -172,26 +213,27 @@ def hidden_forward(x: np.ndarray, layers: Sequence[Layer], block: Block, lsuv: b
         if lsuv:
             lsuv_rescale(x, w, b, h)
         stats = block.normalize(h, population[index] if population else None)
-        x, kept = block.activate(h, buffers[index % 2])
+        block.flushed(h)
+        x, kept, _ = block.activate(h, buffers[index % 2])
         yield x, kept, stats
 
 
 def backward(grad: np.ndarray, cache: list[np.ndarray], inv_stds: list[np.ndarray],
              weights: Sequence[np.ndarray], block: Block, x0: np.ndarray, scratch: np.ndarray
-             ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+             ) -> Iterator[tuple[int, np.ndarray, np.ndarray, int]]:
     """Backpropagate dL/dy of the last hidden layer (``grad``, overwritten) down to layer 1.
 
-    For each layer L..1, yields (layer, dL/dh, x_in): the gradient w.r.t. the layer's linear output
-    and the layer's input, from which dL/dW = x_in.T @ dL/dh and dL/db = the batch sum of dL/dh;
+    For each layer L..1, yields (layer, dL/dh, x_in, subnormal): the gradient w.r.t. the layer's
+    linear output, the layer's input and the count of subnormal values in dL/dh (`Block.backward`), from which dL/dW = x_in.T @ dL/dh and dL/db = the batch sum of dL/dh;
     then hands dL/dx_in = dL/dh @ W.T on to the layer below. ``cache`` (the kept arrays) and
     ``inv_stds`` are popped as it goes, releasing each layer's array once used; x_in may live in
     ``scratch``, which the next layer overwrites.
     """
     for layer in range(len(cache), 0, -1):
         kept = cache.pop()
-        grad = block.backward(grad, kept, inv_stds.pop() if inv_stds else None)
+        grad, subnormal = block.backward(grad, kept, inv_stds.pop() if inv_stds else None)
         del kept
         x_in = x0 if layer == 1 else block.output_of(cache[-1], scratch)
-        yield layer, grad, x_in
+        yield layer, grad, x_in, subnormal
         if layer > 1:
             grad = grad @ weights[layer - 1].T

@@ -40,6 +40,7 @@ class ForwardEvent:
     saturated_fraction: float  # outputs in the activation's flat tails
     weight_std: float  # of the sampled (and, for LSUV, rescaled) weights
     theory_pre_std: float
+    subnormal: int  # values of pre and post below the smallest normal, counted before any flush
 
     @property
     def step(self) -> int:
@@ -53,6 +54,7 @@ class BackwardEvent:
     grad: Stats  # dL/dh, the gradient w.r.t. the layer's linear output
     weight_grad_std: float  # std of dL/dW
     theory_grad_std: float | None
+    subnormal: int  # values of dL/dh below the smallest normal, counted before any flush
 
     @property
     def step(self) -> int:
@@ -84,6 +86,7 @@ class SimResult:
                 "dead_fraction": f.dead_fraction, "saturated_fraction": f.saturated_fraction,
                 "nonfinite": f.pre.nonfinite + f.post.nonfinite,
                 "grad_nonfinite": b.grad.nonfinite,
+                "subnormal": f.subnormal, "grad_subnormal": b.subnormal,
                 "theory_pre_std": f.theory_pre_std, "theory_grad_std": b.theory_grad_std,
                 "histogram": f.post.histogram.to_dict(),
                 "pre_histogram": f.pre.histogram.to_dict(),
@@ -220,13 +223,14 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         if stats is not None:
             inv_stds.append(stats[1])
         layers.append((w, b))
+        subnormal = block.flushed(h)
         pre = summarize(h, c.bins, spare)
-        y, kept = block.activate(h, work)
+        y, kept, post_subnormal = block.activate(h, work)
         cache.append(kept)
         post = summarize(y, c.bins, spare)
         dead, saturated = _fractions(net, y)
         return ForwardEvent(layer, c.layers, pre, post, dead, saturated, std_of(w),
-                            theory.pre_std[layer - 1]), y
+                            theory.pre_std[layer - 1], subnormal + post_subnormal), y
 
     x = x0
     for layer in range(1, c.layers + 1):
@@ -246,7 +250,7 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
             step = next(steps, None)
             if step is None:
                 return
-            layer, grad_h, x_in = step
+            layer, grad_h, x_in, subnormal = step
             event = BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, buffers[0]),
-                                  std_of(x_in.T @ grad_h), theory.grad_std[layer - 1])
+                                  std_of(x_in.T @ grad_h), theory.grad_std[layer - 1], subnormal)
         yield event

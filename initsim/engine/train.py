@@ -183,8 +183,8 @@ def loss_and_gradients(layers: Sequence[Layer], block: Block, loss: Loss, x: np.
             return BatchPass(value, accuracy, None, first)
         grads: list[Layer] = [(y.T @ grad_out, grad_out.sum(axis=0))]
         scratch = np.empty_like(cache[-1])
-        for _, grad_h, x_in in backward(grad_out @ w_out.T, cache, inv_stds, [w for w, _ in hidden],
-                                        block, x, scratch):
+        for _, grad_h, x_in, _ in backward(grad_out @ w_out.T, cache, inv_stds, [w for w, _ in hidden],
+                                           block, x, scratch):
             grads.append((x_in.T @ grad_h, grad_h.sum(axis=0)))
     return BatchPass(value, accuracy, grads[::-1], None)
 
