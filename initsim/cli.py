@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from .engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig, memory
 from .engine.checks import choice_in, integer_in, number_in
-from .engine.config import DTYPES
+from .engine.config import DTYPES, SUBNORMALS
 from .engine.configfile import readable
 from .engine.export import ExportError, atomic_write, export_weights, json_safe
 from .engine.params import PARAMS, params_text
@@ -39,7 +39,7 @@ ACTIVATION_PARAMS = ("slope", "alpha", "approximate")
 BIAS_PARAMS = {"bias_std": "std", "bias_value": "value"}
 # Every flag of add_config_flags, by its argparse name.
 CONFIG_FIELDS = ("preset", "layers", "width", "batch", "input_width", "seed", "bins", "activation", "norm",
-                 "input_dist", "dtype", "memory_limit_gib", "init", "bias_init", *SCHEME_PARAMS,
+                 "input_dist", "dtype", "subnormals", "memory_limit_gib", "init", "bias_init", *SCHEME_PARAMS,
                  *ACTIVATION_PARAMS, *BIAS_PARAMS)
 
 
@@ -112,6 +112,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--input-dist", metavar="NAME", help="input distribution (unit variance): normal, uniform")
     net.add_argument("--dtype", type=flag_type(lambda text: choice_in("", text, DTYPES), "name"),
                      metavar="NAME", help="float32 (default) or float64")
+    net.add_argument("--subnormals", type=flag_type(lambda text: choice_in("", text, SUBNORMALS), "name"),
+                     metavar="NAME", help="values below the dtype's smallest normal: flush (default: set to "
+                     "zero, fast on every CPU) or keep (IEEE's gradual underflow, exact, slow on many CPUs)")
     # At most 1 PiB: more than any machine holds, and still a byte count once multiplied out.
     net.add_argument("--memory-limit-gib", type=number_flag(0.0, 2.0**20, low_inclusive=False), metavar="GIB",
                      help=f"refuse runs whose estimated memory is over this (default "
@@ -135,7 +138,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     base = get_preset(args.preset).config if args.preset else SimConfig()
     changes: dict[str, Any] = {}
     for name in ("layers", "width", "batch", "input_width", "seed", "bins", "activation", "norm",
-                 "input_dist", "dtype", "init", "bias_init"):
+                 "input_dist", "dtype", "subnormals", "init", "bias_init"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
@@ -218,13 +221,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"{c.layers} x {c.width} {c.activation}, init {c.init} {_params_text(c.init_params)}, "
           f"bias {c.bias_init}, norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}")
     header = ("layer", "pre std", "act mean", "act std", "dead %", "sat %", "grad std",
-              "theory pre", "theory grad", "nonfinite")
+              "theory pre", "theory grad", "nonfinite", "subnormal")
     print("  ".join(f"{h:>10}" for h in header))
     for row in result.layer_records():
         cells = (row["index"], _fmt(row["pre_std"]), _fmt(row["post_mean"]), _fmt(row["post_std"]),
                  f"{100 * row['dead_fraction']:.1f}", f"{100 * row['saturated_fraction']:.1f}",
                  _fmt(row["grad_std"]), _fmt(row["theory_pre_std"]), _fmt(row["theory_grad_std"]),
-                 row["nonfinite"])
+                 row["nonfinite"], row["subnormal"] + row["grad_subnormal"])
         print("  ".join(f"{str(cell):>10}" for cell in cells))
     print(f"mean field: sigma_w^2 = {_fmt(theory.sigma_w2[-1])}, sigma_b^2 = {_fmt(theory.sigma_b2)}, "
           f"q* = {_fmt(theory.q_star)}, chi_1 = {_fmt(theory.chi1)}, "
