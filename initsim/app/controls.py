@@ -31,6 +31,7 @@ NORM_LABELS = {"none": "none", "batch": "BatchNorm (each unit over the batch)",
                "layer": "LayerNorm (each sample over its units)"}
 INPUT_LABELS = {"normal": "normal N(0, 1)", "uniform": "uniform U(-\u221a3, \u221a3)"}
 DTYPE_LABELS = {"float32": "float32", "float64": "float64"}
+SUBNORMAL_LABELS = {"flush": "flush to zero", "keep": "keep (IEEE)"}
 
 
 class ParamEditor(QWidget):
@@ -241,7 +242,14 @@ class ControlsPanel(QWidget):
         self.dtype = _combo("dtype", "Floating-point type of the simulation: float32 as in "
                             "training, float64 to rule out rounding", DTYPE_LABELS)
         self.dtype.currentIndexChanged.connect(self._on_edit)
-        group = self._form_group("Seed and precision", [("Seed", seed_widget), ("dtype", self.dtype)])
+        self.subnormals = _combo(
+            "subnormals", "Values below the dtype's smallest normal (1.2e-38 in float32, 2.2e-308 in "
+            "float64), where a vanishing signal ends up: flush to zero keeps the run as fast as a healthy "
+            "one; keep (IEEE) keeps them exactly, at a fraction of the speed on many CPUs. Either way the "
+            "warnings say from which layer they appear", SUBNORMAL_LABELS)
+        self.subnormals.currentIndexChanged.connect(self._on_edit)
+        group = self._form_group("Seed and precision", [("Seed", seed_widget), ("dtype", self.dtype),
+                                                        ("Subnormals", self.subnormals)])
         group.layout().addRow(self.seed_refusal)
         return group
 
@@ -273,7 +281,8 @@ class ControlsPanel(QWidget):
             activation=self.activation.currentData(), activation_params=self.activation_params.values(),
             init=self.init.currentData(), init_params=self.init_params.values(),
             bias_init=self.bias_init.currentData(), bias_params=self.bias_params.values(),
-            seed=self.seed.value(), dtype=self.dtype.currentData())
+            seed=self.seed.value(), dtype=self.dtype.currentData(),
+            subnormals=self.subnormals.currentData())
         try:
             return config.validated()
         except ConfigError:
@@ -299,6 +308,7 @@ class ControlsPanel(QWidget):
             self.bias_params.set_params(config.bias_params)
             self.seed.setValue(config.seed)
             _set_data(self.dtype, config.dtype)
+            _set_data(self.subnormals, config.subnormals)
 
     def new_seed(self) -> None:
         self.seed.setValue(random.randint(0, NEW_SEED_MAX))

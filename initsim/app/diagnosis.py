@@ -23,7 +23,8 @@ ALL_CLEAR = (f"every value finite, activation and gradient std within {DRIFT_RAT
 
 def diagnose(state: RunState) -> list[str]:
     """Warnings about the layers received so far, most serious first."""
-    return [w for w in (*_forward_warnings(state), *_unit_warnings(state), *_gradient_warnings(state)) if w]
+    return [w for w in (*_forward_warnings(state), *_unit_warnings(state), *_gradient_warnings(state),
+                        *_underflow_warnings(state)) if w]
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -104,3 +105,16 @@ def _gradient_warnings(state: RunState) -> list[str | None]:
         return []
     # Both ends have arrived: compare the gradient the first layer gets with the last layer's.
     return [_drift("gradients", std, [state.layers, 1], "vanishing", "exploding")]
+
+
+def _underflow_warnings(state: RunState) -> list[str]:
+    """Where values first fell below the dtype's smallest normal, forward and backward, and what
+    became of them (the config's ``subnormals``)."""
+    dtype = state.config.dtype
+    below = f"values below {dtype}'s smallest normal ({np.finfo(dtype).tiny:.2g})"
+    fate = "flushed to zero" if state.config.subnormals == "flush" else "kept (IEEE, slow on many CPUs)"
+    forward = next((f.index for f in state.forward if f is not None and f.subnormal), None)
+    backward = next((b.index for b in reversed(state.backward) if b is not None and b.subnormal), None)
+    return [*([f"underflow: {below} from layer {forward}, {fate}"] if forward is not None else []),
+            *([f"gradient underflow: {below} from layer {backward} back to layer 1, {fate}"]
+              if backward is not None else [])]
