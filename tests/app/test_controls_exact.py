@@ -69,7 +69,8 @@ def valid_configs(draw, small: bool = False) -> SimConfig:
         bias_init=bias, bias_params=draw(params_of(BIAS_INITS[bias].defaults)),
         norm=draw(st.sampled_from(["none", "batch", "layer"])),
         input_dist=draw(st.sampled_from(["normal", "uniform"])), seed=draw(integers("seed", False)),
-        dtype=draw(st.sampled_from(["float32", "float64"])), bins=draw(integers("bins", False)))
+        dtype=draw(st.sampled_from(["float32", "float64"])), subnormals=draw(st.sampled_from(["flush", "keep"])),
+        bins=draw(integers("bins", False)))
     try:
         return config.validated()
     except ConfigError:  # e.g. trunc_normal's low above its high, or over the memory limit
