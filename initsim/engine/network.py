@@ -65,22 +65,37 @@ def lsuv_rescale(x: np.ndarray, w: np.ndarray, b: np.ndarray, h: np.ndarray) -> 
         linear(x, w, b, h)
 
 
+FLUSH_CHUNK = 1 << 16  # values looked at a pass: the pass's temporaries stay in the CPU's cache
+
+
 def flush_subnormals(array: np.ndarray, flush: bool) -> int:
-    """How many values of ``array`` (float32 or float64) are subnormal (nonzero, below the dtype's
-    smallest normal); with ``flush``, each becomes a zero of its sign, in place.
+    """How many values of ``array`` (float32 or float64, at least 1-D) are subnormal (nonzero,
+    below the dtype's smallest normal); with ``flush``, each becomes a zero of its sign, in place.
 
     On the bits, as unsigned integers: with the sign bit shifted out, a subnormal is 2..2 * mantissa
-    mask, so one subtraction and one comparison find them (zeros wrap around to the top).
+    mask, so one subtraction and one comparison find them (zeros wrap around to the top). Done a
+    block of rows at a time, which keeps it a fraction of the matrix multiply it precedes.
     """
+    if array.size == 0:
+        return 0
     info = np.finfo(array.dtype)
     bits = array.view(np.dtype(f"u{array.dtype.itemsize}"))
-    mantissa = (1 << info.nmant) - 1
-    shifted = np.left_shift(bits, 1)
-    shifted -= 2
-    subnormal = shifted < 2 * mantissa - 1
-    count = int(np.count_nonzero(subnormal))
-    if flush and count:
-        np.bitwise_and(bits, bits.dtype.type(1 << (8 * array.dtype.itemsize - 1)), out=bits, where=subnormal)
+    limit = bits.dtype.type(2 * ((1 << info.nmant) - 1) - 1)
+    sign = bits.dtype.type(1 << (8 * array.dtype.itemsize - 1))
+    rows = max(1, FLUSH_CHUNK * bits.shape[0] // bits.size)
+    shifted = np.empty((min(rows, bits.shape[0]), *bits.shape[1:]), bits.dtype)
+    subnormal = np.empty(shifted.shape, bool)
+    count = 0
+    for first in range(0, bits.shape[0], rows):
+        block = bits[first:first + rows]
+        shift, found = shifted[:len(block)], subnormal[:len(block)]
+        np.left_shift(block, 1, out=shift)
+        shift -= 2
+        np.less(shift, limit, out=found)
+        block_count = int(np.count_nonzero(found))
+        if flush and block_count:
+            np.bitwise_and(block, sign, out=block, where=found)
+        count += block_count
     return count
 
 

@@ -51,6 +51,19 @@ def test_flush_subnormals_counts_them_and_zeroes_only_them_keeping_their_sign(dt
     assert independent_count(flushed) == 0
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_flush_subnormals_finds_them_in_every_block_of_a_large_array(dtype):
+    # 3,001 rows of 50: more than FLUSH_CHUNK values, so several blocks, the last a short one.
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((3001, 50)).astype(dtype)
+    spots = rng.choice(values.size, 500, replace=False)
+    values.reshape(-1)[spots] *= np.finfo(dtype).tiny / 7  # subnormal, or 0 where the product underflows
+    values[-1, -1] = -np.finfo(dtype).smallest_subnormal
+    flushed = values.copy()
+    assert flush_subnormals(flushed, flush=True) == independent_count(values) > 400
+    np.testing.assert_array_equal(flushed, independent_flush(values))
+
+
 def reference_run(config: SimConfig, flush: bool):
     """The simulation of a bias-free tanh net without normalization in plain numpy: per layer the
     forward (pre, post, subnormal count) and, from the last layer down, (dL/dh, subnormal count)."""
