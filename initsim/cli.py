@@ -7,6 +7,7 @@ Bad input prints one line on stderr and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -574,7 +575,8 @@ def _axis_values(name: str, text: str) -> list:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .engine.sweep import SIGMA_AXES, cores, grid, results_csv, sweep
+    from .engine.sweep import (CONNECT_SECONDS, LOCAL_SCHEDULER, SIGMA_AXES, cluster, cores, grid, results_csv,
+                               sweep)
 
     out = Path(args.out)
     if out.suffix != ".csv":
@@ -588,24 +590,35 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         axes[name] = _axis_values(name, values)
     if not axes:
         raise UsageError("give at least one axis: --sigma-w2, --sigma-b2 or --vary FIELD=V1,V2,...")
-    base, limit, workers = config_from_args(args), memory_limit(args), args.workers or cores()
+    remote = args.scheduler not in (None, LOCAL_SCHEDULER)
+    if remote and args.workers is not None:
+        raise UsageError("sweep: --workers goes with --scheduler local or no --scheduler "
+                         "(a running scheduler has its own workers)")
+    if args.connect_timeout is not None and not remote:
+        raise UsageError("sweep: --connect-timeout goes with --scheduler ADDRESS")
+    # A remote cluster's workers run elsewhere: this machine holds every result and this process
+    # (counted as one worker, whose run is the largest point's: each worker checks it too).
+    base, limit = config_from_args(args), memory_limit(args)
+    workers = 1 if remote else args.workers or cores()
     # Checked before the grid is made: its points times the base config's run.
     memory.check(memory.sweep_points(memory.simulation(base), math.prod(len(v) for v in axes.values()),
                                      workers, base.layers), limit, "the points or workers")
     configs = grid(base, axes)
     announce(memory.sweep(configs, workers), limit)
     results = []
-    stream = sweep(configs, workers=args.workers, memory_limit=limit)
-    try:
-        for result in stream:
-            results.append(result)
-            print(f"[{len(results)}/{len(configs)}] sigma_w^2 {result.sigma_w2:.4g}, sigma_b^2 "
-                  f"{result.sigma_b2:.4g}: depth scale measured {_fmt(result.measured_depth_scale)}, "
-                  f"theory {_fmt(result.theory_depth_scale)}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print(f"interrupted: writing the {len(results)} finished runs", file=sys.stderr)
-    finally:
-        stream.close()
+    with contextlib.ExitStack() as running:
+        try:
+            executor = None if args.scheduler is None else running.enter_context(
+                cluster(args.scheduler, args.workers, args.connect_timeout or CONNECT_SECONDS))
+            stream = running.enter_context(contextlib.closing(
+                sweep(configs, executor, workers, memory_limit=limit)))
+            for result in stream:
+                results.append(result)
+                print(f"[{len(results)}/{len(configs)}] sigma_w^2 {result.sigma_w2:.4g}, sigma_b^2 "
+                      f"{result.sigma_b2:.4g}: depth scale measured {_fmt(result.measured_depth_scale)}, "
+                      f"theory {_fmt(result.theory_depth_scale)}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"interrupted: writing the {len(results)} finished runs", file=sys.stderr)
     if not results:
         print("no run finished: nothing written", file=sys.stderr)
         return 130
@@ -816,6 +829,7 @@ def _band_text(median: float, low: float, high: float) -> str:
 
 def build_parser() -> Parser:
     from .engine.compare import MAX_SEEDS
+    from .engine.sweep import CONNECT_SECONDS
     from .engine.train import TRAIN_RANGES
 
     parser = Parser(prog="initsim", description="See what weight initialization does to a deep "
@@ -893,6 +907,11 @@ def build_parser() -> Parser:
                        help="another axis over a config field (init, layers, width, seed, ...); repeatable")
     sweep.add_argument("--workers", type=integer_flag(1, 1024), metavar="N",
                        help="processes (default: one per core)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="run on a dask.distributed scheduler "
+                       "(tcp://host:8786), or 'local' for a LocalCluster of --workers processes "
+                       "(needs initsim[cluster])")
+    sweep.add_argument("--connect-timeout", type=number_flag(0.0, 3600.0, low_inclusive=False), metavar="S",
+                       help=f"seconds to wait for --scheduler to answer (default {CONNECT_SECONDS:g})")
     sweep.add_argument("--out", required=True, metavar="FILE", help=".csv, one row per config")
     sweep.set_defaults(run=cmd_sweep)
 

@@ -3,7 +3,7 @@
 `sweep` submits one task per config to the executor the caller passes (by default a local process
 pool) and yields each small `SweepResult` as its task finishes. Any executor with that interface
 runs the same sweep: a thread pool, a process pool, dask.distributed's `Client.get_executor()`, or
-a Ray adapter (see the README). A task is the module-level function `measure(index, config)`, so it
+a Ray adapter (see the README); `cluster` opens dask's for the CLI's ``--scheduler``. A task is the module-level function `measure(index, config)`, so it
 pickles by reference, and its result is a few hundred numbers.
 
 What a sweep measures: the depth over which the gradient's variance changes by a factor e, from a
@@ -13,13 +13,16 @@ least-squares line through ln Var(dL/dh_l) over the layers, beside the theory's 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import csv
 import dataclasses
 import io
 import itertools
+import logging
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +33,7 @@ from threadpoolctl import threadpool_limits
 from . import memory
 from .checks import listed, number_in
 from .config import SimConfig
-from .errors import ConfigError, unknown_name
+from .errors import ConfigError, shown, unknown_name
 from .memory import DEFAULT_MEMORY_LIMIT
 from .simulate import simulate
 from .theory import config_at, config_sigmas, depth_scale
@@ -137,6 +140,67 @@ def local_pool(workers: int | None = None) -> cf.ProcessPoolExecutor:
     thread, started with "spawn", which is safe from a program that runs threads (a GUI)."""
     return cf.ProcessPoolExecutor(max_workers=workers or cores(), initializer=_one_blas_thread,
                                   mp_context=multiprocessing.get_context("spawn"))
+
+
+def dask_setup(worker: object) -> None:
+    """dask's preload hook, run in each worker of `cluster`'s LocalCluster as it starts: one BLAS
+    thread, as `local_pool`'s workers, and Ctrl+C left to the sweep's own process, which cancels
+    the tasks and closes the cluster (a worker that took it died with a traceback on the terminal)."""
+    _one_blas_thread()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _interrupt_ignored() -> Iterator[None]:
+    """Ctrl+C ignored while dask starts its worker processes, which inherit that: a worker still
+    importing takes no KeyboardInterrupt (its traceback on the terminal, a cluster that cannot
+    close). A blocked signal would be kept for later, but dask's threads, which spawn the workers,
+    do not keep the block."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+CONNECT_SECONDS = 10.0  # how long `cluster` waits for a dask scheduler to answer
+LOCAL_SCHEDULER = "local"
+
+
+@contextlib.contextmanager
+def cluster(scheduler: str, workers: int | None = None,
+            connect_seconds: float = CONNECT_SECONDS) -> Iterator[cf.Executor]:
+    """An executor on a dask.distributed cluster, for `sweep`, closed on leaving.
+
+    ``scheduler``: a running scheduler's address (``tcp://host:8786``), or "local" to start a
+    LocalCluster of ``workers`` worker processes (default: one per core) with one thread and one
+    BLAS thread each, as `local_pool` (shut down on leaving). dask is imported only here.
+    ConfigError("scheduler") when dask.distributed is not installed, the address is not one, or no
+    scheduler answers within ``connect_seconds``."""
+    with contextlib.ExitStack() as stack:
+        with _interrupt_ignored():
+            try:
+                from dask.distributed import Client, LocalCluster
+                from distributed.comm.addressing import get_address_host_port
+            except ImportError as exc:
+                raise ConfigError("scheduler", "a sweep on a cluster needs dask.distributed: "
+                                               "install initsim[cluster]") from exc
+            if scheduler == LOCAL_SCHEDULER:
+                scheduler = stack.enter_context(LocalCluster(
+                    n_workers=workers or cores(), threads_per_worker=1, processes=True,
+                    dashboard_address="127.0.0.1:0", preload=[__name__],
+                    silence_logs=logging.ERROR)).scheduler_address  # not the warnings of tasks cancelled on Ctrl+C
+        try:  # refused before a Client exists: one that failed to start complains when collected
+            get_address_host_port(scheduler)
+        except ValueError as exc:
+            raise ConfigError("scheduler", f"{shown(scheduler)} is not a scheduler's address "
+                                           f"(tcp://host:port): {exc}") from exc
+        try:
+            client = stack.enter_context(Client(scheduler, timeout=connect_seconds, set_as_default=False))
+        except Exception as exc:  # OSError when nothing answers in time, anything from a non-scheduler
+            raise ConfigError("scheduler", f"no dask scheduler answered at {shown(scheduler)} within "
+                                           f"{connect_seconds:g} s ({type(exc).__name__})") from exc
+        yield client.get_executor(pure=False)  # pure=False: every task runs, none is taken from a cache
 
 
 def sweep(configs: Sequence[SimConfig], executor: cf.Executor | None = None, workers: int | None = None,
