@@ -16,6 +16,7 @@ import concurrent.futures as cf
 import contextlib
 import csv
 import dataclasses
+import importlib.metadata
 import io
 import itertools
 import logging
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .. import __version__
 from . import memory
 from .checks import listed, number_in
 from .config import SimConfig
@@ -163,6 +165,17 @@ def _interrupt_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def same_initsim(versions: Mapping[str, str | Exception]) -> None:
+    """ConfigError("scheduler") unless every worker (address: its initsim version, or the error
+    looking it up) has this initsim: a worker without it cannot read a task, drops out of the
+    cluster, and the sweep would wait for ever."""
+    for worker, version in versions.items():
+        if version != __version__:
+            found = "no initsim" if isinstance(version, Exception) else f"initsim {shown(version)}"
+            raise ConfigError("scheduler", f"worker {worker} has {found}, not initsim {__version__}: "
+                                           f"install this version on the cluster's workers")
+
+
 CONNECT_SECONDS = 10.0  # how long `cluster` waits for a dask scheduler to answer
 LOCAL_SCHEDULER = "local"
 
@@ -200,6 +213,7 @@ def cluster(scheduler: str, workers: int | None = None,
         except Exception as exc:  # OSError when nothing answers in time, anything from a non-scheduler
             raise ConfigError("scheduler", f"no dask scheduler answered at {shown(scheduler)} within "
                                            f"{connect_seconds:g} s ({type(exc).__name__})") from exc
+        same_initsim(client.run(importlib.metadata.version, "initsim", on_error="return"))
         yield client.get_executor(pure=False)  # pure=False: every task runs, none is taken from a cache
 
 

@@ -6,6 +6,7 @@ import importlib.util
 import multiprocessing
 import socket
 import sys
+from importlib.metadata import PackageNotFoundError
 
 import pytest
 from threadpoolctl import threadpool_info
@@ -70,6 +71,15 @@ def test_cli_sweep_on_a_scheduler_writes_the_local_sweeps_csv(cluster, tmp_path,
         return [line.split(",")[:-1] for line in (tmp_path / name).read_text().splitlines()]
 
     assert numbers("cluster.csv") == numbers("pool.csv") and len(numbers("pool.csv")) == 5
+
+
+def test_a_worker_without_this_initsim_is_refused_before_any_task_goes_to_it():
+    W.same_initsim({"tcp://10.0.0.1:4000": W.__version__, "tcp://10.0.0.2:4000": W.__version__})
+    with pytest.raises(ConfigError, match="worker tcp://10.0.0.2:4000 has no initsim"):
+        W.same_initsim({"tcp://10.0.0.1:4000": W.__version__,
+                        "tcp://10.0.0.2:4000": PackageNotFoundError("initsim")})
+    with pytest.raises(ConfigError, match="has initsim '0.0.1', not initsim"):
+        W.same_initsim({"tcp://10.0.0.1:4000": "0.0.1"})
 
 
 def refused(capsys, *argv: str) -> str:
