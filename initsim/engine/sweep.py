@@ -188,13 +188,15 @@ def cluster(scheduler: str, workers: int | None = None,
     ``scheduler``: a running scheduler's address (``tcp://host:8786``), or "local" to start a
     LocalCluster of ``workers`` worker processes (default: one per core) with one thread and one
     BLAS thread each, as `local_pool` (shut down on leaving). dask is imported only here.
-    ConfigError("scheduler") when dask.distributed is not installed, the address is not one, or no
-    scheduler answers within ``connect_seconds``."""
+    ConfigError("scheduler") when dask.distributed is not installed, the address is not one, no
+    scheduler answers within ``connect_seconds``, a worker has not this initsim (`same_initsim`),
+    or, from the sweep inside, when workers died running a point (out of memory, killed)."""
     with contextlib.ExitStack() as stack:
         with _interrupt_ignored():
             try:
                 from dask.distributed import Client, LocalCluster
                 from distributed.comm.addressing import get_address_host_port
+                from distributed.scheduler import KilledWorker
             except ImportError as exc:
                 raise ConfigError("scheduler", "a sweep on a cluster needs dask.distributed: "
                                                "install initsim[cluster]") from exc
@@ -214,7 +216,10 @@ def cluster(scheduler: str, workers: int | None = None,
             raise ConfigError("scheduler", f"no dask scheduler answered at {shown(scheduler)} within "
                                            f"{connect_seconds:g} s ({type(exc).__name__})") from exc
         same_initsim(client.run(importlib.metadata.version, "initsim", on_error="return"))
-        yield client.get_executor(pure=False)  # pure=False: every task runs, none is taken from a cache
+        try:
+            yield client.get_executor(pure=False)  # pure=False: every task runs, none is taken from a cache
+        except KilledWorker as exc:  # dask gave up on a point after workers died running it
+            raise ConfigError("scheduler", str(exc)) from exc
 
 
 def sweep(configs: Sequence[SimConfig], executor: cf.Executor | None = None, workers: int | None = None,

@@ -1,5 +1,5 @@
 """Sweeps on a dask.distributed cluster: the same numbers as the local pool, and one-line errors
-when dask is missing or no scheduler answers."""
+when dask is missing, no scheduler answers, a worker lacks initsim or workers die."""
 
 import dataclasses
 import importlib.util
@@ -7,6 +7,7 @@ import multiprocessing
 import socket
 import sys
 from importlib.metadata import PackageNotFoundError
+from types import SimpleNamespace
 
 import pytest
 from threadpoolctl import threadpool_info
@@ -71,6 +72,15 @@ def test_cli_sweep_on_a_scheduler_writes_the_local_sweeps_csv(cluster, tmp_path,
         return [line.split(",")[:-1] for line in (tmp_path / name).read_text().splitlines()]
 
     assert numbers("cluster.csv") == numbers("pool.csv") and len(numbers("pool.csv")) == 5
+
+
+@needs_dask
+def test_a_point_whose_workers_died_is_one_line(cluster):
+    from distributed.scheduler import KilledWorker
+
+    address = cluster._client.scheduler.address
+    with pytest.raises(ConfigError, match="scheduler: .*all those workers died"), W.cluster(address):
+        raise KilledWorker("measure-1", SimpleNamespace(address="tcp://127.0.0.1:4000"), 3)  # a WorkerState
 
 
 def test_a_worker_without_this_initsim_is_refused_before_any_task_goes_to_it():
