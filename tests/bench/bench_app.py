@@ -8,9 +8,15 @@ with the histogram view and with the statistics view showing. "Painted" is the f
 the view's plots after the window has put the layer's data into them; with the histograms of the
 activations showing, the last layer that changes them is the forward pass's last. Then, during one L=500, W=256, B=512 run, the longest gap between ticks of a
 5 ms heartbeat timer on the GUI thread, with the histogram and the heatmap view showing, with one
-BLAS thread for the worker (the app's setting) and with BLAS's own default. Last, how long
-closing the window takes in the middle of that run (the worker stops at its next layer).
-Targets: first layer <= 100 ms, longest stall <= 50 ms, closing mid-run well within a second.
+BLAS thread for the worker (the app's setting) and with BLAS's own default. Then what the user
+feels (issue 10): the longest gap from the control changes on (layers 20 -> 500, then width and
+batch), the relayout of a change of depth included, until that run's run_finished, on a quiet
+machine and with a second process spinning a core. Then how long closing the window takes in the
+middle of that run (the worker stops at its next layer). Last, the cold start: whole processes,
+alternating, from launch to the window's first paint, against a bare `import PySide6, pyqtgraph`
+and an empty QMainWindow shown.
+Targets: first layer <= 100 ms, longest stall <= 50 ms (both), closing mid-run well within a
+second, cold start <= 1.3x the bare one.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
+from contextlib import contextmanager, nullcontext
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -119,9 +128,89 @@ def longest_stall(app, window: MainWindow, view) -> tuple[float, float]:
     return max(gaps) / 1000, seconds
 
 
+def stall_from_change(app, window: MainWindow) -> tuple[float, float]:
+    """(longest heartbeat gap, seconds) from setting layers 20 -> 500, then width and batch, as a
+    user would in the controls, to the run_finished of the DEEP run."""
+    settle_until = time.perf_counter() + 0.3
+    wait(app, lambda: time.perf_counter() > settle_until)
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    heartbeat = QTimer()
+    heartbeat.setInterval(HEARTBEAT_MS)
+    heartbeat.timeout.connect(lambda: gaps.append(clock.restart()))
+    finished: list[SimConfig] = []
+    window.run_finished.connect(finished.append)
+    clock.start()
+    heartbeat.start()
+    started = time.perf_counter()
+    window.controls.layers.setValue(DEEP.layers)
+    window.controls.width.setValue(DEEP.width)
+    window.controls.batch.setValue(DEEP.batch)
+    wait(app, lambda: any(c.layers == DEEP.layers for c in finished))
+    seconds = time.perf_counter() - started
+    heartbeat.stop()
+    window.run_finished.disconnect(finished.append)
+    return max(gaps) / 1000, seconds
+
+
+@contextmanager
+def spinning_core():
+    """A second process keeping one core busy, as a student's laptop doing something else."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+# Each prints nothing: the parent times the whole process, from launch to exit at the first paint.
+BARE_START = """
+import PySide6, pyqtgraph
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication, QMainWindow
+app = QApplication([])
+class FirstPaint(QObject):
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint:
+            app.exit()
+        return False
+window = QMainWindow()
+watch = FirstPaint()
+window.installEventFilter(watch)
+window.resize(1360, 860)
+window.show()
+app.exec()
+"""
+APP_START = """
+import os
+from PySide6.QtCore import QEvent, QObject
+from initsim.app import application, create_window
+app = application([])
+class FirstPaint(QObject):
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint:
+            window.shutdown()
+            os._exit(0)  # the whole start measured, not the teardown
+        return False
+watch = FirstPaint()
+window = create_window()
+window.installEventFilter(watch)
+window.show()
+app.exec()
+"""
+
+
+def cold_start(script: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", script], check=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--starts", type=int, default=7, help="cold starts of each kind")
     args = parser.parse_args()
     app = application([])
     blas = ", ".join(f"{i['internal_api']} ({i['num_threads']} threads)" for i in threadpool_info()) or "none loaded"
@@ -162,6 +251,19 @@ def main() -> None:
         window.close()
         window.deleteLater()
 
+    for label, load in (("quiet", None), ("a second process spinning a core", spinning_core)):
+        window = create_window()  # the default preset: 20 layers
+        window.resize(1360, 860)
+        window.show()
+        wait(app, lambda: window.displayed_state() is not None and window.displayed_state().complete)
+        with load() if load else nullcontext():
+            stall, seconds = stall_from_change(app, window)
+        name = window.tabs.tabText(window.tabs.currentIndex())
+        print(f"layers 20 -> 500, width, batch set in the controls, {name} showing, {label}: longest GUI "
+              f"stall from the change on {stall * 1000:.0f} ms (target <= 50 ms), to run_finished {seconds:.2f} s")
+        window.close()
+        window.deleteLater()
+
     window = create_window(DEEP)
     window.show()
     wait(app, lambda: window.displayed_state() is not None and window.displayed_state().received >= 100)
@@ -173,6 +275,15 @@ def main() -> None:
           f"closed, worker ended, in {closed * 1000:.0f} ms; thread running: {window.controller.thread.isRunning()}")
     window.deleteLater()
     app.processEvents()
+
+    bare, started = [], []
+    for _ in range(args.starts):
+        bare.append(cold_start(BARE_START))
+        started.append(cold_start(APP_START))
+    print(f"cold start to the first painted window, whole processes, {args.starts} alternating: initsim "
+          f"median {statistics.median(started) * 1000:.0f} ms, bare PySide6 + pyqtgraph + QMainWindow "
+          f"{statistics.median(bare) * 1000:.0f} ms, ratio "
+          f"{statistics.median(started) / statistics.median(bare):.2f} (target <= 1.3)")
 
 
 if __name__ == "__main__":
