@@ -1,0 +1,132 @@
+"""The engine's overlapped work (the next layer's weights drawn on a side thread while the current
+layer runs) gives the same numbers, bit for bit, as a plain loop that does everything in series, and
+leaves no thread behind, whether the run ends, is stopped or is dropped half-way."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from initsim.engine import SimConfig, simulate, simulate_stream
+from initsim.engine.network import Network, backward, linear, lsuv_rescale
+from initsim.engine.simulate import _fractions, _input
+from initsim.engine.stats import std_of, summarize
+
+CONFIGS = {
+    "relu": SimConfig(layers=7, width=48, batch=40, activation="relu", seed=1),
+    "tanh xavier float64": SimConfig(layers=6, width=40, batch=32, activation="tanh",
+                                     init="xavier_normal", dtype="float64", seed=2),
+    "gelu orthogonal": SimConfig(layers=6, width=48, batch=24, activation="gelu", init="orthogonal",
+                                 input_width=20, seed=3),
+    "lsuv": SimConfig(layers=6, width=32, batch=64, activation="tanh", init="lsuv", seed=4),
+    "batch norm": SimConfig(layers=5, width=32, batch=40, activation="relu", norm="batch",
+                            bias_init="pytorch_linear", seed=5),
+    "layer norm elu": SimConfig(layers=5, width=36, batch=20, activation="elu", norm="layer", seed=6),
+    "vanishing flush": SimConfig(layers=20, width=64, batch=48, activation="tanh", init="normal",
+                                 init_params={"std": 1e-3}, seed=3),
+    "vanishing keep": SimConfig(layers=20, width=64, batch=48, activation="tanh", init="normal",
+                                init_params={"std": 1e-3}, subnormals="keep", seed=3),
+    "vanishing float64 keep": SimConfig(layers=80, width=32, batch=24, activation="tanh",
+                                        init="normal", init_params={"std": 1e-5}, dtype="float64",
+                                        subnormals="keep", seed=3),
+}
+
+
+def serial_records(config: SimConfig) -> list[dict]:
+    """The run's per-layer numbers from a loop doing one thing at a time: each layer's weights
+    drawn when the layer is reached, then its forward pass and statistics; then the backward pass."""
+    net = Network.of(config)
+    c, block, dtype = net.config, net.block, net.dtype
+    streams = net.streams()
+    x0 = _input(c, streams[0], dtype)
+    weights, cache, inv_stds, forward = [], [], [], []
+    x = x0
+    with np.errstate(all="ignore"):
+        for layer in range(1, c.layers + 1):
+            w, b = net.sample_layer(c.fans(layer), streams[layer])
+            h = linear(x, w, b)
+            if net.scheme.data_dependent:
+                lsuv_rescale(x, w, b, h)
+            stats = block.normalize(h)
+            if stats is not None:
+                inv_stds.append(stats[1])
+            subnormal = block.flushed(h)
+            pre = summarize(h, c.bins)
+            x, kept, post_subnormal = block.activate(h, np.empty_like(h))
+            cache.append(kept)
+            weights.append(w)
+            forward.append((pre, summarize(x, c.bins), _fractions(net, x), std_of(w),
+                            subnormal + post_subnormal))
+        grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)
+        back = {}
+        for layer, grad_h, x_in, subnormal in backward(grad, cache, inv_stds, weights, block, x0,
+                                                       np.empty((c.batch, c.width), dtype)):
+            back[layer] = (summarize(grad_h, c.bins), std_of(x_in.T @ grad_h), subnormal)
+    records = []
+    for layer, (pre, post, (dead, saturated), weight_std, subnormal) in enumerate(forward, 1):
+        grad_stats, weight_grad_std, grad_subnormal = back[layer]
+        records.append({
+            "pre": pre, "post": post, "dead": dead, "saturated": saturated, "weight_std": weight_std,
+            "subnormal": subnormal, "grad": grad_stats, "weight_grad_std": weight_grad_std,
+            "grad_subnormal": grad_subnormal})
+    return records
+
+
+def same_stats(a, b) -> bool:
+    return (np.array_equal([a.mean, a.std, a.min, a.max], [b.mean, b.std, b.min, b.max], equal_nan=True)
+            and a.nonfinite == b.nonfinite
+            and np.array_equal(a.histogram.edges, b.histogram.edges)
+            and np.array_equal(a.histogram.counts, b.histogram.counts))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_simulate_gives_the_serial_loops_numbers_bit_for_bit(name):
+    result = simulate(CONFIGS[name])
+    expected = serial_records(CONFIGS[name])
+    assert len(result.forward) == len(result.backward) == len(expected)
+    for f, b, e in zip(result.forward, result.backward, expected):
+        assert same_stats(f.pre, e["pre"]) and same_stats(f.post, e["post"]), f.index
+        assert (f.dead_fraction, f.saturated_fraction, f.weight_std, f.subnormal) == \
+            (e["dead"], e["saturated"], e["weight_std"], e["subnormal"]), f.index
+        assert same_stats(b.grad, e["grad"]), b.index
+        assert np.array_equal(b.weight_grad_std, e["weight_grad_std"], equal_nan=True), b.index
+        assert b.subnormal == e["grad_subnormal"], b.index
+
+
+def test_the_vanishing_configs_do_underflow():
+    """The pinned configs reach the subnormal range, so flush and keep are both exercised."""
+    for name in ("vanishing flush", "vanishing keep", "vanishing float64 keep"):
+        assert sum(e["subnormal"] for e in serial_records(CONFIGS[name])) > 0, name
+
+
+def engine_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t is not threading.main_thread()}
+
+
+def test_a_finished_run_leaves_no_thread():
+    before = engine_threads()
+    simulate(CONFIGS["gelu orthogonal"])
+    assert engine_threads() == before
+
+
+@pytest.mark.parametrize("stop_after", [1, 3, 6, 9])
+def test_a_stopped_run_leaves_no_thread(stop_after):
+    """Stopped by ``should_stop`` in the forward pass and in the backward pass."""
+    before = engine_threads()
+    seen = []
+    for event in simulate_stream(CONFIGS["relu"], should_stop=lambda: len(seen) >= stop_after):
+        seen.append(event)
+    assert len(seen) == stop_after
+    assert engine_threads() == before
+
+
+@pytest.mark.parametrize("taken", [0, 1, 4])
+def test_a_run_closed_half_way_leaves_no_thread(taken):
+    before = engine_threads()
+    stream = simulate_stream(CONFIGS["lsuv"])
+    for _ in range(taken):
+        next(stream)
+    stream.close()
+    assert engine_threads() == before
