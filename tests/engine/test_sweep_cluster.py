@@ -84,12 +84,12 @@ def test_a_point_whose_workers_died_is_one_line(cluster):
 
 
 def test_a_worker_without_this_initsim_is_refused_before_any_task_goes_to_it():
-    W.same_initsim({"tcp://10.0.0.1:4000": W.__version__, "tcp://10.0.0.2:4000": W.__version__})
-    with pytest.raises(ConfigError, match="worker tcp://10.0.0.2:4000 has no initsim"):
-        W.same_initsim({"tcp://10.0.0.1:4000": W.__version__,
-                        "tcp://10.0.0.2:4000": PackageNotFoundError("initsim")})
+    W.same_initsim({"tcp://127.0.0.1:4001": W.__version__, "tcp://127.0.0.1:4002": W.__version__})
+    with pytest.raises(ConfigError, match="worker tcp://127.0.0.1:4002 has no initsim"):
+        W.same_initsim({"tcp://127.0.0.1:4001": W.__version__,
+                        "tcp://127.0.0.1:4002": PackageNotFoundError("initsim")})
     with pytest.raises(ConfigError, match="has initsim '0.0.1', not initsim"):
-        W.same_initsim({"tcp://10.0.0.1:4000": "0.0.1"})
+        W.same_initsim({"tcp://127.0.0.1:4001": "0.0.1"})
 
 
 def refused(capsys, *argv: str) -> str:
