@@ -139,8 +139,9 @@ def simulation(config: SimConfig, batch: int | None = None) -> Estimate:
     """A simulation of a validated ``config`` (``batch``: on that many samples instead).
 
     Held to the end of the forward pass: every layer's W and b, one kept batch x width array per
-    layer, the input, two working buffers and the normalization's statistics. On top, at the
-    peak: the last layer's draw, LSUV's float64 variance of h, or the backward pass's float64
+    layer, the input, three working buffers (two for the layers' outputs, one for the side
+    thread's statistics) and the normalization's statistics. On top, at the peak: the last layer's
+    draw (made while the layer before it runs), LSUV's float64 variance of h, or the backward pass's float64
     output gradient with its cast, whichever is largest.
     """
     item = np.dtype(config.dtype).itemsize
@@ -148,7 +149,7 @@ def simulation(config: SimConfig, batch: int | None = None) -> Estimate:
     fan_in, width, layers = config.fan_in_first, config.width, config.layers
     layer_bytes = [item * ((fi + 1) * fo + b * fo) for fi, fo in (config.fans(k) for k in range(1, layers + 1))]
     norm = {"none": 0, "batch": width, "layer": b}[config.norm] * layers * item
-    base = item * b * (fan_in + 2 * width) + norm
+    base = item * b * (fan_in + 3 * width) + norm
     held = sum(layer_bytes)
     lsuv = get_scheme(config.init).data_dependent
     peak = max(

@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -28,6 +30,8 @@ from .memory import DEFAULT_MEMORY_LIMIT
 from .network import Layer, Network, backward, linear, lsuv_rescale
 from .stats import Stats, std_of, summarize
 from .theory import TheoryPrediction, config_prediction
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -196,11 +200,25 @@ def initial_weights(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT)
     return sink["layers"]
 
 
+def _quietly(function: Callable[..., T], *args) -> T:
+    """``function(*args)`` with numpy's warnings off, as the simulation's arithmetic (for a side
+    thread, which does not inherit the caller's error state)."""
+    with np.errstate(all="ignore"):
+        return function(*args)
+
+
 def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[LayerEvent]:
     """The simulation; ``sink`` receives "layers" (the (W, b) pairs) and "theory" as they are known.
 
     Overflow in a diverging net is expected, so numpy's warnings are off for the arithmetic, but
     never across a yield: numpy's error state is a context variable that the consumer would inherit.
+
+    In the forward pass a side thread summarizes a layer's activation input and then draws the
+    next layer's weights while this one applies the activation and summarizes its output (numpy
+    releases the GIL for both); work is handed over only after the layer's matrix multiply, so the
+    side thread takes no core from a multi-threaded BLAS. Each layer has its own stream, so the
+    values do not depend on when they are drawn. The thread lives for the forward pass only and is
+    joined when it ends, is stopped, or the consumer closes the stream.
     """
     c, block, dtype = net.config, net.block, net.dtype
     streams = net.streams()
@@ -210,12 +228,14 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     sink["layers"] = layers
     cache, inv_stds = [], []
     # Two working buffers: a layer's output goes into one while the other, holding the previous
-    # layer's output (dead once h is computed), serves as scratch.
+    # layer's output (dead once h is computed), serves as scratch; a third is the side thread's.
     buffers = (np.empty((c.batch, c.width), dtype), np.empty((c.batch, c.width), dtype))
+    side_scratch = np.empty((c.batch, c.width), dtype)
+    drawn: list[Future[Layer]] = []  # each layer's (W, b), drawn on the side thread
 
     def forward_layer(layer: int, x: np.ndarray) -> tuple[ForwardEvent, np.ndarray]:
         work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
-        w, b = net.sample_layer(c.fans(layer), streams[layer])
+        w, b = drawn[layer - 1].result()
         h = linear(x, w, b, np.empty((c.batch, c.width), dtype))
         if net.scheme.data_dependent:
             lsuv_rescale(x, w, b, h)
@@ -224,21 +244,34 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
             inv_stds.append(stats[1])
         layers.append((w, b))
         subnormal = block.flushed(h)
-        pre = summarize(h, c.bins, spare)
+        # The side thread summarizes u (a copy, when the activation overwrites it), then draws the
+        # next layer's weights, while this thread applies the activation and summarizes its output.
+        u, scratch = (spare, work) if block.keeps_output else (h, spare)
+        if u is spare:
+            np.copyto(spare, h)
+        pre = pool.submit(_quietly, summarize, u, c.bins, side_scratch)
+        if layer < c.layers:
+            drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(layer + 1), streams[layer + 1]))
         y, kept, post_subnormal = block.activate(h, work)
         cache.append(kept)
-        post = summarize(y, c.bins, spare)
+        post = summarize(y, c.bins, scratch)
         dead, saturated = _fractions(net, y)
-        return ForwardEvent(layer, c.layers, pre, post, dead, saturated, std_of(w),
+        return ForwardEvent(layer, c.layers, pre.result(), post, dead, saturated, std_of(w),
                             theory.pre_std[layer - 1], subnormal + post_subnormal), y
 
     x = x0
-    for layer in range(1, c.layers + 1):
-        if should_stop():
-            return
-        with np.errstate(all="ignore"):
-            event, x = forward_layer(layer, x)
-        yield event
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="initsim-forward")
+    try:
+        drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(1), streams[1]))
+        for layer in range(1, c.layers + 1):
+            if should_stop():
+                return
+            with np.errstate(all="ignore"):
+                event, x = forward_layer(layer, x)
+            yield event
+    finally:
+        pool.shutdown(cancel_futures=True)  # waits for the task under way
+        drawn.clear()
     if net.scheme.data_dependent:
         theory = _theory(net, [w for w, _ in layers])
     sink["theory"] = theory
