@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from .window import MainWindow
 
 APP_NAME = "initsim"
+# The GUI thread shares the GIL with the runs' worker threads: at Python's default 5 ms switch
+# interval, each Qt call that releases the GIL may cost the GUI thread 5 ms to take it back, and a
+# paint makes hundreds of them.
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def application(argv: list[str] | None = None) -> QApplication:
@@ -44,6 +48,7 @@ def application(argv: list[str] | None = None) -> QApplication:
     if not app.applicationName() or app.applicationName() == "python":
         app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     plotstyle.configure()
     return app
 

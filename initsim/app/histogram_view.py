@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from initsim.engine import Stats
@@ -17,6 +17,9 @@ from .plotstyle import COLORS, axis_font, style_plot
 from .runstate import QUANTITIES, RunState
 
 SHARED_BINS = 64
+# Panels redrawn per paint: a change of depth changes every panel, and drawing them all in one
+# paint stalls the GUI (~5 ms a panel, twice that while the worker holds the GIL).
+PANELS_PER_PAINT = 3
 
 
 class HistogramPanel:
@@ -38,16 +41,16 @@ class HistogramPanel:
         self.stats: Stats | None = None
         self._shown: tuple | None = None  # what is drawn: (layer, stats, quantity, grid)
 
-    def show(self, layer: int, stats: Stats | None, quantity: str, grid: np.ndarray | None,
-             size: int) -> bool:
-        """Draw ``stats`` (None: not arrived) of ``layer``, an array of ``size`` values; nothing
-        to do when that is what the panel shows already (the layers that did not change).
-        Returns whether anything was drawn."""
+    def is_showing(self, layer: int, stats: Stats | None, quantity: str, grid: np.ndarray | None) -> bool:
+        """Whether the panel draws ``stats`` of ``layer`` already (a layer that did not change)."""
         shown = self._shown
-        if (shown is not None and shown[0] == layer and shown[1] is stats and shown[2] == quantity
+        return (shown is not None and shown[0] == layer and shown[1] is stats and shown[2] == quantity
                 and (shown[3] is grid or (grid is not None and shown[3] is not None
-                                          and np.array_equal(shown[3], grid)))):
-            return False
+                                          and np.array_equal(shown[3], grid))))
+
+    def show(self, layer: int, stats: Stats | None, quantity: str, grid: np.ndarray | None,
+             size: int) -> None:
+        """Draw ``stats`` (None: not arrived) of ``layer``, an array of ``size`` values."""
         self._shown = (layer, stats, quantity, grid)
         self.layer, self.stats = layer, stats
         color = COLORS[quantity]
@@ -55,7 +58,7 @@ class HistogramPanel:
         if stats is None:
             self.curve.setData([], [])
             self._title(f"layer {layer}", COLORS["muted"])
-            return True
+            return
         x, y = panel_curve(stats.histogram, grid)
         self.curve.setData(x, y, stepMode="center", fillLevel=0,
                            pen=pg.mkPen(color, width=1), brush=pg.mkBrush(color + "90"))
@@ -73,10 +76,13 @@ class HistogramPanel:
             self._title(f"layer {layer} \u00b7 {text}", COLORS["dead"])
         else:
             self._title(f"layer {layer} \u00b7 std {stats.std:.3g}", "#2a2a2a")
-        return True
 
     def _title(self, text: str, color: str) -> None:
         self.plot.setTitle(text, size="8.5pt", color=color)
+        # The title never sizes its panel: a title of another width would relayout, and so
+        # repaint, every panel of the grid (27 ms, where the title alone repaints in 1 ms).
+        self.plot.titleLabel.setMinimumWidth(0)
+        self.plot.titleLabel.setPreferredWidth(0)
 
 
 class HistogramView(QWidget):
@@ -123,6 +129,13 @@ class HistogramView(QWidget):
         self.panels: list[HistogramPanel] = []  # the pool's first ones, in the layout
         self._shown_layers: list[int] = []
         self._layers = 0
+        # Panels that still show another layer or run: drawn at the next paints.
+        self.catching_up = False
+        # Spare panels are made one per event-loop turn once a run is painted whole, so that a later,
+        # deeper net finds them made; never during a run (~10 ms each, more with the worker busy).
+        self._spare_timer = QTimer(self)
+        self._spare_timer.setSingleShot(True)
+        self._spare_timer.timeout.connect(self._make_spare)
 
     @property
     def quantity(self) -> str:
@@ -145,12 +158,28 @@ class HistogramView(QWidget):
             self._lay_out(state.layers)
         grid = self.grid(state)
         size = state.config.batch * state.config.width
-        drawn = [panel.show(layer, state.stats(self.quantity, layer), self.quantity, grid, size)
-                 for panel, layer in zip(self.panels, self._shown_layers)]
-        if not any(drawn) and len(self._pool) < MAX_PANELS:
-            # A spare panel in a frame with nothing else to do, so that a later, deeper net finds
-            # its panels made instead of stalling the GUI to make them all at once.
+        wanted = [(panel, layer, state.stats(self.quantity, layer))
+                  for panel, layer in zip(self.panels, self._shown_layers)]
+        stale = [(panel, layer, stats) for panel, layer, stats in wanted
+                 if not panel.is_showing(layer, stats, self.quantity, grid)]
+        # While a run streams in, a few panels a paint; a finished run (or a change of options
+        # after it) is drawn whole at once, with no worker competing for the GIL.
+        most = PANELS_PER_PAINT if not state.complete else len(stale)
+        for panel, layer, stats in stale[:most]:
+            panel.show(layer, stats, self.quantity, grid, size)
+        self.catching_up = len(stale) > most
+        if state.complete and not self.catching_up:
+            self._spare_timer.start()
+        else:
+            self._spare_timer.stop()
+
+    def shutdown(self) -> None:
+        self._spare_timer.stop()
+
+    def _make_spare(self) -> None:
+        if len(self._pool) < MAX_PANELS:
             self._pool.append(HistogramPanel())
+            self._spare_timer.start()
 
     def _lay_out(self, layers: int) -> None:
         """The panels of a net of ``layers`` layers, in a near-square grid, from the pool."""

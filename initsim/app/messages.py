@@ -22,7 +22,10 @@ def show_problem(parent: QWidget, title: str, text: str) -> QMessageBox:
 
 def show_message(label: QLabel, level: str, text: str) -> None:
     """Set a status line's text and its look (the window's style sheet colours the levels ok,
-    warn, error and info)."""
+    warn, error and info). The same message again changes nothing: a restyle would relayout the
+    label, and the window sets its message at every paint."""
+    if label.property("level") == level and label.text() == text:
+        return
     label.setProperty("level", level)
     label.setTextFormat(Qt.TextFormat.PlainText)
     label.setText(text)

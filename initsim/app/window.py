@@ -112,6 +112,11 @@ class MainWindow(QMainWindow):
     def displayed_state(self) -> RunState | None:
         return self._displayed
 
+    def view_caught_up(self) -> bool:
+        """Whether the current view draws all of the displayed run (a view may spread a big
+        change over several paints, see ``catching_up``)."""
+        return not getattr(self.tabs.currentWidget(), "catching_up", False)
+
     def save_screenshot(self, path: str | Path) -> bool:
         """Write a PNG of the window (atomically, the config in a text chunk); False if it could
         not be written."""
@@ -323,7 +328,8 @@ class MainWindow(QMainWindow):
             self._displayed = state
             self._repaint_view()
         self._show_status(state)
-        if (state.complete and state is self._displayed and self._finished_run != state.run_id):
+        if (state.complete and state is self._displayed and self.view_caught_up()
+                and self._finished_run != state.run_id):
             self._finished_run = state.run_id
             self.run_finished.emit(state.config)
 
@@ -333,6 +339,8 @@ class MainWindow(QMainWindow):
         if self._displayed is not None and view is not self.reference:
             view.show_state(self._displayed)
             self.painted.emit(self._displayed.received, self._displayed.total)
+            if not self.view_caught_up():
+                self._paint_throttle.request()
 
     def _show_status(self, state: RunState) -> None:
         self.stop_button.setEnabled(self.controller.running)
