@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
-from .histograms import LOG_DECADES, common_grid, depth_image
+from .histograms import LOG_DECADES, DensityRows, common_grid, depth_image
 from .plotstyle import HEATMAP, style_plot
 from .runstate import RunState
 from .widgets import note_label
@@ -29,12 +29,16 @@ class DepthMap:
         self.image = pg.ImageItem()
         plot.addItem(self.image)
         self.grid: np.ndarray | None = None
+        self._rows = DensityRows()  # of run _run_id only
+        self._run_id: int | None = None
 
     def show(self, state: RunState, log: bool) -> None:
         histograms = [None if s is None else s.histogram
                       for s in (state.stats(self.quantity, layer) for layer in range(1, state.layers + 1))]
         self.grid = common_grid((h for h in histograms if h is not None), VALUE_BINS)
-        image = depth_image(histograms, self.grid, log)
+        if state.run_id != self._run_id:
+            self._rows, self._run_id = DensityRows(), state.run_id
+        image = depth_image(histograms, self.grid, log, self._rows)
         self.image.setImage(image, autoLevels=False, levels=(-LOG_DECADES, 0) if log else (0, 1))
         # Layer l covers x in [l - 0.5, l + 0.5]; the value bins cover the grid.
         low, high = float(self.grid[0]), float(self.grid[-1])

@@ -7,7 +7,7 @@ Numpy only: the tests check what the window paints against these functions appli
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -75,20 +75,45 @@ def panel_curve(histogram: Histogram, grid: np.ndarray | None) -> tuple[np.ndarr
 LOG_DECADES = 4
 
 
-def depth_image(histograms: list[Histogram | None], grid: np.ndarray, log: bool) -> np.ndarray:
+def density_row(histogram: Histogram, grid: np.ndarray) -> np.ndarray:
+    """One row of the depth heatmap: the histogram on ``grid``, relative to its own peak."""
+    counts = rebin(histogram, grid)
+    return counts / counts.max()
+
+
+def depth_image(histograms: list[Histogram | None], grid: np.ndarray, log: bool,
+                row_of: Callable[[Histogram, np.ndarray], np.ndarray] = density_row) -> np.ndarray:
     """The depth heatmap: one row per layer (NaN for a layer not there yet or without a finite
-    value), one column per bin
-    of ``grid``, each row's density relative to its own peak (in [0, 1], or its log10 in
-    [-LOG_DECADES, 0] with ``log``), so that a narrow layer and a wide one are both visible."""
+    value), one column per bin of ``grid``, each row's density relative to its own peak (in
+    [0, 1], or its log10 in [-LOG_DECADES, 0] with ``log``), so that a narrow layer and a wide one
+    are both visible. ``row_of`` gives a row (density_row, or a cache of its rows)."""
     image = np.full((len(histograms), len(grid) - 1), np.nan)
     for row, histogram in enumerate(histograms):
         if histogram is None or not histogram.total:  # not there yet, or no finite value
             continue
-        counts = rebin(histogram, grid)
-        image[row] = counts / counts.max()
+        image[row] = row_of(histogram, grid)
     if log:  # NaN rows stay NaN through both
         np.log10(np.maximum(image, 10.0**-LOG_DECADES), out=image)
     return image
+
+
+class DensityRows:
+    """density_row, remembered for the histograms of the last grid (those of one run: each holds
+    its histograms): a run streaming in adds a few layers a paint, and rebinning all of a deep
+    net's layers at every paint stalls the GUI."""
+
+    def __init__(self) -> None:
+        self._grid: np.ndarray | None = None
+        self._rows: dict[int, tuple[Histogram, np.ndarray]] = {}  # by id, the histogram kept alive
+
+    def __call__(self, histogram: Histogram, grid: np.ndarray) -> np.ndarray:
+        if self._grid is None or not np.array_equal(grid, self._grid):
+            self._grid, self._rows = grid, {}
+        cached = self._rows.get(id(histogram))
+        if cached is None or cached[0] is not histogram:
+            cached = (histogram, density_row(histogram, grid))
+            self._rows[id(histogram)] = cached
+        return cached[1]
 
 
 # A bin taller than this many times the next tallest is clipped in a panel, so that the rest of

@@ -27,9 +27,14 @@ class RunState:
     stopped: bool = False  # cancelled before its end (Stop)
     error: str | None = None
 
+    _series: dict[str, np.ndarray] = field(init=False, repr=False)
+
     def __post_init__(self) -> None:
         self.forward = [None] * self.config.layers
         self.backward = [None] * self.config.layers
+        # Filled in as the events arrive: the window reads every series at every paint, and a
+        # loop over a deep net's layers there costs the GUI thread milliseconds.
+        self._series = {name: np.full(self.layers, np.nan) for name in _SERIES}
 
     @property
     def layers(self) -> int:
@@ -47,6 +52,11 @@ class RunState:
         side = self.forward if isinstance(event, ForwardEvent) else self.backward
         side[event.index - 1] = event
         self.received += 1
+        i = event.index - 1
+        for name, value_of in _SERIES.items():
+            value = value_of(self.forward[i], self.backward[i])
+            if value is not None:
+                self._series[name][i] = value
 
     def stats(self, quantity: str, layer: int) -> Stats | None:
         """The Stats of ``quantity`` ("pre", "post" or "grad") at 1-based ``layer``, if it arrived."""
@@ -62,12 +72,7 @@ class RunState:
         Names: pre_std, post_std, grad_std (measured), theory_pre_std, theory_grad_std,
         dead_fraction, saturated_fraction.
         """
-        values = np.full(self.layers, np.nan)
-        for i in range(self.layers):
-            value = _SERIES[name](self.forward[i], self.backward[i])
-            if value is not None:
-                values[i] = value
-        return values
+        return self._series[name].copy()
 
     def progress_text(self) -> str:
         """Where the run is, in words: "forward pass, layer 7 of 20" or "backward pass, layer 12"."""

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from initsim.app.controller import StreamRunner, Throttle
 from initsim.app.diagnosis import diagnose
-from initsim.app.histograms import (MAX_PANELS, common_grid, depth_image, fractions, panel_curve,
-                                    panel_height, panel_layers, panel_stride, rebin)
+from initsim.app.histograms import (MAX_PANELS, DensityRows, common_grid, depth_image, fractions,
+                                    panel_curve, panel_height, panel_layers, panel_stride, rebin)
 from initsim.app.reference import reference_html
 from initsim.app.runstate import RunState
 from initsim.app.worker import StreamWorker, simulation_job
@@ -97,6 +97,17 @@ def test_depth_image_rows_are_relative_to_their_peak():
     assert np.nanmax(image[0]) == 1 and np.all(np.isnan(image[1:]))
     logged = depth_image(hists, grid, log=True)
     assert np.nanmin(logged) == -4 and np.nanmax(logged) == 0
+
+
+def test_remembered_depth_rows_are_those_of_the_current_histograms_and_grid():
+    """The heatmap's rows kept between paints: a layer arriving, a grid widening and a histogram
+    replaced give the image computed afresh."""
+    rows = DensityRows()
+    first, second = _histogram([0, 0, 1, 2]), _histogram([-3, 1, 1, 5])
+    for hists in ([first, None], [first, second], [_histogram([0, 1, 1, 2]), second]):
+        grid = common_grid([h for h in hists if h is not None], 8)
+        for log in (False, True):
+            np.testing.assert_array_equal(depth_image(hists, grid, log, rows), depth_image(hists, grid, log))
 
 
 def _state(config: SimConfig) -> RunState:
