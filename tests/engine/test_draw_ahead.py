@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from initsim.engine import SimConfig, simulate, simulate_stream
+from initsim.engine import SimConfig, initial_weights, simulate, simulate_stream
 from initsim.engine.network import Network, backward, linear, lsuv_rescale
 from initsim.engine.simulate import _fractions, _input
 from initsim.engine.stats import std_of, summarize
@@ -129,4 +129,13 @@ def test_a_run_closed_half_way_leaves_no_thread(taken):
     for _ in range(taken):
         next(stream)
     stream.close()
+    assert engine_threads() == before
+
+
+def test_a_run_dropped_half_way_or_cut_short_by_initial_weights_leaves_no_thread():
+    before = engine_threads()
+    stream = simulate_stream(CONFIGS["relu"])
+    next(stream)
+    del stream  # the consumer lets go of it without closing it
+    initial_weights(CONFIGS["lsuv"])  # stops iterating after the forward pass
     assert engine_threads() == before
