@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from initsim.engine import SimConfig, initial_weights, simulate
-from initsim.engine.export import (ExportError, atomic_write, atomic_write_all, check_writable, export_data,
+from initsim.engine.export import (ExportError, atomic_write, check_writable, export_data,
                                    export_weights, write_into_folder, write_text)
 
 CONFIG = SimConfig(layers=3, width=16, batch=8, activation="tanh", init="xavier_normal", bins=12)
