@@ -13,9 +13,14 @@ BLOBS = ["--task", "blobs", "--samples", "100000", "--task-dim", "4096", "--laye
          "--steps", "1"]
 
 
+# The engine's own estimate of the network the first case runs (a figure that moves with the
+# estimate's terms, not one written here).
+OVER_DEFAULT = f"{memory.simulation(SimConfig(layers=100, width=2048, batch=1024)).bytes / memory.GIB:.2f} GiB"
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["simulate", "--layers", "100", "--width", "2048", "--batch", "1024"],
-     "memory: 100 layers x 2048 x 1024 needs about 2.39 GiB, over the limit of 2.00 GiB (reduce"),
+     f"memory: 100 layers x 2048 x 1024 needs about {OVER_DEFAULT}, over the limit of 2.00 GiB (reduce"),
     (["simulate", "--layers", "40", "--width", "1024", "--batch", "1024", "--memory-limit-gib", "0.25"],
      "over the limit of 0.25 GiB"),
     (["weights", "--fan-in", "65536", "--fan-out", "65536", "--out", "never.npy"],
@@ -26,7 +31,7 @@ BLOBS = ["--task", "blobs", "--samples", "100000", "--task-dim", "4096", "--laye
       "--seeds", "32"], "2 configs x 32 seeds"),
     (["sweep", "--sigma-w2", "0:1:10000", "--sigma-b2", "0:1:10000", "--out", "never.csv"],
      "100,000,000 points"),
-    (["export", "--out", "never.png", "--layers", "100", "--width", "2048", "--batch", "1024"], "2.39 GiB"),
+    (["export", "--out", "never.png", "--layers", "100", "--width", "2048", "--batch", "1024"], OVER_DEFAULT),
 ])
 def test_a_run_over_the_limit_is_one_line_before_anything_is_allocated(capsys, tmp_path, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)
