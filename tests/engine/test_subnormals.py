@@ -31,7 +31,7 @@ def independent_count(array: np.ndarray) -> int:
 
 def independent_flush(array: np.ndarray) -> np.ndarray:
     """A copy with every value below the smallest normal a zero of its sign."""
-    return np.where(np.abs(array) < np.finfo(array.dtype).tiny, array * 0, array)
+    return np.where(np.abs(array) < np.finfo(array.dtype).tiny, np.copysign(array.dtype.type(0), array), array)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
