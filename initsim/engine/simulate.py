@@ -120,12 +120,6 @@ def _fractions(net: Network, y: np.ndarray) -> tuple[float, float]:
     return dead, saturated
 
 
-def _theory(net: Network, weights: list[np.ndarray] | None) -> TheoryPrediction:
-    """The mean-field prediction from the scheme's formula (or, for a data-dependent scheme, from
-    the weights it ended up with)."""
-    return config_prediction(net.config, weights)
-
-
 def checked_network(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Network:
     """The validated config's network, or ConfigError if it is invalid or its simulation needs
     more than ``memory_limit`` bytes."""
@@ -168,7 +162,7 @@ def result_from_events(config: SimConfig, events: Iterable[LayerEvent], seconds:
     missing. Only a data-dependent scheme's theory needs its weights, and so its forward pass."""
     net = Network.of(config)
     weights = [w for w, _ in initial_weights(config, memory_limit)] if net.scheme.data_dependent else None
-    result = _collect(net.config, list(events), _theory(net, weights), seconds)
+    result = _collect(net.config, list(events), config_prediction(net.config, weights), seconds)
     if [e.index for e in result.forward] != list(range(1, net.config.layers + 1)) or \
             [e.index for e in result.backward] != list(range(1, net.config.layers + 1)):
         raise ValueError("not every layer of the run has its forward and backward event")
@@ -223,7 +217,7 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     c, block, dtype = net.config, net.block, net.dtype
     streams = net.streams()
     x0 = _input(c, streams[0], dtype)
-    theory = _theory(net, None)
+    theory = config_prediction(net.config)
     layers: list[Layer] = []
     sink["layers"] = layers
     cache, inv_stds = [], []
@@ -273,7 +267,7 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         pool.shutdown(cancel_futures=True)  # waits for the task under way
         drawn.clear()
     if net.scheme.data_dependent:
-        theory = _theory(net, [w for w, _ in layers])
+        theory = config_prediction(net.config, [w for w, _ in layers])
     sink["theory"] = theory
 
     grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)  # float64 draw, as the input
