@@ -27,6 +27,9 @@ APP_NAME = "initsim"
 # interval, each Qt call that releases the GIL may cost the GUI thread 5 ms to take it back, and a
 # paint makes hundreds of them.
 GIL_SWITCH_SECONDS = 0.0005
+# How often the GUI thread checks whether Python's cycle collector has work (see application()).
+GC_INTERVAL_SECONDS = 0.5
+_garbage_collector = None
 
 
 def application(argv: list[str] | None = None) -> QApplication:
@@ -49,8 +52,25 @@ def application(argv: list[str] | None = None) -> QApplication:
         app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    _collect_garbage_on_gui_thread(app)
     plotstyle.configure()
     return app
+
+
+def _collect_garbage_on_gui_thread(app) -> None:
+    """Turns Python's automatic cycle collection off and collects on a timer of the GUI thread.
+    Left automatic, a collection may start on a run's worker thread and destroy widgets there; Qt
+    then deadlocks (the worker holds a QObject's lock while it waits for the GIL, which the GUI
+    thread holds while it waits for that lock) or crashes (seen here in a test run)."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    import shiboken6
+
+    global _garbage_collector
+    if _garbage_collector is None or not shiboken6.isValid(_garbage_collector.timer):
+        _garbage_collector = GarbageCollector(interval=GC_INTERVAL_SECONDS)
+        # Owned by the application, it lives and stops with it.
+        _garbage_collector.timer.setParent(app)
 
 
 def _icon():

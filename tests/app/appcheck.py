@@ -42,6 +42,8 @@ def leftovers() -> list[str]:
         obj = ref()
         if obj is None or not shiboken6.isValid(obj):
             continue
+        if obj.parent() is not None and obj.parent() is QCoreApplication.instance():
+            continue  # lives as long as the application, by design
         if isinstance(obj, QThread) and obj.isRunning():
             found.append(f"QThread {obj.objectName()!r} still running")
         elif isinstance(obj, QTimer) and obj.isActive():
