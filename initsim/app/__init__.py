@@ -6,6 +6,7 @@ Qt is imported only when one of them is called, so importing this package stays 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -71,6 +72,7 @@ def _collect_garbage_on_gui_thread(app) -> None:
         _garbage_collector = GarbageCollector(interval=GC_INTERVAL_SECONDS)
         # Owned by the application, it lives and stops with it.
         _garbage_collector.timer.setParent(app)
+    gc.disable()  # again: whoever ran in this process before may have turned it back on
 
 
 def _icon():

@@ -3,6 +3,7 @@ check that no test leaves a QThread or a QTimer running."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -31,6 +32,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(item.path).parents:
             item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOTICE))
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last app test, Python's cycle collector is automatic again: the app turns it off
+    (it collects on the GUI thread), and the tests that follow run without an app, as the CLI does."""
+    if nextitem is None or HERE not in Path(nextitem.path).parents:
+        gc.enable()
 
 
 # --- no QThread or QTimer may outlive its test ------------------------------------------------
