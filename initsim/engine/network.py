@@ -54,6 +54,14 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray | None =
     return out
 
 
+def reused(buffer: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``buffer`` if it has that shape and dtype, else a new empty array: a working array
+    allocated once for every layer of the same shape."""
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        return np.empty(shape, dtype)
+    return buffer
+
+
 def lsuv_rescale(x: np.ndarray, w: np.ndarray, b: np.ndarray, h: np.ndarray) -> None:
     """Mishkin & Matas: divide W (in place) by the std of the layer's output h = x W + b until its
     variance is ~1; h is kept up to date."""
@@ -65,7 +73,15 @@ def lsuv_rescale(x: np.ndarray, w: np.ndarray, b: np.ndarray, h: np.ndarray) -> 
         linear(x, w, b, h)
 
 
-FLUSH_CHUNK = 1 << 16  # values looked at a pass: the pass's temporaries stay in the CPU's cache
+BLOCK_VALUES = 1 << 16  # values an elementwise pass looks at a time
+
+
+def row_blocks(array: np.ndarray) -> list[slice]:
+    """Slices of ``array``'s first axis of about BLOCK_VALUES values each (at least one row).
+    Done a block at a time, an elementwise pass keeps its temporaries in the CPU's cache, and they
+    are too small to be fresh pages from the system (see engine.memory's mmap threshold)."""
+    rows = max(1, BLOCK_VALUES * array.shape[0] // max(array.size, 1))
+    return [slice(first, first + rows) for first in range(0, array.shape[0], rows)]
 
 
 def flush_subnormals(array: np.ndarray, flush: bool) -> int:
@@ -82,12 +98,12 @@ def flush_subnormals(array: np.ndarray, flush: bool) -> int:
     bits = array.view(np.dtype(f"u{array.dtype.itemsize}"))
     limit = bits.dtype.type(2 * ((1 << info.nmant) - 1) - 1)
     sign = bits.dtype.type(1 << (8 * array.dtype.itemsize - 1))
-    rows = max(1, FLUSH_CHUNK * bits.shape[0] // bits.size)
-    shifted = np.empty((min(rows, bits.shape[0]), *bits.shape[1:]), bits.dtype)
+    blocks = row_blocks(bits)
+    shifted = np.empty(bits[blocks[0]].shape, bits.dtype)
     subnormal = np.empty(shifted.shape, bool)
     count = 0
-    for first in range(0, bits.shape[0], rows):
-        block = bits[first:first + rows]
+    for rows in blocks:
+        block = bits[rows]
         shift, found = shifted[:len(block)], subnormal[:len(block)]
         np.left_shift(block, 1, out=shift)
         shift -= 2
@@ -173,10 +189,9 @@ class Block:
                  ) -> tuple[np.ndarray, int]:
         """(dL/dh, subnormal) from dL/dy, in place on ``grad``: subnormal counts the values of dL/dh
         below the smallest normal, flushed as the block says."""
-        if self.keeps_output:
-            grad *= self.act.derivative_from_output(kept, self.params)
-        else:
-            grad *= self.act.derivative(kept, self.params)
+        derivative = self.act.derivative_from_output if self.keeps_output else self.act.derivative
+        for rows in row_blocks(grad):
+            grad[rows] *= derivative(kept[rows], self.params)
         if self.norm != "none":
             normalize_backward(grad, kept, inv_std, self.norm)
         return grad, self.flushed(grad)
@@ -242,8 +257,10 @@ def backward(grad: np.ndarray, cache: list[np.ndarray], inv_stds: list[np.ndarra
     linear output, the layer's input and the count of subnormal values in dL/dh (`Block.backward`), from which dL/dW = x_in.T @ dL/dh and dL/db = the batch sum of dL/dh;
     then hands dL/dx_in = dL/dh @ W.T on to the layer below. ``cache`` (the kept arrays) and
     ``inv_stds`` are popped as it goes, releasing each layer's array once used; x_in may live in
-    ``scratch``, which the next layer overwrites.
+    ``scratch``, which the next layer overwrites, and dL/dh in a buffer that the layer after next
+    overwrites.
     """
+    spare = None  # where dL/dx_in goes; it and grad swap each layer (no fresh array per layer)
     for layer in range(len(cache), 0, -1):
         kept = cache.pop()
         grad, subnormal = block.backward(grad, kept, inv_stds.pop() if inv_stds else None)
@@ -251,4 +268,6 @@ def backward(grad: np.ndarray, cache: list[np.ndarray], inv_stds: list[np.ndarra
         x_in = x0 if layer == 1 else block.output_of(cache[-1], scratch)
         yield layer, grad, x_in, subnormal
         if layer > 1:
-            grad = grad @ weights[layer - 1].T
+            w = weights[layer - 1]
+            spare = np.matmul(grad, w.T, out=reused(spare, (grad.shape[0], w.shape[0]), grad.dtype))
+            grad, spare = spare, grad

@@ -27,7 +27,7 @@ import numpy as np
 from . import memory
 from .config import SimConfig
 from .memory import DEFAULT_MEMORY_LIMIT
-from .network import Layer, Network, backward, linear, lsuv_rescale
+from .network import Layer, Network, backward, linear, lsuv_rescale, reused
 from .stats import Stats, std_of, summarize
 from .theory import TheoryPrediction, config_prediction
 
@@ -272,12 +272,15 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
 
     grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)  # float64 draw, as the input
     steps = backward(grad, cache, inv_stds, [w for w, _ in layers], block, x0, buffers[1])
+    weight_grad = None  # dL/dW, one buffer for the layers of one shape
     while not should_stop():
         with np.errstate(all="ignore"):
             step = next(steps, None)
             if step is None:
                 return
             layer, grad_h, x_in, subnormal = step
+            weight_grad = reused(weight_grad, (x_in.shape[1], grad_h.shape[1]), dtype)
+            np.matmul(x_in.T, grad_h, out=weight_grad)
             event = BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, buffers[0]),
-                                  std_of(x_in.T @ grad_h), theory.grad_std[layer - 1], subnormal)
+                                  std_of(weight_grad), theory.grad_std[layer - 1], subnormal)
         yield event

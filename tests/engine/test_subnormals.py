@@ -53,7 +53,7 @@ def test_flush_subnormals_counts_them_and_zeroes_only_them_keeping_their_sign(dt
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_flush_subnormals_finds_them_in_every_block_of_a_large_array(dtype):
-    # 3,001 rows of 50: more than FLUSH_CHUNK values, so several blocks, the last a short one.
+    # 3,001 rows of 50: more than BLOCK_VALUES values, so several blocks, the last a short one.
     rng = np.random.default_rng(5)
     values = rng.standard_normal((3001, 50)).astype(dtype)
     spots = rng.choice(values.size, 500, replace=False)
