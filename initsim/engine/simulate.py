@@ -16,6 +16,7 @@ weights are in `network.py`, shared with training.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from . import memory
 from .config import SimConfig
@@ -194,6 +196,17 @@ def initial_weights(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT)
     return sink["layers"]
 
 
+def _blas_leaves_a_core() -> bool:
+    """Whether BLAS runs on fewer threads than this process has cores: then the side thread draws
+    the next layer's weights during a layer's matrix multiply, on the core BLAS leaves (50 x 512 x
+    1024 on two cores, one BLAS thread: engine / bare chain 1.32 -> 1.17); else it draws after the
+    multiply, which it would slow down by as much."""
+    threads = max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),
+                  default=1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return threads < cores
+
+
 def _quietly(function: Callable[..., T], *args) -> T:
     """``function(*args)`` with numpy's warnings off, as the simulation's arithmetic (for a side
     thread, which does not inherit the caller's error state)."""
@@ -227,9 +240,17 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     side_scratch = np.empty((c.batch, c.width), dtype)
     drawn: list[Future[Layer]] = []  # each layer's (W, b), drawn on the side thread
 
+    draw_during_gemm = _blas_leaves_a_core()
+
+    def draw_next(layer: int) -> None:
+        if layer < c.layers:
+            drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(layer + 1), streams[layer + 1]))
+
     def forward_layer(layer: int, x: np.ndarray) -> tuple[ForwardEvent, np.ndarray]:
         work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
         w, b = drawn[layer - 1].result()
+        if draw_during_gemm:
+            draw_next(layer)
         h = linear(x, w, b, np.empty((c.batch, c.width), dtype))
         if net.scheme.data_dependent:
             lsuv_rescale(x, w, b, h)
@@ -244,8 +265,8 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         if u is spare:
             np.copyto(spare, h)
         pre = pool.submit(_quietly, summarize, u, c.bins, side_scratch)
-        if layer < c.layers:
-            drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(layer + 1), streams[layer + 1]))
+        if not draw_during_gemm:
+            draw_next(layer)
         y, kept, post_subnormal = block.activate(h, work)
         cache.append(kept)
         post = summarize(y, c.bins, scratch)

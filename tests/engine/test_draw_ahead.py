@@ -4,6 +4,7 @@ leaves no thread behind, whether the run ends, is stopped or is dropped half-way
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import numpy as np
@@ -13,6 +14,9 @@ from initsim.engine import SimConfig, initial_weights, simulate, simulate_stream
 from initsim.engine.network import Network, backward, linear, lsuv_rescale
 from initsim.engine.simulate import _fractions, _input
 from initsim.engine.stats import std_of, summarize
+
+# The module, not the function of the same name that initsim.engine exports.
+simulate_module = importlib.import_module("initsim.engine.simulate")
 
 CONFIGS = {
     "relu": SimConfig(layers=7, width=48, batch=40, activation="relu", seed=1),
@@ -81,8 +85,11 @@ def same_stats(a, b) -> bool:
             and np.array_equal(a.histogram.counts, b.histogram.counts))
 
 
+@pytest.mark.parametrize("draw_during_gemm", [True, False], ids=["draws-during-gemm", "draws-after-gemm"])
 @pytest.mark.parametrize("name", CONFIGS)
-def test_simulate_gives_the_serial_loops_numbers_bit_for_bit(name):
+def test_simulate_gives_the_serial_loops_numbers_bit_for_bit(name, draw_during_gemm, monkeypatch):
+    """Whether the side thread draws during a layer's multiply (BLAS leaves a core) or after it."""
+    monkeypatch.setattr(simulate_module, "_blas_leaves_a_core", lambda: draw_during_gemm)
     result = simulate(CONFIGS[name])
     expected = serial_records(CONFIGS[name])
     assert len(result.forward) == len(result.backward) == len(expected)
