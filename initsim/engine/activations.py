@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
 from .errors import lookup
 from .params import ParamValue, resolve
@@ -24,6 +23,18 @@ _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_TANH_C = 0.044715
 
 Elementwise = Callable[[np.ndarray, dict], np.ndarray]
+
+
+# scipy.special takes a third of a second to import: imported by the activations that use it, on
+# their first call, not when the window starts.
+def _expit(u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    from scipy import special
+    return special.expit(u, out=out)
+
+
+def _ndtr(u: np.ndarray) -> np.ndarray:
+    from scipy import special
+    return special.ndtr(u)
 
 
 @dataclass(frozen=True)
@@ -121,7 +132,7 @@ def _gelu(u, p):
     if p["approximate"] == "tanh":
         inner = _SQRT_2_OVER_PI * (u + _GELU_TANH_C * u**3)
         return np.multiply(u, 0.5 * (1 + np.tanh(inner)), out=u)
-    return np.multiply(u, special.ndtr(u), out=u)
+    return np.multiply(u, _ndtr(u), out=u)
 
 
 def _gelu_d(u, p):
@@ -131,15 +142,15 @@ def _gelu_d(u, p):
         d_inner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * u**2)
         return (0.5 * (1 + t) + 0.5 * u * (1 - t * t) * d_inner).astype(u.dtype)
     pdf = np.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
-    return (special.ndtr(u) + u * pdf).astype(u.dtype)
+    return (_ndtr(u) + u * pdf).astype(u.dtype)
 
 
 def _silu(u, p):
-    return np.multiply(u, special.expit(u), out=u)
+    return np.multiply(u, _expit(u), out=u)
 
 
 def _silu_d(u, p):
-    s = special.expit(u)
+    s = _expit(u)
     return (s * (1 + u * (1 - s))).astype(u.dtype)
 
 
@@ -165,7 +176,7 @@ def _tanh_d_out(y, p):
 
 
 def _sigmoid(u, p):
-    return special.expit(u, out=u)
+    return _expit(u, out=u)
 
 
 def _sigmoid_d_out(y, p):
@@ -173,7 +184,7 @@ def _sigmoid_d_out(y, p):
 
 
 def _sigmoid_d(u, p):
-    return _sigmoid_d_out(special.expit(u), p)
+    return _sigmoid_d_out(_expit(u), p)
 
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -213,7 +224,7 @@ ACTIVATIONS: dict[str, Activation] = {
                    "SiLU is ReLU-like for large inputs: He is the usual choice.",
                    recommended_params=lambda p: {"nonlinearity": "relu"}),
         Activation("softplus", "phi(u) = log(1 + exp(u))", _softplus,
-                   lambda u, p: special.expit(u), "kaiming_normal",
+                   lambda u, p: _expit(u), "kaiming_normal",
                    "Softplus is a smooth ReLU: He is the usual choice.",
                    derivative_from_output=_softplus_d_out,
                    recommended_params=lambda p: {"nonlinearity": "relu"}),

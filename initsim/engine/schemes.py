@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
 from .errors import ConfigError, lookup
 from .params import ParamValue, resolve
@@ -145,6 +144,7 @@ def _keras_truncated_normal(rng, shape, dtype, std):
 
 def _torch_trunc_normal(rng, shape, dtype, mean, std, low, high):
     """PyTorch's trunc_normal_: inverse CDF on the ABSOLUTE interval [low, high]."""
+    from scipy import special  # a third of a second to import: not at the window's start-up
     cdf_low = special.ndtr((low - mean) / std)
     cdf_high = special.ndtr((high - mean) / std)
     u = rng.uniform(2 * cdf_low - 1, 2 * cdf_high - 1, size=shape)
