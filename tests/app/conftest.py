@@ -15,7 +15,7 @@ os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={HERE / 'offscreen-screen
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 
 from initsim.app import create_window
 from initsim.app.window import MainWindow
@@ -34,10 +34,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOTICE))
 
 
+@pytest.hookimpl(trylast=True)  # after the fixtures' teardown; pytest-qt has closed the widgets
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """After the last app test, Python's cycle collector is automatic again: the app turns it off
-    (it collects on the GUI thread), and the tests that follow run without an app, as the CLI does."""
+    (it collects on the GUI thread), and the tests that follow run without an app, as the CLI does.
+    The windows' garbage is collected first, here on the GUI thread: a collection on one of the
+    later tests' threads must find no widget to free."""
     if nextitem is None or HERE not in Path(nextitem.path).parents:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
         gc.enable()
 
 
