@@ -63,9 +63,8 @@ def _collect_garbage_on_gui_thread(app) -> None:
     Left automatic, a collection may start on a run's worker thread and destroy widgets there; Qt
     then deadlocks (the worker holds a QObject's lock while it waits for the GIL, which the GUI
     thread holds while it waits for that lock) or crashes (seen here in a test run)."""
-    from pyqtgraph.util.garbage_collector import GarbageCollector
-
     import shiboken6
+    from pyqtgraph.util.garbage_collector import GarbageCollector
 
     global _garbage_collector
     if _garbage_collector is None or not shiboken6.isValid(_garbage_collector.timer):

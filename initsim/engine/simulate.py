@@ -220,11 +220,11 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     Overflow in a diverging net is expected, so numpy's warnings are off for the arithmetic, but
     never across a yield: numpy's error state is a context variable that the consumer would inherit.
 
-    In the forward pass a side thread summarizes a layer's activation input and then draws the
-    next layer's weights while this one applies the activation and summarizes its output (numpy
-    releases the GIL for both); work is handed over only after the layer's matrix multiply, so the
-    side thread takes no core from a multi-threaded BLAS. Each layer has its own stream, so the
-    values do not depend on when they are drawn. The thread lives for the forward pass only and is
+    In the forward pass a side thread draws the next layer's weights and summarizes a layer's
+    activation input while this one applies the activation and summarizes its output (numpy
+    releases the GIL for both). It draws during the layer's matrix multiply where BLAS leaves a core
+    free, else after it, taking no core from a multi-threaded BLAS (`_blas_leaves_a_core`). Each
+    layer has its own stream, so the values do not depend on when they are drawn. The thread lives for the forward pass only and is
     joined when it ends, is stopped, or the consumer closes the stream.
     """
     c, block, dtype = net.config, net.block, net.dtype
