@@ -7,6 +7,7 @@ does not exist yet falls back to the Layer statistics view.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
@@ -21,16 +22,26 @@ VIEW_WORDS = {"histograms": "histogram", "heatmap": "heatmap", "stats": "statist
 FALLBACK_VIEW = "stats"
 
 
+class PendingView(QWidget):
+    """A tab's place until its view is built (`MainWindow.view_at`): ``build()`` makes the view
+    ``name`` (the window's attribute for it)."""
+
+    def __init__(self, name: str, build: Callable[[], QWidget]) -> None:
+        super().__init__()
+        self.name = name
+        self.build = build
+        self.setObjectName(name)
+
+
 def find_view(window: MainWindow, name: str) -> QWidget | None:
     """The tab showing view ``name`` (a key of VIEW_WORDS, or a word of any tab's title, as
     view_name gives it), or None if the window has no such view."""
     word = VIEW_WORDS.get(name, name)
     tabs = window.tabs
     for index in range(tabs.count()):
-        widget = tabs.widget(index)
-        label = f"{widget.objectName()} {tabs.tabText(index).replace('&', '')}".lower()
+        label = f"{tabs.widget(index).objectName()} {tabs.tabText(index).replace('&', '')}".lower()
         if word in label:
-            return widget
+            return window.view_at(index)
     return None
 
 

@@ -37,6 +37,7 @@ from .theme import PresenterMode
 from .theory_view import TheoryView
 from .tour import TourPlayer
 from .training_view import TrainingView
+from .views import PendingView
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -146,15 +147,6 @@ class MainWindow(QMainWindow):
         self.histograms = HistogramView()
         self.heatmaps = HeatmapView()
         self.stats = StatsView()
-        self.theory = TheoryView()
-        self.spectra = SpectraView()
-        self.sweeps = SweepView()
-        self.training = TrainingView(self.controls)
-        self.comparison = CompareView(self.controls)
-        self.reference = QTextBrowser()
-        self.reference.setObjectName("reference")
-        self.reference.setOpenExternalLinks(True)
-        self.reference.setHtml(reference_html())
         self.tabs = QTabWidget()
         self.tabs.setObjectName("views")
         self.tabs.setDocumentMode(True)
@@ -164,30 +156,33 @@ class MainWindow(QMainWindow):
         self.tabs.setElideMode(Qt.TextElideMode.ElideRight)
         # Every view but the reference has show_state(RunState), called while it is visible; a
         # view with background work of its own also has shutdown(), called when the window closes.
+        # The views after the first three are built when first shown or asked for (see _view).
         views = [
             (self.histograms, "Histograms", "Per-layer histograms, filled in as the layers arrive"),
             (self.heatmaps, "Depth heatmap", "Every layer at once: layer across, value up"),
             (self.stats, "Layer statistics", "Std, theory, dead and saturated units by layer"),
-            (self.theory, "Theory", "The order/chaos phase diagram with this network on it; click to move it"),
-            (self.spectra, "Spectra", "Jacobian singular values, Gaussian vs orthogonal; weight spectra "
-                                      "against Marchenko-Pastur"),
-            (self.sweeps, "Sweep", "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, "
-                                   "beside the theory's"),
-            (self.training, "Training", "Train this network on a task: loss, accuracy, per-layer ratios, "
-                                        "decision regions"),
-            (self.comparison, "Compare", "Up to 4 schemes side by side over seeds: std by layer and loss"),
-            (self.reference, "Reference", "Which initialization for which activation, formulas, "
-                                          "framework names"),
+            (PendingView("theory", self._new_theory_view), "Theory",
+             "The order/chaos phase diagram with this network on it; click to move it"),
+            (PendingView("spectra", SpectraView), "Spectra",
+             "Jacobian singular values, Gaussian vs orthogonal; weight spectra against Marchenko-Pastur"),
+            (PendingView("sweeps", SweepView), "Sweep",
+             "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, beside the theory's"),
+            (PendingView("training", lambda: TrainingView(self.controls)), "Training",
+             "Train this network on a task: loss, accuracy, per-layer ratios, decision regions"),
+            (PendingView("comparison", lambda: CompareView(self.controls)), "Compare",
+             "Up to 4 schemes side by side over seeds: std by layer and loss"),
+            (PendingView("reference", self._new_reference_view), "Reference",
+             "Which initialization for which activation, formulas, framework names"),
         ]
         for widget, title, tip in views:
             self.tabs.addTab(widget, title)
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
         # Shut down with the window even if taken out of the tabs (a removed tab is not deleted).
-        self._views = [widget for widget, _, _ in views]
-        self.tabs.currentChanged.connect(self._repaint_view)
+        self._views = [widget for widget, _, _ in views if not isinstance(widget, PendingView)]
+        self._pending = {widget.name: widget for widget, _, _ in views if isinstance(widget, PendingView)}
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.histograms.options_changed.connect(self._repaint_view)
         self.heatmaps.options_changed.connect(self._repaint_view)
-        self.theory.config_requested.connect(self.set_config)
         self.warnings = QLabel()
         self.warnings.setObjectName("warnings")
         self.warnings.setWordWrap(True)
@@ -203,6 +198,56 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.warnings)
         self.setCentralWidget(central)
+
+    def _new_theory_view(self) -> TheoryView:
+        view = TheoryView()
+        view.config_requested.connect(self.set_config)
+        return view
+
+    @staticmethod
+    def _new_reference_view() -> QTextBrowser:
+        view = QTextBrowser()
+        view.setObjectName("reference")
+        view.setOpenExternalLinks(True)
+        view.setHtml(reference_html())
+        return view
+
+    def _view(self, name: str) -> QWidget:
+        """The view ``name`` (an attribute's name: theory, spectra, ...), built in its tab's place
+        if it was not yet. Building the five plot views and the reference at start-up took half
+        a second before the window's first paint."""
+        pending = self._pending.pop(name, None)
+        if pending is None:
+            return getattr(self, "_built_" + name)
+        view = pending.build()
+        setattr(self, "_built_" + name, view)
+        index, current = self.tabs.indexOf(pending), self.tabs.currentIndex()
+        title, tip = self.tabs.tabText(index), self.tabs.tabToolTip(index)
+        blocked = self.tabs.blockSignals(True)  # the same tab stays current: no change to announce
+        self.tabs.removeTab(index)
+        self.tabs.insertTab(index, view, title)
+        self.tabs.setTabToolTip(index, tip)
+        self.tabs.setCurrentIndex(current)
+        self.tabs.blockSignals(blocked)
+        pending.deleteLater()
+        self._views.append(view)
+        return view
+
+    theory = property(lambda self: self._view("theory"))
+    spectra = property(lambda self: self._view("spectra"))
+    sweeps = property(lambda self: self._view("sweeps"))
+    training = property(lambda self: self._view("training"))
+    comparison = property(lambda self: self._view("comparison"))
+    reference = property(lambda self: self._view("reference"))
+
+    def view_at(self, index: int) -> QWidget:
+        """The view in tab ``index``, built if it was not yet."""
+        widget = self.tabs.widget(index)
+        return self._view(widget.name) if isinstance(widget, PendingView) else widget
+
+    def _on_tab_changed(self, index: int) -> None:
+        self.view_at(index)
+        self._repaint_view()
 
     def _build_status_bar(self) -> None:
         self.status = QLabel()
@@ -336,7 +381,7 @@ class MainWindow(QMainWindow):
     def _repaint_view(self) -> None:
         """Paint the visible view from the displayed run; the hidden ones wait until shown."""
         view = self.tabs.currentWidget()
-        if self._displayed is not None and view is not self.reference:
+        if self._displayed is not None and hasattr(view, "show_state"):
             view.show_state(self._displayed)
             self.painted.emit(self._displayed.received, self._displayed.total)
             if not self.view_caught_up():

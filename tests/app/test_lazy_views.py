@@ -1,0 +1,67 @@
+"""The views after the first three are built when first shown or asked for, in their tab's place:
+a new window paints sooner, and nothing else about the views changes."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QTextBrowser
+
+from initsim.app.spectra_view import SpectraView
+from initsim.app.theory_view import TheoryView
+from initsim.app.views import PendingView, find_view, plot_views
+
+from appcheck import settle
+
+LAZY = ("theory", "spectra", "sweeps", "training", "comparison", "reference")
+
+
+def test_a_new_window_builds_only_the_first_three_views(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    pending = [window.tabs.widget(i) for i in range(window.tabs.count())
+               if isinstance(window.tabs.widget(i), PendingView)]
+    assert [widget.name for widget in pending] == list(LAZY)
+    assert window.tabs.currentWidget() is window.histograms
+
+
+def test_showing_a_tab_builds_its_view_in_place_and_paints_the_run(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    index = next(i for i in range(window.tabs.count()) if window.tabs.tabText(i) == "Theory")
+    tip = window.tabs.tabToolTip(index)
+    window.tabs.setCurrentIndex(index)
+    view = window.tabs.currentWidget()
+    assert isinstance(view, TheoryView) and view is window.theory is window.tabs.widget(index)
+    assert (window.tabs.tabText(index), window.tabs.tabToolTip(index)) == ("Theory", tip)
+    assert view.isVisible()
+    assert window.tabs.count() == 3 + len(LAZY)
+
+
+def test_asking_for_a_view_builds_it_without_showing_it(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    spectra = window.spectra
+    assert isinstance(spectra, SpectraView) and window.tabs.indexOf(spectra) >= 0
+    assert window.tabs.currentWidget() is window.histograms
+    assert window.spectra is spectra  # built once
+    assert isinstance(find_view(window, "training"), type(window.training))
+    assert isinstance(window.reference, QTextBrowser) and "kaiming" in window.reference.toPlainText().lower()
+
+
+def test_a_view_built_in_presenter_mode_is_zoomed(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    window.presenter.set_enabled(True, full_screen=False)
+    index = next(i for i in range(window.tabs.count()) if window.tabs.tabText(i) == "Spectra")
+    window.tabs.setCurrentIndex(index)  # built as its tab is shown, then styled
+    views = plot_views(window.tabs.currentWidget())
+    assert views and all(view.transform().m11() > 1 for view in views)
+    window.presenter.set_enabled(False)
+
+
+def test_closing_builds_no_view(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    assert isinstance(window.training, type(find_view(window, "training")))
+    window.close()
+    assert all(isinstance(window.tabs.widget(i), PendingView) for i in range(window.tabs.count())
+               if window.tabs.tabText(i) in ("Theory", "Spectra", "Sweep", "Compare", "Reference"))
