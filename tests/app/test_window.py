@@ -271,6 +271,22 @@ def test_histograms_of_a_deep_net_keep_to_about_sixteen_panels(qtbot, make_windo
     assert "every 10th" in window.histograms.caption.text()
 
 
+def test_a_title_of_another_width_never_relays_out_the_histogram_panels(qtbot, make_window):
+    """Panels' titles give each layer's std once it arrives; their widths must not size the grid's
+    columns (a relayout repaints every panel, many times a run)."""
+    window = make_window(SMALL.replace(layers=40))
+    settle(qtbot, window)
+    qtbot.wait(50)  # a relayout is posted: let it run
+    geometries = [panel.plot.geometry() for panel in window.histograms.panels]
+    # Held after its first layer, a run shows one long title ("layer 1 · std ...") among short ones.
+    start_held(qtbot, window, SMALL.replace(layers=40, seed=4))
+    qtbot.waitUntil(lambda: not window.histograms.catching_up, timeout=TIMEOUT_MS)
+    qtbot.wait(50)
+    titles = [panel.plot.titleLabel.text for panel in window.histograms.panels]
+    assert "std" in titles[0] and "std" not in titles[-1]
+    assert [panel.plot.geometry() for panel in window.histograms.panels] == geometries
+
+
 def test_warnings_name_the_layer(qtbot, make_window):
     window = make_window(get_preset("zeros").config)
     settle(qtbot, window)
