@@ -107,8 +107,10 @@ class DensityRows:
         self._rows: dict[int, tuple[Histogram, np.ndarray]] = {}  # by id, the histogram kept alive
 
     def __call__(self, histogram: Histogram, grid: np.ndarray) -> np.ndarray:
-        if self._grid is None or not np.array_equal(grid, self._grid):
-            self._grid, self._rows = grid, {}
+        if grid is not self._grid:  # compared once per image: its rows share the grid object
+            if self._grid is None or not np.array_equal(grid, self._grid):
+                self._rows = {}
+            self._grid = grid
         cached = self._rows.get(id(histogram))
         if cached is None or cached[0] is not histogram:
             cached = (histogram, density_row(histogram, grid))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -21,8 +22,9 @@ class Histogram:
     edges: np.ndarray  # bins + 1 finite, increasing values
     counts: np.ndarray  # int64 counts of the subsample in each bin
 
-    @property
+    @cached_property
     def total(self) -> int:
+        """The values counted (a view asks for it of every layer at every paint)."""
         return int(self.counts.sum())
 
     def to_dict(self) -> dict:
