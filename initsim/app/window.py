@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
         # Shut down with the window even if taken out of the tabs (a removed tab is not deleted).
         self._views = [widget for widget, _, _ in views if not isinstance(widget, PendingView)]
         self._pending = {widget.name: widget for widget, _, _ in views if isinstance(widget, PendingView)}
+        self._built: dict[str, QWidget] = {}  # the pending views built so far, by name
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.histograms.options_changed.connect(self._repaint_view)
         self.heatmaps.options_changed.connect(self._repaint_view)
@@ -218,9 +219,8 @@ class MainWindow(QMainWindow):
         a second before the window's first paint."""
         pending = self._pending.pop(name, None)
         if pending is None:
-            return getattr(self, "_built_" + name)
-        view = pending.build()
-        setattr(self, "_built_" + name, view)
+            return self._built[name]
+        view = self._built[name] = pending.build()
         index, current = self.tabs.indexOf(pending), self.tabs.currentIndex()
         title, tip = self.tabs.tabText(index), self.tabs.tabToolTip(index)
         blocked = self.tabs.blockSignals(True)  # the same tab stays current: no change to announce
