@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -17,7 +18,6 @@ from initsim.engine.export import ExportError
 
 from . import preferences
 from .actions import make_action
-from .compare_view import CompareView
 from .controller import RunController, Throttle
 from .controls import ControlsPanel
 from .diagnosis import ALL_CLEAR, diagnose
@@ -28,16 +28,18 @@ from .imaging import write_image
 from .messages import show_message
 from .persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
 from .preferences import PreferencesDialog
-from .reference import reference_html
 from .runstate import QUANTITIES, RunState
-from .spectra_view import SpectraView
 from .stats_view import StatsView
-from .sweep_view import SweepView
 from .theme import PresenterMode
-from .theory_view import TheoryView
 from .tour import TourPlayer
-from .training_view import TrainingView
 from .views import PendingView
+
+if TYPE_CHECKING:
+    from .compare_view import CompareView
+    from .spectra_view import SpectraView
+    from .sweep_view import SweepView
+    from .theory_view import TheoryView
+    from .training_view import TrainingView
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -163,13 +165,13 @@ class MainWindow(QMainWindow):
             (self.stats, "Layer statistics", "Std, theory, dead and saturated units by layer"),
             (PendingView("theory", self._new_theory_view), "Theory",
              "The order/chaos phase diagram with this network on it; click to move it"),
-            (PendingView("spectra", SpectraView), "Spectra",
+            (PendingView("spectra", self._new_spectra_view), "Spectra",
              "Jacobian singular values, Gaussian vs orthogonal; weight spectra against Marchenko-Pastur"),
-            (PendingView("sweeps", SweepView), "Sweep",
+            (PendingView("sweeps", self._new_sweep_view), "Sweep",
              "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, beside the theory's"),
-            (PendingView("training", lambda: TrainingView(self.controls)), "Training",
+            (PendingView("training", self._new_training_view), "Training",
              "Train this network on a task: loss, accuracy, per-layer ratios, decision regions"),
-            (PendingView("comparison", lambda: CompareView(self.controls)), "Compare",
+            (PendingView("comparison", self._new_compare_view), "Compare",
              "Up to 4 schemes side by side over seeds: std by layer and loss"),
             (PendingView("reference", self._new_reference_view), "Reference",
              "Which initialization for which activation, formulas, framework names"),
@@ -200,13 +202,41 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.warnings)
         self.setCentralWidget(central)
 
+    # The builders of the views built on demand import their modules (and the engine parts they
+    # use) when called, not at start-up.
     def _new_theory_view(self) -> TheoryView:
+        from .theory_view import TheoryView
+
         view = TheoryView()
         view.config_requested.connect(self.set_config)
         return view
 
     @staticmethod
+    def _new_spectra_view() -> SpectraView:
+        from .spectra_view import SpectraView
+
+        return SpectraView()
+
+    @staticmethod
+    def _new_sweep_view() -> SweepView:
+        from .sweep_view import SweepView
+
+        return SweepView()
+
+    def _new_training_view(self) -> TrainingView:
+        from .training_view import TrainingView
+
+        return TrainingView(self.controls)
+
+    def _new_compare_view(self) -> CompareView:
+        from .compare_view import CompareView
+
+        return CompareView(self.controls)
+
+    @staticmethod
     def _new_reference_view() -> QTextBrowser:
+        from .reference import reference_html
+
         view = QTextBrowser()
         view.setObjectName("reference")
         view.setOpenExternalLinks(True)
