@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,11 +37,7 @@ from .tour import TourPlayer
 from .views import PendingView
 
 if TYPE_CHECKING:
-    from .compare_view import CompareView
-    from .spectra_view import SpectraView
-    from .sweep_view import SweepView
     from .theory_view import TheoryView
-    from .training_view import TrainingView
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -55,6 +53,14 @@ QLabel[level="warn"] { background: #fff3e0; color: #7a3e00; }
 QLabel[level="error"] { background: #fdecea; color: #8a1c1c; }
 QLabel[level="info"] { background: #f1f3f6; color: #404040; }
 """
+
+
+def _builder(module: str, name: str, *args) -> Callable[[], QWidget]:
+    """What builds view class ``name`` of this package's ``module`` with ``args``, importing the
+    module when called."""
+    def build() -> QWidget:
+        return getattr(importlib.import_module(module, __package__), name)(*args)
+    return build
 
 
 class MainWindow(QMainWindow):
@@ -165,13 +171,13 @@ class MainWindow(QMainWindow):
             (self.stats, "Layer statistics", "Std, theory, dead and saturated units by layer"),
             (PendingView("theory", self._new_theory_view), "Theory",
              "The order/chaos phase diagram with this network on it; click to move it"),
-            (PendingView("spectra", self._new_spectra_view), "Spectra",
+            (PendingView("spectra", _builder(".spectra_view", "SpectraView")), "Spectra",
              "Jacobian singular values, Gaussian vs orthogonal; weight spectra against Marchenko-Pastur"),
-            (PendingView("sweeps", self._new_sweep_view), "Sweep",
+            (PendingView("sweeps", _builder(".sweep_view", "SweepView")), "Sweep",
              "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, beside the theory's"),
-            (PendingView("training", self._new_training_view), "Training",
+            (PendingView("training", _builder(".training_view", "TrainingView", self.controls)), "Training",
              "Train this network on a task: loss, accuracy, per-layer ratios, decision regions"),
-            (PendingView("comparison", self._new_compare_view), "Compare",
+            (PendingView("comparison", _builder(".compare_view", "CompareView", self.controls)), "Compare",
              "Up to 4 schemes side by side over seeds: std by layer and loss"),
             (PendingView("reference", self._new_reference_view), "Reference",
              "Which initialization for which activation, formulas, framework names"),
@@ -179,7 +185,8 @@ class MainWindow(QMainWindow):
         for widget, title, tip in views:
             self.tabs.addTab(widget, title)
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
-        # Shut down with the window even if taken out of the tabs (a removed tab is not deleted).
+        # Views shut down with the window even if taken out of the tabs (a removed tab is not
+        # deleted): these, and those in _built.
         self._views = [widget for widget, _, _ in views if not isinstance(widget, PendingView)]
         self._pending = {widget.name: widget for widget, _, _ in views if isinstance(widget, PendingView)}
         self._built: dict[str, QWidget] = {}  # the pending views built so far, by name
@@ -202,36 +209,14 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.warnings)
         self.setCentralWidget(central)
 
-    # The builders of the views built on demand import their modules (and the engine parts they
-    # use) when called, not at start-up.
+    # The builders of the views built on demand (and _builder) import their modules, and the
+    # engine parts they use, when called, not at start-up.
     def _new_theory_view(self) -> TheoryView:
         from .theory_view import TheoryView
 
         view = TheoryView()
         view.config_requested.connect(self.set_config)
         return view
-
-    @staticmethod
-    def _new_spectra_view() -> SpectraView:
-        from .spectra_view import SpectraView
-
-        return SpectraView()
-
-    @staticmethod
-    def _new_sweep_view() -> SweepView:
-        from .sweep_view import SweepView
-
-        return SweepView()
-
-    def _new_training_view(self) -> TrainingView:
-        from .training_view import TrainingView
-
-        return TrainingView(self.controls)
-
-    def _new_compare_view(self) -> CompareView:
-        from .compare_view import CompareView
-
-        return CompareView(self.controls)
 
     @staticmethod
     def _new_reference_view() -> QTextBrowser:
@@ -260,7 +245,6 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(blocked)
         pending.deleteLater()
-        self._views.append(view)
         return view
 
     theory = property(lambda self: self._view("theory"))
@@ -516,7 +500,7 @@ class MainWindow(QMainWindow):
         self._paint_throttle.cancel()
         self.tour.shutdown()
         self.controller.shutdown()
-        for view in self._views:  # views with background work of their own
+        for view in [*self._views, *self._built.values()]:  # views with background work of their own
             if hasattr(view, "shutdown"):
                 view.shutdown()
 
