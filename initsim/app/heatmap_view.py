@@ -12,6 +12,9 @@ from .plotstyle import HEATMAP, style_plot
 from .runstate import RunState
 from .widgets import note_label
 
+LOG_DENSITY_TIP = (f"Colour by log10 of the density, {LOG_DECADES} decades below each layer's peak, "
+                   "to see the tails")
+
 VALUE_BINS = 128
 
 
@@ -56,8 +59,7 @@ class HeatmapView(QWidget):
         super().__init__()
         self.log_density = QCheckBox("Log density")
         self.log_density.setObjectName("log_density")
-        self.log_density.setToolTip(f"Colour by log10 of the density, {LOG_DECADES} decades below "
-                                    "each layer's peak, to see the tails")
+        self.log_density.setToolTip(LOG_DENSITY_TIP)
         self.log_density.toggled.connect(self._on_log)
         caption = note_label("Each column is one layer's histogram on a common value grid, coloured "
                              "relative to its own peak; blank: no finite value (or not computed yet).")

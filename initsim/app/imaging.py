@@ -8,12 +8,11 @@ import importlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from xml.sax.saxutils import escape
+from html import escape  # not xml.sax.saxutils: it imports urllib.request, 0.1 s at start-up
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtGui import QImage, QPalette
 from PySide6.QtWidgets import QWidget
-from pyqtgraph.exporters import SVGExporter
 
 from initsim.engine import SimConfig
 from initsim.engine.export import ExportError, atomic_write, config_json
@@ -66,18 +65,19 @@ def svg_bytes(widget: QWidget, config: SimConfig) -> bytes:
     # Plots bring their axes' transforms up to date when told a paint is coming; a view that has
     # not painted since its last change (a hidden window, a paint throttled) would be drawn stale.
     views[0].scene().prepareForPaint()
-    with _closed_paths_understood():
-        text = bytes(SVGExporter(views[0].scene()).export(toBytes=True)).decode("utf-8")
-    metadata = f'\n<metadata id="{CONFIG_KEY}">{escape(config_json(config))}</metadata>'
+    with _closed_paths_understood() as exporter:
+        text = bytes(exporter(views[0].scene()).export(toBytes=True)).decode("utf-8")
+    metadata = f'\n<metadata id="{CONFIG_KEY}">{escape(config_json(config), quote=False)}</metadata>'
     opening = re.search(r"<svg\b[^>]*>", text)
     return (text[:opening.end()] + metadata + text[opening.end():]).encode("utf-8")
 
 
 @contextlib.contextmanager
-def _closed_paths_understood() -> Iterator[None]:
-    """pyqtgraph 0.14's SVG exporter reads path data as "x,y" pairs only, and fails on the "Z"
-    (close path) that Qt >= 6.10's SVG generator writes (pyqtgraph issue #3495): around its
-    coordinate pass, the Z tokens are taken out and put back where they were."""
+def _closed_paths_understood() -> Iterator[type]:
+    """pyqtgraph's SVGExporter class (imported here, when first used), fixed for the while: pyqtgraph
+    0.14's SVG exporter reads path data as "x,y" pairs only, and fails on the "Z" (close path) that
+    Qt >= 6.10's SVG generator writes (pyqtgraph issue #3495): around its coordinate pass, the Z
+    tokens are taken out and put back where they were."""
     module = importlib.import_module("pyqtgraph.exporters.SVGExporter")
     correct = module.correctCoordinates
 
@@ -97,7 +97,7 @@ def _closed_paths_understood() -> Iterator[None]:
 
     module.correctCoordinates = tolerant
     try:
-        yield
+        yield module.SVGExporter
     finally:
         module.correctCoordinates = correct
 

@@ -209,7 +209,7 @@ def copy_view_options(source: MainWindow, target: MainWindow) -> None:
     """What the histograms and heatmaps show, and presenter mode, as in ``source``."""
     target.histograms.set_quantity(source.histograms.quantity)
     target.histograms.shared_x.setChecked(source.histograms.shared_x.isChecked())
-    target.heatmaps.log_density.setChecked(source.heatmaps.log_density.isChecked())
+    target.log_action.setChecked(source.log_action.isChecked())
     if source.presenter.enabled:
         target.presenter.set_enabled(True, full_screen=False)
 

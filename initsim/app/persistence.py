@@ -201,7 +201,7 @@ class FileActions(QObject):
         window.tour.end()
         window.histograms.set_quantity("post")
         window.histograms.shared_x.setChecked(False)
-        window.heatmaps.log_density.setChecked(True)
+        window.log_action.setChecked(True)
         window.set_config(get_preset(DEFAULT_PRESET).config)
 
     def recent_files(self) -> list[Path]:

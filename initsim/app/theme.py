@@ -56,7 +56,9 @@ class PresenterMode(QObject):
         self.action = make_action(window, "&Presenter mode", [Qt.Key.Key_F5], self.set_enabled,
                                   "Full screen, larger type and high contrast for a projector; the "
                                   "controls hide (Ctrl+D shows them) (F5)", checkable=True)
-        # Plots that appear later (a new tab, more histogram panels) get the look when painted.
+        # Plots that appear later (a view built, a new tab, more histogram panels) get the look
+        # when built, shown or painted.
+        window.view_built.connect(self._style_plots)
         window.tabs.currentChanged.connect(self._style_plots)
         window.painted.connect(self._style_plots)
 

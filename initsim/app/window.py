@@ -24,19 +24,19 @@ from .controller import RunController, Throttle
 from .controls import ControlsPanel
 from .diagnosis import ALL_CLEAR, diagnose
 from .export import ExportActions
-from .heatmap_view import HeatmapView
+from .heatmap_view import LOG_DENSITY_TIP
 from .histogram_view import HistogramView
 from .imaging import write_image
 from .messages import show_message
 from .persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
 from .preferences import PreferencesDialog
 from .runstate import QUANTITIES, RunState
-from .stats_view import StatsView
 from .theme import PresenterMode
 from .tour import TourPlayer
 from .views import PendingView
 
 if TYPE_CHECKING:
+    from .heatmap_view import HeatmapView
     from .theory_view import TheoryView
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
 
     run_finished = Signal(object)  # the SimConfig whose last layer has just been painted
     painted = Signal(int, int)  # events painted, events in the run
+    view_built = Signal(object)  # a view built on demand, now in its tab (see _view)
 
     def __init__(self, config: SimConfig, blas_threads: int | None = 1,
                  memory_limit: int | None = None) -> None:
@@ -153,8 +154,6 @@ class MainWindow(QMainWindow):
 
     def _build_central(self) -> None:
         self.histograms = HistogramView()
-        self.heatmaps = HeatmapView()
-        self.stats = StatsView()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("views")
         self.tabs.setDocumentMode(True)
@@ -164,11 +163,13 @@ class MainWindow(QMainWindow):
         self.tabs.setElideMode(Qt.TextElideMode.ElideRight)
         # Every view but the reference has show_state(RunState), called while it is visible; a
         # view with background work of its own also has shutdown(), called when the window closes.
-        # The views after the first three are built when first shown or asked for (see _view).
+        # The views after the first are built when first shown or asked for (see _view).
         views = [
             (self.histograms, "Histograms", "Per-layer histograms, filled in as the layers arrive"),
-            (self.heatmaps, "Depth heatmap", "Every layer at once: layer across, value up"),
-            (self.stats, "Layer statistics", "Std, theory, dead and saturated units by layer"),
+            (PendingView("heatmaps", self._new_heatmap_view), "Depth heatmap",
+             "Every layer at once: layer across, value up"),
+            (PendingView("stats", _builder(".stats_view", "StatsView")), "Layer statistics",
+             "Std, theory, dead and saturated units by layer"),
             (PendingView("theory", self._new_theory_view), "Theory",
              "The order/chaos phase diagram with this network on it; click to move it"),
             (PendingView("spectra", _builder(".spectra_view", "SpectraView")), "Spectra",
@@ -192,7 +193,6 @@ class MainWindow(QMainWindow):
         self._built: dict[str, QWidget] = {}  # the pending views built so far, by name
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.histograms.options_changed.connect(self._repaint_view)
-        self.heatmaps.options_changed.connect(self._repaint_view)
         self.warnings = QLabel()
         self.warnings.setObjectName("warnings")
         self.warnings.setWordWrap(True)
@@ -211,6 +211,17 @@ class MainWindow(QMainWindow):
 
     # The builders of the views built on demand (and _builder) import their modules, and the
     # engine parts they use, when called, not at start-up.
+    def _new_heatmap_view(self) -> HeatmapView:
+        from .heatmap_view import HeatmapView
+
+        view = HeatmapView()
+        # Log density is the window's option (View menu, settings), which the view's box follows.
+        view.log_density.setChecked(self.log_action.isChecked())
+        view.log_density.toggled.connect(self.log_action.setChecked)
+        self.log_action.toggled.connect(view.log_density.setChecked)
+        view.options_changed.connect(self._repaint_view)
+        return view
+
     def _new_theory_view(self) -> TheoryView:
         from .theory_view import TheoryView
 
@@ -230,8 +241,7 @@ class MainWindow(QMainWindow):
 
     def _view(self, name: str) -> QWidget:
         """The view ``name`` (an attribute's name: theory, spectra, ...), built in its tab's place
-        if it was not yet. Building the five plot views and the reference at start-up took half
-        a second before the window's first paint."""
+        if it was not yet: a view not looked at costs the window's start-up nothing."""
         pending = self._pending.pop(name, None)
         if pending is None:
             return self._built[name]
@@ -245,8 +255,11 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(blocked)
         pending.deleteLater()
+        self.view_built.emit(view)
         return view
 
+    heatmaps = property(lambda self: self._view("heatmaps"))
+    stats = property(lambda self: self._view("stats"))
     theory = property(lambda self: self._view("theory"))
     spectra = property(lambda self: self._view("spectra"))
     sweeps = property(lambda self: self._view("sweeps"))
@@ -281,7 +294,7 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.stop_button)
 
-    def _action(self, menu, text: str, shortcut, slot, tip: str, checkable: bool = False) -> QAction:
+    def _action(self, menu, text: str, shortcut, slot: Callable | None, tip: str, checkable: bool = False) -> QAction:
         action = make_action(self, text, [shortcut] if shortcut else [], slot, tip, checkable)
         menu.addAction(action)
         return action
@@ -326,10 +339,9 @@ class MainWindow(QMainWindow):
                                             self.histograms.shared_x.setChecked,
                                             self.histograms.shared_x.toolTip(), checkable=True)
         self.histograms.shared_x.toggled.connect(self.shared_x_action.setChecked)
-        self.log_action = self._action(view_menu, "Log density", "Ctrl+L",
-                                       self.heatmaps.log_density.setChecked,
-                                       self.heatmaps.log_density.toolTip(), checkable=True)
-        self.heatmaps.log_density.toggled.connect(self.log_action.setChecked)
+        # The heatmap view, once built, follows this action (see _new_heatmap_view).
+        self.log_action = self._action(view_menu, "Log density", "Ctrl+L", None, LOG_DENSITY_TIP,
+                                       checkable=True)
         view_menu.addSeparator()
         dock_action = self.dock.toggleViewAction()
         dock_action.setShortcut(QKeySequence("Ctrl+D"))
@@ -476,8 +488,8 @@ class MainWindow(QMainWindow):
             integer_setting(0, self.tabs.count() - 1)(value)))
         stored.use("view/quantity", self.histograms.set_quantity)
         stored.use("view/shared_x", lambda value: self.histograms.shared_x.setChecked(flag(value)))
-        self.heatmaps.log_density.setChecked(True)  # the window's default, where none is stored
-        stored.use("view/log_density", lambda value: self.heatmaps.log_density.setChecked(flag(value)))
+        self.log_action.setChecked(True)  # the window's default, where none is stored
+        stored.use("view/log_density", lambda value: self.log_action.setChecked(flag(value)))
         self.tour.restore(stored)
         last_session_config(stored)  # only to note a stored session this version cannot take
         stored.note_ignored(self)
@@ -490,7 +502,7 @@ class MainWindow(QMainWindow):
         settings.setValue("view/tab", self.tabs.currentIndex())
         settings.setValue("view/quantity", self.histograms.quantity)
         settings.setValue("view/shared_x", "true" if self.histograms.shared_x.isChecked() else "false")
-        settings.setValue("view/log_density", "true" if self.heatmaps.log_density.isChecked() else "false")
+        settings.setValue("view/log_density", "true" if self.log_action.isChecked() else "false")
         self.files.save_session(settings)
 
     def shutdown(self) -> None:

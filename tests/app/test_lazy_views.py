@@ -1,4 +1,4 @@
-"""The views after the first three are built when first shown or asked for, in their tab's place:
+"""The views after the first are built when first shown or asked for, in their tab's place:
 a new window paints sooner, and nothing else about the views changes."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from initsim.app.views import PendingView, find_view, plot_views
 
 from appcheck import settle
 
-LAZY = ("theory", "spectra", "sweeps", "training", "comparison", "reference")
+LAZY = ("heatmaps", "stats", "theory", "spectra", "sweeps", "training", "comparison", "reference")
 
 
-def test_a_new_window_builds_only_the_first_three_views(qtbot, make_window):
+def test_a_new_window_builds_only_the_first_view(qtbot, make_window):
     window = make_window()
     settle(qtbot, window)
     pending = [window.tabs.widget(i) for i in range(window.tabs.count())
@@ -33,7 +33,7 @@ def test_showing_a_tab_builds_its_view_in_place_and_paints_the_run(qtbot, make_w
     assert isinstance(view, TheoryView) and view is window.theory is window.tabs.widget(index)
     assert (window.tabs.tabText(index), window.tabs.tabToolTip(index)) == ("Theory", tip)
     assert view.isVisible()
-    assert window.tabs.count() == 3 + len(LAZY)
+    assert window.tabs.count() == 1 + len(LAZY)
 
 
 def test_asking_for_a_view_builds_it_without_showing_it(qtbot, make_window):
@@ -65,3 +65,19 @@ def test_closing_builds_no_view(qtbot, make_window):
     window.close()
     assert all(isinstance(window.tabs.widget(i), PendingView) for i in range(window.tabs.count())
                if window.tabs.tabText(i) in ("Theory", "Spectra", "Sweep", "Compare", "Reference"))
+
+
+def test_the_heatmap_built_later_follows_the_log_density_option(qtbot, make_window):
+    """Log density is the window's option (View menu, Ctrl+L, settings) from the start; the heatmap
+    view's box takes it when built and stays in step with it both ways."""
+    window = make_window()
+    settle(qtbot, window)
+    for checked in (False, True):  # the option toggled back to the window's default, on
+        window.log_action.setChecked(checked)
+    assert isinstance(window.tabs.widget(1), PendingView)  # not built by the option
+    box = window.heatmaps.log_density
+    assert box.isChecked()  # a new box is not: it took the option
+    window.log_action.setChecked(False)
+    assert not box.isChecked()
+    box.setChecked(True)
+    assert window.log_action.isChecked()
