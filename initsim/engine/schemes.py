@@ -15,12 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # numpy.random is imported by the first run, not by the window's start-up
-    from numpy.random import Generator
 
 from .errors import ConfigError, lookup
 from .params import ParamValue, resolve
@@ -28,7 +24,8 @@ from .params import ParamValue, resolve
 # The std of a standard normal truncated to (-2, 2); Keras divides by it.
 KERAS_TRUNCATION_STD = 0.87962566103423978
 
-Sampler = Callable[[int, int, "Generator", np.dtype, dict], np.ndarray]
+# The generator's type as a string: numpy.random is imported by the first run, not at start-up.
+Sampler = Callable[[int, int, "np.random.Generator", np.dtype, dict], np.ndarray]
 Moments = Callable[[int, int, dict], tuple[float, float]]
 Bounds = Callable[[int, int, dict], tuple[float, float] | None]
 
