@@ -294,7 +294,8 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.stop_button)
 
-    def _action(self, menu, text: str, shortcut, slot: Callable | None, tip: str, checkable: bool = False) -> QAction:
+    def _action(self, menu, text: str, shortcut, slot: Callable | None, tip: str,
+                checkable: bool = False) -> QAction:
         action = make_action(self, text, [shortcut] if shortcut else [], slot, tip, checkable)
         menu.addAction(action)
         return action
