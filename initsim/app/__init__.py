@@ -29,7 +29,9 @@ APP_NAME = "initsim"
 # paint makes hundreds of them.
 GIL_SWITCH_SECONDS = 0.0005
 # How often the GUI thread checks whether Python's cycle collector has work (see application()).
-GC_INTERVAL_SECONDS = 0.5
+# A collection's cost grows with the objects made since the last: every 0.5 s, a run of 500 layers
+# made 20,000, and collecting them took the GUI thread 20-30 ms (a slow machine).
+GC_INTERVAL_SECONDS = 0.1
 _garbage_collector = None
 
 

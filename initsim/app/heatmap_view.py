@@ -7,7 +7,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
-from .histograms import LOG_DECADES, DensityRows, common_grid, depth_image
+from initsim.engine import BackwardEvent
+
+from .histograms import LOG_DECADES, DepthImage
 from .plotstyle import HEATMAP, style_plot
 from .runstate import RunState
 from .widgets import note_label
@@ -32,22 +34,28 @@ class DepthMap:
         self.image = pg.ImageItem()
         plot.addItem(self.image)
         self.grid: np.ndarray | None = None
-        self._rows = DensityRows()  # of run _run_id only
-        self._run_id: int | None = None
+        self._state: RunState | None = None  # the run drawn, and how many of its events
+        self._read = 0
+        self._depth = DepthImage(0, VALUE_BINS)
+        self._rect: QRectF | None = None  # the image's and the view's, as last set
 
     def show(self, state: RunState, log: bool) -> None:
-        histograms = [None if s is None else s.histogram
-                      for s in (state.stats(self.quantity, layer) for layer in range(1, state.layers + 1))]
-        self.grid = common_grid((h for h in histograms if h is not None), VALUE_BINS)
-        if state.run_id != self._run_id:
-            self._rows, self._run_id = DensityRows(), state.run_id
-        image = depth_image(histograms, self.grid, log, self._rows)
+        if state is not self._state:
+            self._state, self._read, self._depth = state, 0, DepthImage(state.layers, VALUE_BINS)
+        backward = self.quantity == "grad"
+        for event in state.arrived[self._read:]:
+            if isinstance(event, BackwardEvent) == backward:
+                self._depth.add(event.index, state.stats(self.quantity, event.index).histogram)
+        self._read = len(state.arrived)
+        self.grid, image = self._depth.image(log)
         self.image.setImage(image, autoLevels=False, levels=(-LOG_DECADES, 0) if log else (0, 1))
         # Layer l covers x in [l - 0.5, l + 0.5]; the value bins cover the grid.
         low, high = float(self.grid[0]), float(self.grid[-1])
         rect = QRectF(0.5, low, state.layers, high - low)
-        self.image.setRect(rect)
-        self.plot.setRange(rect=rect, padding=0)
+        if rect != self._rect:  # a new range makes the axes lay out their ticks and labels again
+            self._rect = rect
+            self.image.setRect(rect)
+            self.plot.setRange(rect=rect, padding=0)
 
 
 class HeatmapView(QWidget):

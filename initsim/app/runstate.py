@@ -21,6 +21,9 @@ class RunState:
     run_id: int
     forward: list[ForwardEvent | None] = field(init=False)
     backward: list[BackwardEvent | None] = field(init=False)
+    # Every event in the order it arrived: a view that keeps what it drew (the depth heatmap)
+    # reads on from where it stopped, rather than every layer at every paint.
+    arrived: list[LayerEvent] = field(init=False, repr=False)
     received: int = 0  # events folded in so far
     started: float = field(default_factory=time.perf_counter)
     seconds: float | None = None  # the engine's time, once the run is done
@@ -32,6 +35,7 @@ class RunState:
     def __post_init__(self) -> None:
         self.forward = [None] * self.config.layers
         self.backward = [None] * self.config.layers
+        self.arrived = []
         # Filled in as the events arrive: the window reads every series at every paint, and a
         # loop over a deep net's layers there costs the GUI thread milliseconds.
         self._series = {name: np.full(self.layers, np.nan) for name in _SERIES}
@@ -51,6 +55,7 @@ class RunState:
     def add(self, event: LayerEvent) -> None:
         side = self.forward if isinstance(event, ForwardEvent) else self.backward
         side[event.index - 1] = event
+        self.arrived.append(event)
         self.received += 1
         i = event.index - 1
         for name, value_of in _SERIES.items():

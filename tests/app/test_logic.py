@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from initsim.app.controller import StreamRunner, Throttle
 from initsim.app.diagnosis import diagnose
-from initsim.app.histograms import (MAX_PANELS, DensityRows, common_grid, depth_image, fractions,
+from initsim.app.histograms import (MAX_PANELS, DepthImage, common_grid, depth_image, fractions,
                                     panel_curve, panel_height, panel_layers, panel_stride, rebin)
 from initsim.app.reference import reference_html
 from initsim.app.runstate import RunState
@@ -99,15 +99,24 @@ def test_depth_image_rows_are_relative_to_their_peak():
     assert np.nanmin(logged) == -4 and np.nanmax(logged) == 0
 
 
-def test_remembered_depth_rows_are_those_of_the_current_histograms_and_grid():
-    """The heatmap's rows kept between paints: a layer arriving, a grid widening and a histogram
-    replaced give the image computed afresh."""
-    rows = DensityRows()
-    first, second = _histogram([0, 0, 1, 2]), _histogram([-3, 1, 1, 5])
-    for hists in ([first, None], [first, second], [_histogram([0, 1, 1, 2]), second]):
+def test_a_depth_image_kept_as_layers_arrive_is_the_one_computed_afresh():
+    """The heatmap's image kept between paints: layers arriving in any order, inside the grid and
+    widening it, one without a finite value, one replaced, give the grid and image computed afresh."""
+    empty = histogram(np.array([]), 0.0, 0.0, 4)
+    arrivals = [(3, _histogram([0, 0, 1, 2])), (1, _histogram([0.5, 1, 1.5])), (4, empty),
+                (2, _histogram([-3, 1, 1, 5])), (5, _histogram([1, 1, 1])), (1, _histogram([0, 1, 1, 9])),
+                (5, empty)]
+    kept = DepthImage(5, 8)
+    hists: list = [None] * 5
+    for layer, arrived in arrivals:
+        kept.add(layer, arrived)
+        hists[layer - 1] = arrived
         grid = common_grid([h for h in hists if h is not None], 8)
         for log in (False, True):
-            np.testing.assert_array_equal(depth_image(hists, grid, log, rows), depth_image(hists, grid, log))
+            kept_grid, image = kept.image(log)
+            np.testing.assert_array_equal(kept_grid, grid)
+            np.testing.assert_array_equal(image, depth_image(hists, grid, log))
+    assert np.array_equal(DepthImage(2, 4).image(False)[0], common_grid([], 4))  # nothing arrived yet
 
 
 def _state(config: SimConfig) -> RunState:
