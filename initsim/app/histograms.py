@@ -35,9 +35,11 @@ def common_grid(histograms: Iterable[Histogram], bins: int) -> np.ndarray:
         if histogram.total:
             lows.append(histogram.edges[0])
             highs.append(histogram.edges[-1])
-    if not lows:
-        return np.linspace(-0.5, 0.5, bins + 1)
-    low, high = min(lows), max(highs)
+    return _grid_spanning(min(lows), max(highs), bins) if lows else _grid_spanning(0.0, 0.0, bins)
+
+
+def _grid_spanning(low: float, high: float, bins: int) -> np.ndarray:
+    """Edges of ``bins`` equal bins from ``low`` to ``high``; a single value gets a unit span."""
     if not high > low:
         low, high = low - 0.5, high + 0.5
     return np.linspace(low, high, bins + 1)
@@ -131,11 +133,8 @@ class DepthImage:
         """common_grid of the layers added so far."""
         held = ~np.isnan(self._lows)
         if not held.any():
-            return np.linspace(-0.5, 0.5, self.bins + 1)
-        low, high = float(self._lows[held].min()), float(self._highs[held].max())
-        if not high > low:
-            low, high = low - 0.5, high + 0.5
-        return np.linspace(low, high, self.bins + 1)
+            return _grid_spanning(0.0, 0.0, self.bins)
+        return _grid_spanning(float(self._lows[held].min()), float(self._highs[held].max()), self.bins)
 
     def image(self, log: bool) -> tuple[np.ndarray, np.ndarray]:
         """(grid, image) of the layers added so far; the image is a new array."""
