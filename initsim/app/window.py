@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import time
 from collections.abc import Callable
@@ -255,6 +256,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(blocked)
         pending.deleteLater()
+        gc.freeze()  # the view lives as long as the window: out of the collector's sight like it
         self.view_built.emit(view)
         return view
 
@@ -516,6 +518,7 @@ class MainWindow(QMainWindow):
         for view in [*self._views, *self._built.values()]:  # views with background work of their own
             if hasattr(view, "shutdown"):
                 view.shutdown()
+        gc.unfreeze()  # what create_window froze, this window's objects among them
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closed:

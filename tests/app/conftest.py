@@ -39,9 +39,10 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """After the last app test, Python's cycle collector is automatic again: the app turns it off
     (it collects on the GUI thread), and the tests that follow run without an app, as the CLI does.
     The windows' garbage is collected first, here on the GUI thread: a collection on one of the
-    later tests' threads must find no widget to free."""
+    later tests' threads must find no widget to free (nor any window's objects left frozen)."""
     if nextitem is None or HERE not in Path(nextitem.path).parents:
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.unfreeze()
         gc.collect()
         gc.enable()
 
