@@ -7,7 +7,7 @@ Numpy only: the tests check what the window paints against these functions appli
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -23,9 +23,48 @@ def rebin(histogram: Histogram, grid: np.ndarray) -> np.ndarray:
     cumulative count), so a source bin inside one grid bin lands there whole and the total is kept
     whenever the grid covers the histogram's range.
     """
-    cumulative = np.concatenate(([0.0], np.cumsum(histogram.counts, dtype=np.float64)))
-    # np.interp holds the ends: 0 left of the first edge, the total right of the last.
-    return np.diff(np.interp(grid, histogram.edges, cumulative))
+    return rebin_rows([histogram], grid)[0]
+
+
+def rebin_rows(histograms: Sequence[Histogram], grid: np.ndarray) -> np.ndarray:
+    """`rebin` of each histogram, one row each, in whole-array steps: a deep net's heatmap rebins
+    its 500 layers whenever its grid widens, which took the GUI thread 14 ms a map one at a time."""
+    width = max(len(h.edges) for h in histograms) + 1
+    # Rows of ``width`` edges padded by +inf and counts by 0 (no grid value reaches them), in one
+    # flat array each, so that a row's value j is at row * width + j.
+    edges, counts = np.full((len(histograms), width), np.inf), np.zeros((len(histograms), width))
+    for row, h in enumerate(histograms):
+        edges[row, :len(h.edges)] = h.edges
+        counts[row, :len(h.counts)] = h.counts
+    below = np.cumsum(counts, axis=1)
+    below -= counts  # the count left of each edge
+    edges, counts, below = edges.ravel(), counts.ravel(), below.ravel()
+    start = np.arange(0, len(edges), width)[:, None]
+    last = np.array([len(h.counts) for h in histograms])[:, None]  # each row's bin count
+    bin_of = _bins_of(grid, edges, start, last)
+    at = start + np.clip(bin_of, 0, last - 1)
+    left = edges.take(at)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cumulative = below.take(at) + counts.take(at) * ((grid - left) / (edges.take(at + 1) - left))
+    cumulative = np.where(bin_of < 0, 0.0, np.where(bin_of < last, cumulative, below.take(start + last)))
+    return np.diff(cumulative, axis=1)
+
+
+def _bins_of(grid: np.ndarray, edges: np.ndarray, start: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """For each row of sorted edges (``last`` + 1 of them from ``start`` in the flat ``edges``),
+    the bin that each grid value falls in: searchsorted(row, grid, "right") - 1, so -1 left of the
+    first edge and ``last`` from the last edge on. Guessed as if the bins were equal, then moved a
+    bin at a time until each value is in its bin: one step, or none, for the engine's bins."""
+    low, high = edges.take(start), edges.take(start + last)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        guess = np.nan_to_num(np.floor((grid - low) / (high - low) * last))
+    bin_of = np.clip(guess, -1, last).astype(np.intp)
+    while True:
+        down = (bin_of >= 0) & (edges.take(start + np.maximum(bin_of, 0)) > grid)
+        up = (bin_of < last) & (edges.take(start + np.minimum(bin_of + 1, last)) <= grid)
+        if not (down.any() or up.any()):
+            return bin_of
+        bin_of += up.astype(np.intp) - down
 
 
 def common_grid(histograms: Iterable[Histogram], bins: int) -> np.ndarray:
@@ -77,10 +116,10 @@ def panel_curve(histogram: Histogram, grid: np.ndarray | None) -> tuple[np.ndarr
 LOG_DECADES = 4
 
 
-def density_row(histogram: Histogram, grid: np.ndarray) -> np.ndarray:
-    """One row of the depth heatmap: the histogram on ``grid``, relative to its own peak."""
-    counts = rebin(histogram, grid)
-    return counts / counts.max()
+def density_rows(histograms: Sequence[Histogram], grid: np.ndarray) -> np.ndarray:
+    """Rows of the depth heatmap: each histogram on ``grid``, relative to its own peak."""
+    counts = rebin_rows(histograms, grid)
+    return counts / counts.max(axis=1, keepdims=True)
 
 
 def depth_image(histograms: list[Histogram | None], grid: np.ndarray, log: bool) -> np.ndarray:
@@ -89,10 +128,10 @@ def depth_image(histograms: list[Histogram | None], grid: np.ndarray, log: bool)
     [0, 1], or its log10 in [-LOG_DECADES, 0] with ``log``), so that a narrow layer and a wide one
     are both visible."""
     image = np.full((len(histograms), len(grid) - 1), np.nan)
-    for row, histogram in enumerate(histograms):
-        if histogram is None or not histogram.total:  # not there yet, or no finite value
-            continue
-        image[row] = density_row(histogram, grid)
+    # A layer not there yet, or without a finite value, stays NaN.
+    held = [row for row, histogram in enumerate(histograms) if histogram is not None and histogram.total]
+    if held:
+        image[held] = density_rows([histograms[row] for row in held], grid)
     return _logged(image) if log else image
 
 
@@ -142,9 +181,10 @@ class DepthImage:
         if self._grid is None or not np.array_equal(grid, self._grid):
             self._grid = grid
             self._stale = set(np.flatnonzero(~np.isnan(self._lows)).tolist())
-        for i in self._stale:
-            self._rows[i] = density_row(self._histograms[i], grid)
-        self._stale.clear()
+        if self._stale:
+            stale = sorted(self._stale)
+            self._rows[stale] = density_rows([self._histograms[i] for i in stale], grid)
+            self._stale.clear()
         image = self._rows.copy()
         return grid, (_logged(image) if log else image)
 

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 from initsim.app.controller import StreamRunner, Throttle
 from initsim.app.diagnosis import diagnose
 from initsim.app.histograms import (MAX_PANELS, DepthImage, common_grid, depth_image, fractions,
-                                    panel_curve, panel_height, panel_layers, panel_stride, rebin)
+                                    panel_curve, panel_height, panel_layers, panel_stride, rebin,
+                                    rebin_rows)
 from initsim.app.reference import reference_html
 from initsim.app.runstate import RunState
 from initsim.app.worker import StreamWorker, simulation_job
-from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ForwardEvent, SimConfig, simulate_stream
+from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ForwardEvent, Histogram, SimConfig, simulate_stream
 from initsim.engine.presets import get_preset
 from initsim.engine.stats import histogram
 
@@ -48,6 +49,20 @@ def test_a_narrow_histogram_lands_whole_in_one_wide_bin():
     narrow = _histogram([0.0, 1e-9, 2e-9])
     grid = np.linspace(-10, 10, 5)
     np.testing.assert_allclose(rebin(narrow, grid), [0, 0, 3, 0])
+
+
+def test_rebinning_many_histograms_at_once_interpolates_each_cumulative_count():
+    """Against numpy's own linear interpolation, one histogram at a time: rows of different bin
+    counts, uneven bins, grid values on edges, left of, right of and between them."""
+    rng = np.random.default_rng(7)
+    hists = [_histogram(rng.normal(size=300) * scale, bins) for scale, bins in ((1, 64), (1e-3, 3), (50, 17))]
+    uneven = np.cumsum(rng.exponential(size=12)) - 4.0
+    hists.append(Histogram(edges=uneven, counts=rng.integers(0, 9, 11)))
+    hists.append(Histogram(edges=np.array([2.0, 2.5]), counts=np.array([5])))
+    grid = np.sort(np.concatenate([np.linspace(-200, 200, 41), uneven[::3], [2.0, 2.5, 1e-4]]))
+    for row, h in zip(rebin_rows(hists, grid), hists):
+        cumulative = np.concatenate(([0.0], np.cumsum(h.counts)))
+        np.testing.assert_allclose(row, np.diff(np.interp(grid, h.edges, cumulative)), rtol=1e-12, atol=1e-9)
 
 
 def test_common_grid_spans_every_histogram_with_values():
