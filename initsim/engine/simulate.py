@@ -197,14 +197,23 @@ def initial_weights(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT)
 
 
 def _blas_leaves_a_core() -> bool:
-    """Whether BLAS runs on fewer threads than this process has cores: then the side thread draws
-    the next layer's weights during a layer's matrix multiply, on the core BLAS leaves (50 x 512 x
-    1024 on two cores, one BLAS thread: engine / bare chain 1.32 -> 1.17); else it draws after the
-    multiply, which it would slow down by as much."""
-    threads = max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),
-                  default=1)
+    """Whether the BLAS that multiplies runs on fewer threads than this process has cores: then the
+    side thread draws the next layer's weights during a layer's matrix multiply, on the core BLAS
+    leaves; else it draws after the multiply, which it would slow down by as much."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return threads < cores
+    return matmul_threads() < cores
+
+
+def matmul_threads() -> int:
+    """The threads of the BLAS that numpy's matrix multiply calls. Numpy's wheels bring their own
+    OpenBLAS and so do scipy's: a run that imports scipy (the theory does) loads a second one,
+    which no multiply of the simulation uses; counted, its default threads made every draw wait
+    for its layer's multiply. Where numpy brings none, the most threads of any BLAS loaded."""
+    pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    numpy_dir = os.path.dirname(os.path.realpath(np.__file__))
+    own = [pool for pool in pools
+           if os.path.realpath(pool["filepath"]).startswith((numpy_dir + os.sep, numpy_dir + ".libs" + os.sep))]
+    return max((pool["num_threads"] for pool in own or pools), default=1)
 
 
 def _quietly(function: Callable[..., T], *args) -> T:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import importlib
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
+import threadpoolctl
 
 from initsim.engine import SimConfig, initial_weights, simulate, simulate_stream
 from initsim.engine.network import Network, backward, linear, lsuv_rescale
@@ -146,3 +148,20 @@ def test_a_run_dropped_half_way_or_cut_short_by_initial_weights_leaves_no_thread
     del stream  # the consumer lets go of it without closing it
     initial_weights(CONFIGS["lsuv"])  # stops iterating after the forward pass
     assert engine_threads() == before
+
+
+def test_the_threads_that_decide_when_to_draw_are_those_numpy_multiplies_with():
+    """Numpy's and scipy's wheels each bring an OpenBLAS; the theory imports scipy in the middle of
+    a run. Only numpy's multiplies, so only its threads say whether a core is left for the draws.
+    Numpy's is the one its core module names as a library it needs (an ELF's dynamic strings)."""
+    pytest.importorskip("scipy.linalg")
+    core = Path(np._core._multiarray_umath.__file__).read_bytes()
+    controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    linked = [lib.filepath for lib in controller.lib_controllers if Path(lib.filepath).name.encode() in core]
+    others = [lib.filepath for lib in controller.lib_controllers if lib.filepath not in linked]
+    if len(linked) != 1 or not others:
+        pytest.skip("numpy and scipy do not bring their own BLAS each here")
+    for numpy_threads, other_threads in ((1, 2), (2, 1)):
+        with (controller.select(filepath=linked).limit(limits=numpy_threads),
+              controller.select(filepath=others).limit(limits=other_threads)):
+            assert simulate_module.matmul_threads() == numpy_threads
