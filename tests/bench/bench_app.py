@@ -27,12 +27,14 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEvent, QEventLoop, QObject, QTimer  # noqa: E402
+from PySide6.QtCore import (QCoreApplication, QElapsedTimer, QEvent, QEventLoop, QObject, QSettings,  # noqa: E402
+                            QTimer)
 from threadpoolctl import threadpool_info  # noqa: E402
 
 from initsim.app import application, create_window  # noqa: E402
@@ -40,6 +42,16 @@ from initsim.app.window import MainWindow  # noqa: E402
 from initsim.engine import SimConfig  # noqa: E402
 
 DEEP = SimConfig(layers=500, width=256, batch=512)
+
+# Every window of the benchmark, those of the cold starts included, keeps its settings in a folder
+# of its own, empty at first: restored from the user's, the last session's view (the depth heatmap)
+# was built at start-up and its options (log density) changed what each paint cost.
+SETTINGS_FOLDER = os.environ.setdefault("INITSIM_BENCH_SETTINGS", tempfile.mkdtemp(prefix="initsim-bench-"))
+
+
+def use_settings_folder() -> None:
+    for settings_format in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(settings_format, QSettings.Scope.UserScope, SETTINGS_FOLDER)
 HEARTBEAT_MS = 5
 
 
@@ -190,8 +202,10 @@ app.exec()
 """
 APP_START = """
 import os
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, QSettings
 from initsim.app import application, create_window
+for settings_format in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+    QSettings.setPath(settings_format, QSettings.Scope.UserScope, os.environ["INITSIM_BENCH_SETTINGS"])
 app = application([])
 class FirstPaint(QObject):
     def eventFilter(self, obj, event):
@@ -209,7 +223,9 @@ app.exec()
 def dispose(window: MainWindow) -> None:
     """Close ``window`` and free it now, outside any measurement: a user has one window, and a
     bench that left each old one to the cycle collector timed the collector tearing it down in the
-    next window's run (a 250 ms turn of the GUI thread)."""
+    next window's run (a 250 ms turn of the GUI thread). Shut down first, it saves no settings: each
+    window of the bench starts from the defaults."""
+    window.shutdown()
     window.close()
     window.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
@@ -227,6 +243,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--starts", type=int, default=7, help="cold starts of each kind")
     args = parser.parse_args()
+    use_settings_folder()
     app = application([])
     blas = ", ".join(f"{i['internal_api']} ({i['num_threads']} threads)" for i in threadpool_info()) or "none loaded"
     print(f"platform {app.platformName()}, {os.cpu_count()} cores, BLAS: {blas}")
