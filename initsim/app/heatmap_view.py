@@ -37,9 +37,15 @@ class DepthMap:
         self._state: RunState | None = None  # the run drawn, and how many of its events
         self._read = 0
         self._depth = DepthImage(0, VALUE_BINS)
-        self._rect: QRectF | None = None  # the image's and the view's, as last set
+        self._range: QRectF | None = None  # the view's, as last set
+        self._image_rect: QRectF | None = None  # the image's, as last set
 
-    def show(self, state: RunState, log: bool) -> None:
+    def show(self, state: RunState, log: bool) -> bool:
+        """Draw ``state``; False when the image waits for the next paint. A new range makes the
+        axes lay out their ticks and labels again, the costliest part of a paint: while the run
+        streams in, that paint keeps the image drawn as it was (where it was: its layers and values
+        stay in place) and the next one brings it up to date, so that no turn of the GUI thread
+        does both. A finished run is drawn whole at once, with no worker competing."""
         if state is not self._state:
             self._state, self._read, self._depth = state, 0, DepthImage(state.layers, VALUE_BINS)
         backward = self.quantity == "grad"
@@ -47,15 +53,20 @@ class DepthMap:
             if isinstance(event, BackwardEvent) == backward:
                 self._depth.add(event.index, state.stats(self.quantity, event.index).histogram)
         self._read = len(state.arrived)
+        # Layer l covers x in [l - 0.5, l + 0.5]; the value bins cover the grid.
+        grid = self._depth.grid()
+        rect = QRectF(0.5, float(grid[0]), state.layers, float(grid[-1] - grid[0]))
+        if rect != self._range:
+            self._range = rect
+            self.plot.setRange(rect=rect, padding=0)
+            if not state.complete:
+                return False
         self.grid, image = self._depth.image(log)
         self.image.setImage(image, autoLevels=False, levels=(-LOG_DECADES, 0) if log else (0, 1))
-        # Layer l covers x in [l - 0.5, l + 0.5]; the value bins cover the grid.
-        low, high = float(self.grid[0]), float(self.grid[-1])
-        rect = QRectF(0.5, low, state.layers, high - low)
-        if rect != self._rect:  # a new range makes the axes lay out their ticks and labels again
-            self._rect = rect
+        if rect != self._image_rect:
+            self._image_rect = rect
             self.image.setRect(rect)
-            self.plot.setRange(rect=rect, padding=0)
+        return True
 
 
 class HeatmapView(QWidget):
@@ -76,6 +87,7 @@ class HeatmapView(QWidget):
         toolbar.addWidget(self.log_density)
         toolbar.addSpacing(12)
         toolbar.addWidget(caption, 1)
+        self.catching_up = False
         self.plots = pg.GraphicsLayoutWidget()
         self.maps = [DepthMap(self.plots.addPlot(row=0, col=0), "post", "Activations"),
                      DepthMap(self.plots.addPlot(row=1, col=0), "grad", "Gradients (dL/dh)")]
@@ -90,8 +102,8 @@ class HeatmapView(QWidget):
         layout.addWidget(self.plots, 1)
 
     def show_state(self, state: RunState) -> None:
-        for depth_map in self.maps:
-            depth_map.show(state, self.log_density.isChecked())
+        drawn = [depth_map.show(state, self.log_density.isChecked()) for depth_map in self.maps]
+        self.catching_up = not all(drawn)  # the window paints again soon (see DepthMap.show)
 
     def _on_log(self, log: bool) -> None:
         self.color_bar.setLevels((-LOG_DECADES, 0) if log else (0, 1))

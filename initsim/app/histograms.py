@@ -168,7 +168,7 @@ class DepthImage:
         else:
             self._lows[i] = self._highs[i] = np.nan
 
-    def _span(self) -> np.ndarray:
+    def grid(self) -> np.ndarray:
         """common_grid of the layers added so far."""
         held = ~np.isnan(self._lows)
         if not held.any():
@@ -177,7 +177,7 @@ class DepthImage:
 
     def image(self, log: bool) -> tuple[np.ndarray, np.ndarray]:
         """(grid, image) of the layers added so far; the image is a new array."""
-        grid = self._span()
+        grid = self.grid()
         if self._grid is None or not np.array_equal(grid, self._grid):
             self._grid = grid
             self._stale = set(np.flatnonzero(~np.isnan(self._lows)).tolist())

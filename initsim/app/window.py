@@ -123,6 +123,12 @@ class MainWindow(QMainWindow):
     def displayed_state(self) -> RunState | None:
         return self._displayed
 
+    def painted_whole(self) -> bool:
+        """Whether the current run is complete and painted whole, its status and warnings included
+        (its run_finished was sent). Its state may be complete a paint earlier."""
+        state = self.controller.state
+        return state is not None and self._finished_run == state.run_id
+
     def view_caught_up(self) -> bool:
         """Whether the current view draws all of the displayed run (a view may spread a big
         change over several paints, see ``catching_up``)."""

@@ -67,7 +67,7 @@ def settled(window: MainWindow) -> bool:
     """The window shows, completely, the config its controls say, and nothing is pending."""
     state = window.displayed_state()
     return (state is not None and state.complete and state is window.controller.state
-            and window.displayed_config() == window.config())
+            and window.painted_whole() and window.displayed_config() == window.config())
 
 
 def settle(qtbot, window: MainWindow, timeout: int = TIMEOUT_MS) -> None:

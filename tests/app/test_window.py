@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QCheckBox, QComboBox,
                                QPushButton)
 
-from initsim.app.histograms import panel_layers, panel_stride
+from initsim.app.heatmap_view import VALUE_BINS, DepthMap
+from initsim.app.histograms import common_grid, depth_image, panel_layers, panel_stride
+from initsim.app.runstate import RunState
 from initsim.app.widgets import NumberBox
-from initsim.engine import ConfigError, get_scheme
+from initsim.engine import ConfigError, get_scheme, simulate_stream
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, presets
 
 from appcheck import (SMALL, TIMEOUT_MS, TIMEOUT_S, assert_histograms_paint, assert_paints, reference, settle,
@@ -164,6 +167,28 @@ def test_a_view_hidden_while_its_panels_are_laid_out_paints_them_when_shown(qtbo
     settle(qtbot, window)
     window.tabs.setCurrentWidget(window.histograms)
     assert_histograms_paint(window, reference(SMALL.validated()))
+
+
+def test_a_new_heatmap_range_in_the_middle_of_a_run_leaves_the_image_to_the_next_paint(qtbot):
+    """The axes lay out their ticks again at a new range: while a run streams in, that paint keeps
+    the image as it was and the next one draws it; a finished run is drawn whole at once."""
+    plots = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(plots)
+    depth_map = DepthMap(plots.addPlot(), "post", "Activations")
+    config = SMALL.validated()
+    events = list(simulate_stream(config))
+    state = RunState(config, run_id=1)
+    state.add(events[0])
+    assert depth_map.show(state, log=False) is False
+    assert depth_map.image.image is None  # nothing drawn yet
+    first = [events[0].post.histogram] + [None] * (config.layers - 1)
+    grid = common_grid(first[:1], VALUE_BINS)
+    np.testing.assert_allclose(depth_map.plot.viewRange(), [[0.5, config.layers + 0.5], [grid[0], grid[-1]]])
+    assert depth_map.show(state, log=False) is True
+    np.testing.assert_array_equal(depth_map.image.image, depth_image(first, grid, log=False))
+    for event in events[1:]:
+        state.add(event)
+    assert DepthMap(plots.addPlot(), "post", "Activations").show(state, log=False) is True
 
 
 def test_an_invalid_config_is_refused_with_the_reason(qtbot, make_window):
