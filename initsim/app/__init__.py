@@ -98,17 +98,19 @@ def _icon():
 
 
 def create_window(config: SimConfig | None = None, blas_threads: int | None = 1,
-                  memory_limit: int | None = None) -> MainWindow:
+                  memory_limit: int | None = None, first_run_at_first_paint: bool = False) -> MainWindow:
     """The main window, built and running its first config (the default preset's if None), not
     shown and without an event loop: the caller shows it and runs one (or lets qtbot do it).
-    ``memory_limit``: its runs' limit instead of the preference (a hidden window for the CLI)."""
+    ``memory_limit``: its runs' limit instead of the preference (a hidden window for the CLI).
+    ``first_run_at_first_paint``: the first run starts once the window is painted, not at once
+    (the app's window: on screen sooner)."""
     from initsim.engine.presets import DEFAULT_PRESET, get_preset
 
     application()
     from .window import MainWindow
 
     window = MainWindow(config if config is not None else get_preset(DEFAULT_PRESET).config, blas_threads,
-                        memory_limit)
+                        memory_limit, first_run_at_first_paint)
     # What exists now (the imported modules, the window) lives as long as the window: moved out of
     # the collector's sight, a full collection looks at what came later only. Over the 100,000
     # objects there are now, one took the GUI thread 110 ms (a slow machine), 3 ms once frozen.
@@ -126,7 +128,7 @@ def run(argv: list[str] | None = None) -> int:
     app = application(argv)
     from .persistence import last_session_config
 
-    window = create_window(last_session_config())
+    window = create_window(last_session_config(), first_run_at_first_paint=True)
     app.aboutToQuit.connect(window.shutdown)
     with _quit_on_interrupt(window):
         window.show()

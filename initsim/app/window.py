@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QScrollArea, QTabWidget, QTextBrowser,
@@ -64,6 +64,21 @@ def _builder(module: str, name: str, *args) -> Callable[[], QWidget]:
     return build
 
 
+class _AfterFirstPaint(QObject):
+    """Calls ``callback`` once, at the event loop's turn after the first paint of ``widget``."""
+
+    def __init__(self, widget: QWidget, callback: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._callback = callback
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint:
+            obj.removeEventFilter(self)
+            QTimer.singleShot(0, self._callback)
+        return False
+
+
 class MainWindow(QMainWindow):
     """The scriptable window: ``config()``, ``set_config()``, ``displayed_config()``, ``run_finished``."""
 
@@ -72,7 +87,7 @@ class MainWindow(QMainWindow):
     view_built = Signal(object)  # a view built on demand, now in its tab (see _view)
 
     def __init__(self, config: SimConfig, blas_threads: int | None = 1,
-                 memory_limit: int | None = None) -> None:
+                 memory_limit: int | None = None, first_run_at_first_paint: bool = False) -> None:
         super().__init__()
         self.fixed_memory_limit = memory_limit  # None: the preference (Edit > Preferences)
         self.setWindowTitle("initsim \u2014 weight initialization, layer by layer")
@@ -102,7 +117,12 @@ class MainWindow(QMainWindow):
         self.controls.set_config(config)
         self.controls.changed.connect(self._run_throttle.request)
         self.controller.changed.connect(self._on_run_changed)
-        self._start_run()
+        # The first run imports the theory's scipy modules, half a second holding the GIL on a slow
+        # machine: begun while the window builds and paints, it holds the window back as long.
+        if first_run_at_first_paint:
+            _AfterFirstPaint(self, self._start_first_run)
+        else:
+            self._start_run()
 
     # --- the scriptable API ---------------------------------------------------------------
 
@@ -525,6 +545,10 @@ class MainWindow(QMainWindow):
             if hasattr(view, "shutdown"):
                 view.shutdown()
         gc.unfreeze()  # what create_window froze, this window's objects among them
+
+    def _start_first_run(self) -> None:
+        if not self._closed and self.controller.state is None:  # no run was asked for meanwhile
+            self._start_run()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closed:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QCheckBox, QComboBox,
                                QPushButton)
 
+from initsim.app import create_window
 from initsim.app.heatmap_view import VALUE_BINS, DepthMap
 from initsim.app.histograms import common_grid, depth_image, panel_layers, panel_stride
 from initsim.app.runstate import RunState
@@ -19,6 +22,19 @@ from initsim.engine.presets import DEFAULT_PRESET, get_preset, presets
 
 from appcheck import (SMALL, TIMEOUT_MS, TIMEOUT_S, assert_histograms_paint, assert_paints, reference, settle,
                       start_held)
+
+class PaintWatch(QObject):
+    """Notes when the widget it watches paints."""
+
+    def __init__(self, painted_at: list[float]) -> None:
+        super().__init__()
+        self.painted_at = painted_at
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint:
+            self.painted_at.append(time.perf_counter())
+        return False
+
 
 # Another network than SMALL, with more layers: an event of one folded into the other's run shows.
 OTHER = SMALL.replace(layers=7, seed=8)
@@ -380,3 +396,17 @@ def test_the_reference_lists_every_scheme_and_activation(make_window):
 
     text = make_window().reference.toPlainText()
     assert all(name in text for name in (*SCHEMES, *ACTIVATIONS))
+
+
+def test_the_apps_window_starts_its_first_run_once_it_is_painted(qtbot):
+    """As initsim opens it: the first run's imports would otherwise hold the window back."""
+    window = create_window(SMALL, first_run_at_first_paint=True)
+    qtbot.addWidget(window)
+    painted_at: list[float] = []
+    window.installEventFilter(watch := PaintWatch(painted_at))
+    QApplication.processEvents()
+    assert window.controller.state is None  # not shown, not painted: nothing runs
+    window.show()
+    settle(qtbot, window)
+    window.removeEventFilter(watch)
+    assert painted_at and window.controller.state.started > painted_at[0]

@@ -213,7 +213,7 @@ class FirstPaint(QObject):
             os._exit(0)
         return False
 watch = FirstPaint()
-window = create_window()
+window = create_window(first_run_at_first_paint=True)  # as initsim opens it
 window.installEventFilter(watch)
 window.show()
 app.exec()
