@@ -32,14 +32,10 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .activations import Activation, get_activation
 
-if TYPE_CHECKING:
-    from scipy.interpolate import CubicSpline
 from .config import SimConfig
 from .schemes import get_bias_init, get_scheme
 
@@ -209,6 +205,48 @@ def _beyond_the_tails(act: Activation, params: dict) -> Callable[[np.ndarray], n
     return integrand
 
 
+class UniformCubicSpline:
+    """The not-a-knot cubic spline through (x[i], y[i]) on four or more equally spaced nodes x
+    (scipy's CubicSpline's, up to rounding), a cubic per cell, extrapolated with the end cells'.
+    Built with numpy alone: scipy.interpolate takes half a second to import on a slow machine, and
+    the window's first run needs the moment table before its first layer."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        n = len(x) - 1
+        self.x0, self.h, self.n = float(x[0]), float(x[1] - x[0]), n
+        h = self.h
+        self.y = y = np.asarray(y, np.float64)
+        # The second derivatives M: M[i-1] + 4 M[i] + M[i+1] = 6 (y[i+1] - 2 y[i] + y[i-1]) / h^2 at
+        # the inner nodes. Not-a-knot (a third derivative continuous at nodes 1 and n - 1) gives
+        # M[0] = 2 M[1] - M[2], which makes the first row 6 M[1] = its right-hand side; likewise at
+        # the other end. The rows between are tridiagonal, solved by elimination (Thomas).
+        rhs = 6.0 / (h * h) * (y[2:] - 2.0 * y[1:-1] + y[:-2])
+        m = np.empty(n + 1)
+        m[1], m[n - 1] = rhs[0] / 6.0, rhs[-1] / 6.0
+        d = rhs[1:-1].copy()  # the rows between, with M[1] and M[n - 1] moved to the right
+        if len(d):
+            d[0] -= m[1]
+            d[-1] -= m[n - 1]
+        c = np.empty(len(d))
+        previous_c = previous_d = 0.0
+        for i in range(len(d)):
+            c[i] = previous_c = 1.0 / (4.0 - previous_c)
+            d[i] = previous_d = (d[i] - previous_d) * previous_c
+        for i in range(len(d) - 2, -1, -1):
+            d[i] -= c[i] * d[i + 1]
+        m[2:n - 1] = d
+        m[0], m[n] = 2.0 * m[1] - m[2], 2.0 * m[n - 1] - m[n - 2]
+        self.m = m
+
+    def __call__(self, x) -> np.ndarray:
+        h, y, m = self.h, self.y, self.m
+        s = (np.asarray(x, np.float64) - self.x0) / h
+        i = np.clip(np.nan_to_num(np.floor(s)), 0, self.n - 1).astype(np.intp)  # NaN: any cell
+        t = (s - i) * h  # NaN stays NaN
+        slope = (y[i + 1] - y[i]) / h - h * (2.0 * m[i] + m[i + 1]) / 6.0
+        return y[i] + t * (slope + t * (m[i] / 2.0 + t * (m[i + 1] - m[i]) / (6.0 * h)))
+
+
 @dataclass(frozen=True)
 class MomentTable:
     """E[phi(sqrt(q) z)^2] = m q + R(q) and E[phi'(sqrt(q) z)^2] of one activation, with m the
@@ -222,8 +260,8 @@ class MomentTable:
 
     log_q: np.ndarray
     growth: float  # m = lim E[phi^2] / q
-    remainder: CubicSpline
-    log_slope: CubicSpline
+    remainder: UniformCubicSpline
+    log_slope: UniformCubicSpline
 
     def _x(self, q) -> np.ndarray:
         with np.errstate(divide="ignore"):
@@ -255,10 +293,8 @@ def _moment_table(name: str, params: tuple[tuple[str, object], ...]) -> MomentTa
     # One quadrature rule for both: building it costs more than either integrand.
     remainder, slope = gauss_expectation(
         lambda u: np.stack([beyond_the_tails(u), act.derivative(u, params) ** 2]), q)
-    from scipy.interpolate import CubicSpline  # 0.2 s to import: not at the window's start-up
-
-    return MomentTable(log_q, (low * low + high * high) / 2, CubicSpline(log_q, remainder),
-                       CubicSpline(log_q, np.log(slope)))
+    return MomentTable(log_q, (low * low + high * high) / 2, UniformCubicSpline(log_q, remainder),
+                       UniformCubicSpline(log_q, np.log(slope)))
 
 
 def _first_crossing(table: MomentTable, sigma_w2: np.ndarray, sigma_b2: np.ndarray, q0: float,

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate, optimize
+from scipy import integrate, interpolate, optimize
 from threadpoolctl import threadpool_limits
 
 from initsim.cli import main
@@ -362,3 +362,16 @@ def test_layer_one_bias_variance_uses_the_input_width():
     # The bias's share, 1/6, is 7 of them.
     measured = result.forward[0].pre.std ** 2
     assert measured == pytest.approx(q1, abs=4 * 0.024)
+
+
+@pytest.mark.parametrize("nodes", [4, 5, 9, 1281])
+def test_the_moment_tables_spline_is_scipys_not_a_knot_cubic_spline(nodes):
+    """At the nodes, between them and beyond the ends; NaN stays NaN."""
+    x = np.linspace(-23.0, 23.0, nodes)
+    rng = np.random.default_rng(nodes)
+    queries = np.concatenate([x, rng.uniform(-25.0, 25.0, 2000), [-23.0, 23.0]])
+    for y in (np.sin(x / 3), np.log1p(np.exp(x)), np.exp(-x * x / 50) * 1e-7):
+        expected = interpolate.CubicSpline(x, y)(queries)
+        np.testing.assert_allclose(T.UniformCubicSpline(x, y)(queries), expected,
+                                   rtol=1e-9, atol=1e-12 * np.abs(y).max())
+    assert np.isnan(T.UniformCubicSpline(x, np.sin(x))(np.array([np.nan, 0.0]))).tolist() == [True, False]
