@@ -10,12 +10,12 @@ import time
 import weakref
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from initsim.engine import DEFAULT_MEMORY_LIMIT, SimConfig
 
 from .runstate import RunState
-from .worker import BATCH_SECONDS, Job, StreamWorker, simulation_job, yield_to_gui_thread
+from .worker import BATCH_SECONDS, Job, StreamWorker, simulation_job
 
 
 class Throttle(QObject):
@@ -87,7 +87,6 @@ class StreamRunner(QObject):
         self._worker = StreamWorker(blas_threads, batch_seconds)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
-        self._thread.started.connect(yield_to_gui_thread, Qt.ConnectionType.DirectConnection)  # on the thread
         self._start_requested.connect(self._worker.run)
         self._worker.events_ready.connect(self._on_events)
         self._worker.run_done.connect(self._on_done)

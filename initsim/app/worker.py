@@ -8,7 +8,6 @@ summaries, training steps, sweep results): every background computation of the a
 from __future__ import annotations
 
 import math
-import os
 import sys
 import threading
 import time
@@ -16,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from threadpoolctl import threadpool_limits
 
 from initsim.engine import DEFAULT_MEMORY_LIMIT, ConfigError, SimConfig, simulate_stream
@@ -58,27 +57,6 @@ def _blas_limited(threads: int | None) -> Iterator[None]:
             if _limit_users == 0:
                 _limit.restore_original_limits()
                 _limit = None
-
-
-# How much lower than the GUI thread's the runs' threads ask to be scheduled (Linux's nice values;
-# the threads a run starts inherit it). At an equal share, a student's laptop busy with something
-# else left the GUI thread waiting for a core, and for the GIL held by a run waiting for one: with a
-# second process spinning a core, a 500-layer run's longest stall was 82-85 ms with the depth heatmap
-# showing, 35-40 ms with this (a slow machine). A run is not slower for it where a core is free.
-WORKER_NICENESS = 10
-
-
-def yield_to_gui_thread() -> None:
-    """Lower the calling thread's scheduling priority, as far as the system lets a user."""
-    if sys.platform.startswith("linux"):  # there a thread has its own nice value
-        thread = threading.get_native_id()
-        try:
-            os.setpriority(os.PRIO_PROCESS, thread,
-                           min(19, os.getpriority(os.PRIO_PROCESS, thread) + WORKER_NICENESS))
-        except OSError:  # a sandbox that refuses: the thread keeps its priority
-            pass
-    else:  # Qt's priorities are the platform's thread priorities there (on Linux they do nothing)
-        QThread.currentThread().setPriority(QThread.Priority.LowPriority)
 
 
 # A message in the window is read by a student, not a developer: the longest one it shows.

@@ -3,8 +3,6 @@ the throttle, and the worker called synchronously."""
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 
 import numpy as np
@@ -19,7 +17,7 @@ from initsim.app.histograms import (MAX_PANELS, DepthImage, common_grid, depth_i
                                     rebin_rows)
 from initsim.app.reference import reference_html
 from initsim.app.runstate import RunState
-from initsim.app.worker import WORKER_NICENESS, StreamWorker, simulation_job
+from initsim.app.worker import StreamWorker, simulation_job
 from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ForwardEvent, Histogram, SimConfig, simulate_stream
 from initsim.engine.presets import get_preset
 from initsim.engine.stats import histogram
@@ -314,27 +312,3 @@ def test_worker_reports_a_failure_instead_of_raising():
     worker.wanted_run = 2
     worker.run(simulation_job(SMALL.replace(width=0)), 2)
     assert failures == ["the engine refused the config: width: got 0, expected an integer in [1, 4096]"]
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
-def test_a_runners_thread_and_the_threads_it_starts_yield_to_the_gui_thread(qtbot):
-    def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    def job(should_stop):
-        started = []
-        thread = threading.Thread(target=lambda: started.append(niceness()))
-        thread.start()
-        thread.join()
-        return [niceness(), *started]
-
-    runner = StreamRunner("niced")
-    received = []
-    runner.events.connect(lambda run_id, batch: received.extend(batch))
-    try:
-        runner.start(job)
-        qtbot.waitUntil(lambda: len(received) == 2, timeout=TIMEOUT_MS)
-    finally:
-        runner.shutdown()
-    lowered = min(19, niceness() + WORKER_NICENESS)
-    assert received == [lowered, lowered] and (lowered > niceness() or niceness() == 19)
