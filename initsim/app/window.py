@@ -117,8 +117,8 @@ class MainWindow(QMainWindow):
         self.controls.set_config(config)
         self.controls.changed.connect(self._run_throttle.request)
         self.controller.changed.connect(self._on_run_changed)
-        # The first run imports the theory's scipy modules, half a second holding the GIL on a slow
-        # machine: begun while the window builds and paints, it holds the window back as long.
+        # Begun while the window builds and paints, the first run's imports and set-up hold the GIL
+        # and so hold the window back: the app's window is on screen first.
         if first_run_at_first_paint:
             _AfterFirstPaint(self, self._start_first_run)
         else:
