@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
@@ -33,7 +32,6 @@ class DepthMap:
         plot.setMouseEnabled(False, False)
         self.image = pg.ImageItem()
         plot.addItem(self.image)
-        self.grid: np.ndarray | None = None
         self._state: RunState | None = None  # the run drawn, and how many of its events
         self._read = 0
         self._depth = DepthImage(0, VALUE_BINS)
@@ -61,7 +59,7 @@ class DepthMap:
             self.plot.setRange(rect=rect, padding=0)
             if not state.complete:
                 return False
-        self.grid, image = self._depth.image(log)
+        _, image = self._depth.image(log)
         self.image.setImage(image, autoLevels=False, levels=(-LOG_DECADES, 0) if log else (0, 1))
         if rect != self._image_rect:
             self._image_rect = rect

@@ -32,10 +32,10 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
 import numpy as np
 
 from .activations import Activation, get_activation
-
 from .config import SimConfig
 from .schemes import get_bias_init, get_scheme
 
