@@ -229,12 +229,13 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     Overflow in a diverging net is expected, so numpy's warnings are off for the arithmetic, but
     never across a yield: numpy's error state is a context variable that the consumer would inherit.
 
-    In the forward pass a side thread draws the next layer's weights and summarizes a layer's
-    activation input while this one applies the activation and summarizes its output (numpy
-    releases the GIL for both). It draws during the layer's matrix multiply where BLAS leaves a core
-    free, else after it, taking no core from a multi-threaded BLAS (`_blas_leaves_a_core`). Each
-    layer has its own stream, so the values do not depend on when they are drawn. The thread lives for the forward pass only and is
-    joined when it ends, is stopped, or the consumer closes the stream.
+    A side thread draws each layer's weights and makes each layer's event (its statistics) while
+    this one multiplies: numpy releases the GIL for both. It draws the next layer's weights during
+    a layer's matrix multiply where BLAS leaves a core free, else after it, taking no core from a
+    multi-threaded BLAS (`_blas_leaves_a_core`). Each layer has its own stream, so the values do not
+    depend on when they are drawn. A layer's event is made while the next layer multiplies (in the
+    backward pass, the layer below), so it is yielded one multiply late. The thread is joined when
+    the run ends, is stopped, or the consumer closes the stream.
     """
     c, block, dtype = net.config, net.block, net.dtype
     streams = net.streams()
@@ -243,8 +244,9 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     layers: list[Layer] = []
     sink["layers"] = layers
     cache, inv_stds = [], []
-    # Two working buffers: a layer's output goes into one while the other, holding the previous
-    # layer's output (dead once h is computed), serves as scratch; a third is the side thread's.
+    # Two working buffers hold, for a layer and the next, what the layer's event reads that the run
+    # does not keep: the copy of the activation input that the activation overwrites or, where the
+    # backward pass keeps u, the output. A third is the side thread's scratch.
     buffers = (np.empty((c.batch, c.width), dtype), np.empty((c.batch, c.width), dtype))
     side_scratch = np.empty((c.batch, c.width), dtype)
     drawn: list[Future[Layer]] = []  # each layer's (W, b), drawn on the side thread
@@ -255,8 +257,8 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         if layer < c.layers:
             drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(layer + 1), streams[layer + 1]))
 
-    def forward_layer(layer: int, x: np.ndarray) -> tuple[ForwardEvent, np.ndarray]:
-        work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
+    def multiply(layer: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's h = x W + b (normalized, if the block normalizes) and its W."""
         w, b = drawn[layer - 1].result()
         if draw_during_gemm:
             draw_next(layer)
@@ -267,50 +269,74 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         if stats is not None:
             inv_stds.append(stats[1])
         layers.append((w, b))
+        return h, w
+
+    def activate(layer: int, h: np.ndarray, w: np.ndarray) -> tuple[Future[ForwardEvent], np.ndarray]:
+        """The layer's output, and its event, which the side thread makes while the next layer
+        multiplies. What it reads stays as it is until the next layer's `multiply` has returned:
+        the output, which the next layer only reads, and a copy of u in a working buffer that only
+        the layer after next writes."""
+        work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
         subnormal = block.flushed(h)
-        # The side thread summarizes u (a copy, when the activation overwrites it), then draws the
-        # next layer's weights, while this thread applies the activation and summarizes its output.
-        u, scratch = (spare, work) if block.keeps_output else (h, spare)
+        u = spare if block.keeps_output else h  # a copy of u when the activation overwrites it
         if u is spare:
             np.copyto(spare, h)
-        pre = pool.submit(_quietly, summarize, u, c.bins, side_scratch)
         if not draw_during_gemm:
             draw_next(layer)
         y, kept, post_subnormal = block.activate(h, work)
         cache.append(kept)
-        post = summarize(y, c.bins, scratch)
-        dead, saturated = _fractions(net, y)
-        return ForwardEvent(layer, c.layers, pre.result(), post, dead, saturated, std_of(w),
-                            theory.pre_std[layer - 1], subnormal + post_subnormal), y
+        event = pool.submit(_quietly, forward_event, layer, u, y, w, subnormal + post_subnormal)
+        return event, y
 
+    def forward_event(layer: int, u: np.ndarray, y: np.ndarray, w: np.ndarray, subnormal: int) -> ForwardEvent:
+        dead, saturated = _fractions(net, y)
+        return ForwardEvent(layer, c.layers, summarize(u, c.bins, side_scratch), summarize(y, c.bins, side_scratch),
+                            dead, saturated, std_of(w), theory.pre_std[layer - 1], subnormal)
+
+    def backward_event(layer: int, grad_h: np.ndarray, weight_grad: np.ndarray, subnormal: int) -> BackwardEvent:
+        return BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, side_scratch), std_of(weight_grad),
+                             theory.grad_std[layer - 1], subnormal)
+
+    if should_stop():  # asked once before the run, then once after each event
+        return
     x = x0
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="initsim-forward")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="initsim-side")
     try:
         drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(1), streams[1]))
+        event: Future | None = None  # the previous layer's, under way on the side thread
         for layer in range(1, c.layers + 1):
-            if should_stop():
-                return
             with np.errstate(all="ignore"):
-                event, x = forward_layer(layer, x)
-            yield event
-    finally:
-        pool.shutdown(cancel_futures=True)  # waits for the task under way
+                h, w = multiply(layer, x)
+            if event is not None:
+                yield event.result()
+                if should_stop():
+                    return
+            with np.errstate(all="ignore"):
+                event, x = activate(layer, h, w)
+        yield event.result()
         drawn.clear()
-    if net.scheme.data_dependent:
-        theory = config_prediction(net.config, [w for w, _ in layers])
-    sink["theory"] = theory
+        if net.scheme.data_dependent:
+            theory = config_prediction(net.config, [w for w, _ in layers])
+        sink["theory"] = theory
 
-    grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)  # float64 draw, as the input
-    steps = backward(grad, cache, inv_stds, [w for w, _ in layers], block, x0, buffers[1])
-    weight_grad = None  # dL/dW, one buffer for the layers of one shape
-    while not should_stop():
-        with np.errstate(all="ignore"):
-            step = next(steps, None)
+        # What a layer's event reads, dL/dh and dL/dW, stays as it is until the weight gradient of
+        # the layer below is due: its event is awaited then.
+        grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)  # float64 draw, as the input
+        steps = backward(grad, cache, inv_stds, [w for w, _ in layers], block, x0, buffers[1])
+        weight_grad = None  # dL/dW, one buffer for the layers of one shape
+        event = None
+        while not should_stop():
+            with np.errstate(all="ignore"):
+                step = next(steps, None)
+            if event is not None:
+                yield event.result()
             if step is None:
                 return
             layer, grad_h, x_in, subnormal = step
-            weight_grad = reused(weight_grad, (x_in.shape[1], grad_h.shape[1]), dtype)
-            np.matmul(x_in.T, grad_h, out=weight_grad)
-            event = BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, buffers[0]),
-                                  std_of(weight_grad), theory.grad_std[layer - 1], subnormal)
-        yield event
+            with np.errstate(all="ignore"):
+                weight_grad = reused(weight_grad, (x_in.shape[1], grad_h.shape[1]), dtype)
+                np.matmul(x_in.T, grad_h, out=weight_grad)
+            event = pool.submit(_quietly, backward_event, layer, grad_h, weight_grad, subnormal)
+    finally:
+        pool.shutdown(cancel_futures=True)  # waits for the task under way
+        drawn.clear()
