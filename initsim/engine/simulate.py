@@ -229,13 +229,13 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     Overflow in a diverging net is expected, so numpy's warnings are off for the arithmetic, but
     never across a yield: numpy's error state is a context variable that the consumer would inherit.
 
-    A side thread draws each layer's weights and makes each layer's event (its statistics) while
-    this one multiplies: numpy releases the GIL for both. It draws the next layer's weights during
-    a layer's matrix multiply where BLAS leaves a core free, else after it, taking no core from a
-    multi-threaded BLAS (`_blas_leaves_a_core`). Each layer has its own stream, so the values do not
-    depend on when they are drawn. A layer's event is made while the next layer multiplies (in the
-    backward pass, the layer below), so it is yielded one multiply late. The thread is joined when
-    the run ends, is stopped, or the consumer closes the stream.
+    A side thread draws each layer's weights while this one works: numpy releases the GIL for the
+    draws, the multiplies and the statistics. Each layer has its own stream, so the values do not
+    depend on when they are drawn. Where BLAS leaves a core free (`_blas_leaves_a_core`), the side
+    thread draws the next layer's weights and makes the previous layer's event (its statistics)
+    during a layer's matrix multiply, so an event is yielded one multiply late; else it draws after
+    the multiply, while this thread makes the event, taking no core from a multi-threaded BLAS.
+    The thread is joined when the run ends, is stopped, or the consumer closes the stream.
     """
     c, block, dtype = net.config, net.block, net.dtype
     streams = net.streams()
@@ -251,16 +251,26 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     side_scratch = np.empty((c.batch, c.width), dtype)
     drawn: list[Future[Layer]] = []  # each layer's (W, b), drawn on the side thread
 
-    draw_during_gemm = _blas_leaves_a_core()
+    core_left = _blas_leaves_a_core()
 
     def draw_next(layer: int) -> None:
         if layer < c.layers:
             drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(layer + 1), streams[layer + 1]))
 
+    def beside_multiplies(function: Callable[..., T], *args) -> Future[T]:
+        """``function(*args)``, a layer's event, on the side thread while this one multiplies where
+        BLAS leaves a core; else here, now, while the side thread draws the next layer's weights
+        (a third busy thread would slow a BLAS that takes every core)."""
+        if core_left:
+            return pool.submit(_quietly, function, *args)
+        made: Future[T] = Future()
+        made.set_result(_quietly(function, *args))
+        return made
+
     def multiply(layer: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The layer's h = x W + b (normalized, if the block normalizes) and its W."""
         w, b = drawn[layer - 1].result()
-        if draw_during_gemm:
+        if core_left:
             draw_next(layer)
         h = linear(x, w, b, np.empty((c.batch, c.width), dtype))
         if net.scheme.data_dependent:
@@ -281,12 +291,11 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         u = spare if block.keeps_output else h  # a copy of u when the activation overwrites it
         if u is spare:
             np.copyto(spare, h)
-        if not draw_during_gemm:
+        if not core_left:
             draw_next(layer)
         y, kept, post_subnormal = block.activate(h, work)
         cache.append(kept)
-        event = pool.submit(_quietly, forward_event, layer, u, y, w, subnormal + post_subnormal)
-        return event, y
+        return beside_multiplies(forward_event, layer, u, y, w, subnormal + post_subnormal), y
 
     def forward_event(layer: int, u: np.ndarray, y: np.ndarray, w: np.ndarray, subnormal: int) -> ForwardEvent:
         dead, saturated = _fractions(net, y)
@@ -336,7 +345,7 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
             with np.errstate(all="ignore"):
                 weight_grad = reused(weight_grad, (x_in.shape[1], grad_h.shape[1]), dtype)
                 np.matmul(x_in.T, grad_h, out=weight_grad)
-            event = pool.submit(_quietly, backward_event, layer, grad_h, weight_grad, subnormal)
+            event = beside_multiplies(backward_event, layer, grad_h, weight_grad, subnormal)
     finally:
         pool.shutdown(cancel_futures=True)  # waits for the task under way
         drawn.clear()

@@ -8,15 +8,20 @@ chain's, each engine run paired with the bare chain run just before it (alternat
 same machine state), as the median of the pairs' ratios with their range; then the medians of the
 times and the peak memory each holds (tracemalloc sees numpy's allocations; measured in runs of
 their own, so that tracing costs the timed runs nothing). Target: ratio <= 1.2 at both.
+
+It imports initsim before numpy, as the initsim command does, so that both chains run with the
+OpenBLAS settings initsim gives (see initsim/__init__.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import tracemalloc
 
+import initsim  # noqa: I001 (before numpy: its OpenBLAS settings, as the initsim command has them)
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -66,8 +71,9 @@ def main() -> None:
     x0 = rng.standard_normal((c.batch, c.width)).astype(np.float32)
     grad0 = rng.standard_normal((c.batch, c.width)).astype(np.float32)
     blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '')}" for i in threadpool_info())
-    print(f"config: {c.layers} layers x {c.width} units, batch {c.batch}, {c.dtype}, {c.activation}; "
-          f"BLAS: {blas}; {args.repeats} pairs")
+    print(f"initsim {initsim.__version__}; config: {c.layers} layers x {c.width} units, batch {c.batch}, "
+          f"{c.dtype}, {c.activation}; BLAS: {blas}, OPENBLAS_THREAD_TIMEOUT="
+          f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT')}; {args.repeats} pairs")
     print(f"estimate of the config: {memory.simulation(c).text()}")
     for threads in (1, 2):
         with threadpool_limits(threads):

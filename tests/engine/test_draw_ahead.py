@@ -5,6 +5,9 @@ leaves no thread behind, whether the run ends, is stopped or is dropped half-way
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -165,3 +168,15 @@ def test_the_threads_that_decide_when_to_draw_are_those_numpy_multiplies_with():
         with (controller.select(filepath=linked).limit(limits=numpy_threads),
               controller.select(filepath=others).limit(limits=other_threads)):
             assert simulate_module.matmul_threads() == numpy_threads
+
+
+@pytest.mark.parametrize("users", [None, "12"], ids=["unset", "the user's"])
+def test_importing_initsim_tells_openblas_to_let_its_idle_threads_sleep_before_numpy_loads_it(users):
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when numpy loads it: importing initsim sets it
+    (2**4 cycles of spinning, not 2**28) before numpy is imported, unless the user has set it."""
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_THREAD_TIMEOUT"}
+    if users is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = users
+    code = "import os, sys, initsim; print('numpy' in sys.modules, os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == ["False", users or "4"]
