@@ -275,6 +275,8 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         h = linear(x, w, b, np.empty((c.batch, c.width), dtype))
         if net.scheme.data_dependent:
             lsuv_rescale(x, w, b, h)
+        if not core_left:  # the layer's multiplies are done
+            draw_next(layer)
         stats = block.normalize(h)
         if stats is not None:
             inv_stds.append(stats[1])
@@ -291,8 +293,6 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         u = spare if block.keeps_output else h  # a copy of u when the activation overwrites it
         if u is spare:
             np.copyto(spare, h)
-        if not core_left:
-            draw_next(layer)
         y, kept, post_subnormal = block.activate(h, work)
         cache.append(kept)
         return beside_multiplies(forward_event, layer, u, y, w, subnormal + post_subnormal), y
