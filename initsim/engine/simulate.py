@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_info
 from . import memory
 from .config import SimConfig
 from .memory import DEFAULT_MEMORY_LIMIT
-from .network import Layer, Network, backward, linear, lsuv_rescale, reused
+from .network import Layer, Network, backward, linear, lsuv_rescale, reused, scaled_matmul
 from .stats import Stats, std_of, summarize
 from .theory import TheoryPrediction, config_prediction
 
@@ -272,9 +272,9 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         w, b = drawn[layer - 1].result()
         if core_left:
             draw_next(layer)
-        h = linear(x, w, b, np.empty((c.batch, c.width), dtype))
+        h = linear(x, w, b, np.empty((c.batch, c.width), dtype), block.flush)
         if net.scheme.data_dependent:
-            lsuv_rescale(x, w, b, h)
+            lsuv_rescale(x, w, b, h, block.flush)
         if not core_left:  # the layer's multiplies are done
             draw_next(layer)
         stats = block.normalize(h)
@@ -302,9 +302,11 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         return ForwardEvent(layer, c.layers, summarize(u, c.bins, side_scratch), summarize(y, c.bins, side_scratch),
                             dead, saturated, std_of(w), theory.pre_std[layer - 1], subnormal)
 
-    def backward_event(layer: int, grad_h: np.ndarray, weight_grad: np.ndarray, subnormal: int) -> BackwardEvent:
-        return BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, side_scratch), std_of(weight_grad),
-                             theory.grad_std[layer - 1], subnormal)
+    def backward_event(layer: int, grad_h: np.ndarray, weight_grad: np.ndarray, exponent: int,
+                       subnormal: int) -> BackwardEvent:
+        """``weight_grad`` is dL/dW * 2**-exponent (`scaled_matmul`)."""
+        return BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, side_scratch),
+                             math.ldexp(std_of(weight_grad), exponent), theory.grad_std[layer - 1], subnormal)
 
     if should_stop():  # asked once before the run, then once after each event
         return
@@ -344,8 +346,9 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
             layer, grad_h, x_in, subnormal = step
             with np.errstate(all="ignore"):
                 weight_grad = reused(weight_grad, (x_in.shape[1], grad_h.shape[1]), dtype)
-                np.matmul(x_in.T, grad_h, out=weight_grad)
-            event = beside_multiplies(backward_event, layer, grad_h, weight_grad, subnormal)
+                # Only its std is reported: it is taken on the product in its scale.
+                weight_grad, exponent = scaled_matmul(x_in.T, grad_h, weight_grad, block.flush)
+            event = beside_multiplies(backward_event, layer, grad_h, weight_grad, exponent, subnormal)
     finally:
         pool.shutdown(cancel_futures=True)  # waits for the task under way
         drawn.clear()

@@ -39,7 +39,7 @@ from . import memory
 from .config import SimConfig
 from .memory import DEFAULT_MEMORY_LIMIT
 from .errors import ConfigError, lookup, unknown_name
-from .network import Block, Layer, Network, backward, hidden_forward, linear, lsuv_rescale
+from .network import Block, Layer, Network, backward, hidden_forward, linear, lsuv_rescale, matmul
 from .stats import std_of
 from .tasks import Dataset, get_task, make_dataset
 
@@ -176,16 +176,16 @@ def loss_and_gradients(layers: Sequence[Layer], block: Block, loss: Loss, x: np.
             cache.append(kept)
             if stats is not None:
                 inv_stds.append(stats[1])
-        logits = linear(y, w_out, b_out)
+        logits = linear(y, w_out, b_out, flush=block.flush)
         value, accuracy, grad_out = loss(logits, targets, True)
         if not math.isfinite(value):
             first = next((i for i, a in enumerate(cache, 1) if not np.isfinite(a).all()), len(layers))
             return BatchPass(value, accuracy, None, first)
-        grads: list[Layer] = [(y.T @ grad_out, grad_out.sum(axis=0))]
+        grads: list[Layer] = [(matmul(y.T, grad_out, flush=block.flush), grad_out.sum(axis=0))]
         scratch = np.empty_like(cache[-1])
-        for _, grad_h, x_in, _ in backward(grad_out @ w_out.T, cache, inv_stds, [w for w, _ in hidden],
-                                           block, x, scratch):
-            grads.append((x_in.T @ grad_h, grad_h.sum(axis=0)))
+        for _, grad_h, x_in, _ in backward(matmul(grad_out, w_out.T, flush=block.flush), cache, inv_stds,
+                                           [w for w, _ in hidden], block, x, scratch):
+            grads.append((matmul(x_in.T, grad_h, flush=block.flush), grad_h.sum(axis=0)))
     return BatchPass(value, accuracy, grads[::-1], None)
 
 
@@ -420,7 +420,7 @@ def initial_layers(setup: Setup, streams: Sequence[np.random.Generator]) -> list
         y = data.inputs
         for y, _, _ in hidden_forward(data.inputs, layers[:-1], net.block, lsuv=True):
             pass  # rescaling each layer in turn
-        lsuv_rescale(y, *layers[-1], linear(y, *layers[-1]))
+        lsuv_rescale(y, *layers[-1], linear(y, *layers[-1], flush=net.block.flush), net.block.flush)
     return layers
 
 
@@ -474,14 +474,14 @@ def probe(layers: Sequence[Layer], block: Block, data: Dataset, grid: int = 0) -
         for y, _, stats in hidden_forward(data.inputs, hidden, block):
             stds.append(std_of(y))
             population.append(stats)
-        value, accuracy, _ = loss_of(data)(linear(y, *output), data.targets, False)
+        value, accuracy, _ = loss_of(data)(linear(y, *output, flush=block.flush), data.targets, False)
         regions = None
         if grid and data.dim == 2:
             points = data.grid(grid)
             y = points
             for y, _, _ in hidden_forward(points, hidden, block, population=population):
                 pass  # only the last layer's output is needed
-            out = linear(y, *output)
+            out = linear(y, *output, flush=block.flush)
             regions = (out.argmax(axis=1).astype(np.int8) if data.is_classification
                        else out[:, 0].copy()).reshape(grid, grid)
     return Probe(value, accuracy, tuple(stds), regions)

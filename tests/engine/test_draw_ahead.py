@@ -5,6 +5,7 @@ leaves no thread behind, whether the run ends, is stopped or is dropped half-way
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import threadpoolctl
 
 from initsim.engine import SimConfig, initial_weights, simulate, simulate_stream
-from initsim.engine.network import Network, backward, linear, lsuv_rescale
+from initsim.engine.network import Network, backward, linear, lsuv_rescale, scaled_matmul
 from initsim.engine.simulate import _fractions, _input
 from initsim.engine.stats import std_of, summarize
 
@@ -55,9 +56,9 @@ def serial_records(config: SimConfig) -> list[dict]:
     with np.errstate(all="ignore"):
         for layer in range(1, c.layers + 1):
             w, b = net.sample_layer(c.fans(layer), streams[layer])
-            h = linear(x, w, b)
+            h = linear(x, w, b, flush=block.flush)
             if net.scheme.data_dependent:
-                lsuv_rescale(x, w, b, h)
+                lsuv_rescale(x, w, b, h, block.flush)
             stats = block.normalize(h)
             if stats is not None:
                 inv_stds.append(stats[1])
@@ -72,7 +73,8 @@ def serial_records(config: SimConfig) -> list[dict]:
         back = {}
         for layer, grad_h, x_in, subnormal in backward(grad, cache, inv_stds, weights, block, x0,
                                                        np.empty((c.batch, c.width), dtype)):
-            back[layer] = (summarize(grad_h, c.bins), std_of(x_in.T @ grad_h), subnormal)
+            weight_grad, exponent = scaled_matmul(x_in.T, grad_h, flush=block.flush)
+            back[layer] = (summarize(grad_h, c.bins), math.ldexp(std_of(weight_grad), exponent), subnormal)
     records = []
     for layer, (pre, post, (dead, saturated), weight_std, subnormal) in enumerate(forward, 1):
         grad_stats, weight_grad_std, grad_subnormal = back[layer]

@@ -12,7 +12,7 @@ import pytest
 from initsim.cli import main
 from initsim.engine import ConfigError, SimConfig, initial_weights, simulate
 from initsim.engine.export import stats_csv, stats_json
-from initsim.engine.network import Network, backward, flush_subnormals, hidden_forward
+from initsim.engine.network import Network, backward, flush_subnormals, hidden_forward, matmul, scaled_matmul
 from initsim.engine.stats import summarize
 
 # tanh nets whose signal (forward) and gradient (backward) pass below the smallest normal well
@@ -64,9 +64,20 @@ def test_flush_subnormals_finds_them_in_every_block_of_a_large_array(dtype):
     np.testing.assert_array_equal(flushed, independent_flush(values))
 
 
+def exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b with no product underflowing: a and b scaled by the powers of two that bring their
+    largest values to 1 (every value, not a sample), multiplied, and the result scaled back."""
+    ea, eb = (int(np.frexp(np.abs(m).max())[1]) for m in (a, b))
+    return np.ldexp(np.ldexp(a, -ea) @ np.ldexp(b, -eb), ea + eb)
+
+
 def reference_run(config: SimConfig, flush: bool):
     """The simulation of a bias-free tanh net without normalization in plain numpy: per layer the
-    forward (pre, post, subnormal count) and, from the last layer down, (dL/dh, subnormal count)."""
+    forward (input, pre, post, subnormal count) and, from the last layer down, (dL/dh, subnormal
+    count).
+    With flush, the matrix products are those of `exact_product`; else numpy's, IEEE's gradual
+    underflow and all."""
+    product = exact_product if flush else np.matmul
     streams = Network.of(config).streams()
     dtype = np.dtype(config.dtype)
     x = streams[0].standard_normal((config.batch, config.width)).astype(dtype)
@@ -74,7 +85,7 @@ def reference_run(config: SimConfig, flush: bool):
     weights = [w for w, _ in initial_weights(config)]
     forward, outputs = [], []
     for w in weights:
-        h = x @ w
+        x_in, h = x, product(x, w)
         count = independent_count(h)
         if flush:
             h = independent_flush(h)
@@ -82,7 +93,7 @@ def reference_run(config: SimConfig, flush: bool):
         count += independent_count(y)
         if flush:
             y = independent_flush(y)
-        forward.append((h, y, count))
+        forward.append((x_in, h, y, count))
         outputs.append(y)
         x = y
     backward_steps = []
@@ -92,7 +103,7 @@ def reference_run(config: SimConfig, flush: bool):
         if flush:
             grad_h = independent_flush(grad_h)
         backward_steps.append((grad_h, count))
-        grad = grad_h @ w.T
+        grad = product(grad_h, w.T)
     return forward, backward_steps[::-1]
 
 
@@ -109,14 +120,54 @@ def test_each_layers_count_and_values_match_an_independent_numpy_run(dtype, mode
     forward, backward_steps = reference_run(config, flush=mode == "flush")
     counts = [f.subnormal for f in result.forward]
     grad_counts = [b.subnormal for b in result.backward]
-    assert counts == [count for _, _, count in forward]
+    assert counts == [count for *_, count in forward]
     assert grad_counts == [count for _, count in backward_steps]
     # The nets underflow part of the way: some layers have none, some have them, forward and back.
     assert counts[0] == 0 and max(counts) > 0 and grad_counts[-1] == 0 and max(grad_counts) > 0
-    for event, (h, y, _) in zip(result.forward, forward):
+    for event, (_, h, y, _) in zip(result.forward, forward):
         assert same_stats(event.pre, summarize(h, config.bins)) and same_stats(event.post, summarize(y, config.bins))
     for event, (grad_h, _) in zip(result.backward, backward_steps):
         assert same_stats(event.grad, summarize(grad_h, config.bins))
+
+
+def test_with_flush_a_matrix_product_loses_none_of_its_products_to_underflow():
+    """Values whose products fall below float32's smallest subnormal: numpy's product loses them
+    to IEEE's gradual underflow, the flushed run's keeps them to float32's precision, in a
+    power-of-two scale that `matmul` undoes (to subnormals or zeros, the caller's to flush)."""
+    rng = np.random.default_rng(7)
+    a = (rng.standard_normal((64, 48)) * 1e-25).astype(np.float32)
+    b = (rng.standard_normal((48, 32)) * 1e-22).astype(np.float32)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    assert np.abs(exact).max() < np.finfo(np.float32).smallest_subnormal
+    product, exponent = scaled_matmul(a, b, flush=True)
+    np.testing.assert_allclose(np.ldexp(product.astype(np.float64), exponent), exact, rtol=0,
+                               atol=1e-6 * np.abs(exact).max())
+    assert not matmul(a, b, flush=True).any() and not (a @ b).any()  # in float32's scale: all lost
+    kept, none = scaled_matmul(a, b, flush=False)
+    assert none == 0 and np.array_equal(kept, a @ b)
+
+
+@pytest.mark.parametrize("value", [1.0, 1e30, np.inf, np.nan])
+def test_a_matrix_product_that_cannot_underflow_or_holds_inf_or_nan_is_numpys_bit_for_bit(value):
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((40, 30)).astype(np.float32), rng.standard_normal((30, 20)).astype(np.float32)
+    a[3, 4] = value
+    with np.errstate(invalid="ignore"):  # inf * 0
+        product, exponent = scaled_matmul(a, b, flush=True)
+        assert exponent == 0 and np.array_equal(product, a @ b, equal_nan=True)
+
+
+def test_the_weight_gradients_std_is_that_of_the_exact_product_where_float32_loses_it():
+    """In the vanishing float32 net dL/dW = x_in.T @ dL/dh underflows in float32 at every layer
+    where both are nonzero; the flushed run reports the std of the product itself."""
+    config = VANISHING["float32"]
+    forward, backward_steps = reference_run(config, flush=True)
+    exact = [float((x_in.astype(np.float64).T @ grad_h.astype(np.float64)).std())
+             for (x_in, *_), (grad_h, _) in zip(forward, backward_steps)]
+    lost = [std for std in exact if 0 < std < np.finfo(np.float32).smallest_subnormal]
+    assert len(lost) > config.layers // 2
+    reported = [b.weight_grad_std for b in simulate(config).backward]
+    np.testing.assert_allclose(reported, exact, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
