@@ -454,7 +454,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     announce(memory.check(memory.simulation(config), limit, "layers, width or batch"), limit)
     from PySide6.QtCore import QSize
 
-    from .app.offscreen import DEFAULT_SIZE, export_view, headless
+    from .app.io.offscreen import DEFAULT_SIZE, export_view, headless
 
     with headless():
         path, shown = export_view(config, view, out, QSize(*size) if size else DEFAULT_SIZE,
@@ -483,7 +483,7 @@ def _export_tour(args: argparse.Namespace, size: tuple[int, int] | None) -> int:
         memory.check(memory.simulation(step.config), limit, f"the layers, width or batch of step {step.title!r}")
     from PySide6.QtCore import QSize
 
-    from .app.offscreen import SLIDE_SIZE, export_tour, headless
+    from .app.io.offscreen import SLIDE_SIZE, export_tour, headless
 
     with headless():
         paths = export_tour(tour, args.out_dir, QSize(*size) if size else SLIDE_SIZE, args.image_scale or 1.0,

@@ -39,7 +39,7 @@ def application(argv: list[str] | None = None) -> QApplication:
     """The QApplication, created (with ``argv``, Qt options such as -platform) if there is none."""
     from PySide6.QtWidgets import QApplication
 
-    from . import plotstyle
+    from .views import plotstyle
 
     app = QApplication.instance()
     if app is None:
@@ -126,7 +126,7 @@ def run(argv: list[str] | None = None) -> int:
     ``-platform xcb``); None means ``sys.argv[1:]``.
     """
     app = application(argv)
-    from .persistence import last_session_config
+    from .io.persistence import last_session_config
 
     window = create_window(last_session_config(), first_run_at_first_paint=True)
     app.aboutToQuit.connect(window.shutdown)

@@ -18,7 +18,7 @@ from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QApplication, QGraphicsItem
 
 from .actions import make_action
-from .views import plot_views
+from .views.registry import plot_views
 
 if TYPE_CHECKING:
     from .window import MainWindow

@@ -16,9 +16,9 @@ from initsim.engine.checks import integer_in, number_in, shown
 from initsim.engine.errors import ConfigError
 from initsim.engine.params import Param
 
-from .controller import StreamRunner
 from .messages import show_message
-from .worker import Job
+from .runtime.controller import StreamRunner
+from .runtime.worker import Job
 
 W = TypeVar("W", bound=QWidget)
 

@@ -21,24 +21,24 @@ from initsim.engine.export import ExportError
 
 from . import preferences
 from .actions import make_action
-from .controller import RunController, Throttle
 from .controls import ControlsPanel
-from .diagnosis import ALL_CLEAR, diagnose
-from .export import ExportActions
-from .heatmap_view import LOG_DENSITY_TIP
-from .histogram_view import HistogramView
-from .imaging import write_image
+from .io.export import ExportActions
+from .io.imaging import write_image
+from .io.persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
+from .io.tour import TourPlayer
 from .messages import show_message
-from .persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
+from .model.diagnosis import ALL_CLEAR, diagnose
+from .model.runstate import QUANTITIES, RunState
 from .preferences import PreferencesDialog
-from .runstate import QUANTITIES, RunState
+from .runtime.controller import RunController, Throttle
 from .theme import PresenterMode
-from .tour import TourPlayer
-from .views import PendingView
+from .views.heatmap_view import LOG_DENSITY_TIP
+from .views.histogram_view import HistogramView
+from .views.registry import PendingView
 
 if TYPE_CHECKING:
-    from .heatmap_view import HeatmapView
-    from .theory_view import TheoryView
+    from .views.heatmap_view import HeatmapView
+    from .views.theory_view import TheoryView
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -195,17 +195,17 @@ class MainWindow(QMainWindow):
             (self.histograms, "Histograms", "Per-layer histograms, filled in as the layers arrive"),
             (PendingView("heatmaps", self._new_heatmap_view), "Depth heatmap",
              "Every layer at once: layer across, value up"),
-            (PendingView("stats", _builder(".stats_view", "StatsView")), "Layer statistics",
+            (PendingView("stats", _builder(".views.stats_view", "StatsView")), "Layer statistics",
              "Std, theory, dead and saturated units by layer"),
             (PendingView("theory", self._new_theory_view), "Theory",
              "The order/chaos phase diagram with this network on it; click to move it"),
-            (PendingView("spectra", _builder(".spectra_view", "SpectraView")), "Spectra",
+            (PendingView("spectra", _builder(".views.spectra_view", "SpectraView")), "Spectra",
              "Jacobian singular values, Gaussian vs orthogonal; weight spectra against Marchenko-Pastur"),
-            (PendingView("sweeps", _builder(".sweep_view", "SweepView")), "Sweep",
+            (PendingView("sweeps", _builder(".views.sweep_view", "SweepView")), "Sweep",
              "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, beside the theory's"),
-            (PendingView("training", _builder(".training_view", "TrainingView", self.controls)), "Training",
+            (PendingView("training", _builder(".views.training_view", "TrainingView", self.controls)), "Training",
              "Train this network on a task: loss, accuracy, per-layer ratios, decision regions"),
-            (PendingView("comparison", _builder(".compare_view", "CompareView", self.controls)), "Compare",
+            (PendingView("comparison", _builder(".views.compare_view", "CompareView", self.controls)), "Compare",
              "Up to 4 schemes side by side over seeds: std by layer and loss"),
             (PendingView("reference", self._new_reference_view), "Reference",
              "Which initialization for which activation, formulas, framework names"),
@@ -239,7 +239,7 @@ class MainWindow(QMainWindow):
     # The builders of the views built on demand (and _builder) import their modules, and the
     # engine parts they use, when called, not at start-up.
     def _new_heatmap_view(self) -> HeatmapView:
-        from .heatmap_view import HeatmapView
+        from .views.heatmap_view import HeatmapView
 
         view = HeatmapView()
         # Log density is the window's option (View menu, settings), which the view's box follows.
@@ -250,7 +250,7 @@ class MainWindow(QMainWindow):
         return view
 
     def _new_theory_view(self) -> TheoryView:
-        from .theory_view import TheoryView
+        from .views.theory_view import TheoryView
 
         view = TheoryView()
         view.config_requested.connect(self.set_config)
@@ -258,7 +258,7 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _new_reference_view() -> QTextBrowser:
-        from .reference import reference_html
+        from .model.reference import reference_html
 
         view = QTextBrowser()
         view.setObjectName("reference")

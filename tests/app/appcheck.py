@@ -10,11 +10,11 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QThread, QTimer
 from threadpoolctl import threadpool_limits
 
-from initsim.app.histograms import (LOG_DECADES, common_grid, depth_image, panel_curve, panel_layers,
+from initsim.app.model.histograms import (LOG_DECADES, common_grid, depth_image, panel_curve, panel_layers,
                                     panel_stride)
-from initsim.app.heatmap_view import VALUE_BINS
-from initsim.app.histogram_view import SHARED_BINS
-from initsim.app.runstate import QUANTITIES
+from initsim.app.views.heatmap_view import VALUE_BINS
+from initsim.app.views.histogram_view import SHARED_BINS
+from initsim.app.model.runstate import QUANTITIES
 from initsim.app.window import MainWindow
 from initsim.engine import SimConfig, SimResult, simulate
 

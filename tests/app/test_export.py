@@ -15,7 +15,7 @@ from PySide6.QtCore import QSize
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from initsim.app.imaging import CONFIG_KEY, VIEW_KEY
+from initsim.app.io.imaging import CONFIG_KEY, VIEW_KEY
 from initsim.engine import ConfigError, SimConfig
 from initsim.engine.export import ExportError, export_data
 
@@ -182,8 +182,8 @@ def test_a_place_that_takes_no_files_is_refused_before_anything_is_rendered(wind
     def render(*args, **kwargs):
         raise AssertionError("rendered before the folder was checked")
 
-    monkeypatch.setattr("initsim.app.export.export_view", render)
-    monkeypatch.setattr("initsim.app.export.export_data", render)
+    monkeypatch.setattr("initsim.app.io.export.export_view", render)
+    monkeypatch.setattr("initsim.app.io.export.export_data", render)
     target = tmp_path / "missing" / "view.png"
     with pytest.raises(ExportError, match=f"cannot write {target}: No such file"):
         window.exports.export_image(target, "view", size=QSize(800, 600))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QLabel
 
-from initsim.app import worker
+from initsim.app.runtime import worker
 from initsim.engine import ConfigError, simulate_stream
 
 from appcheck import SMALL
@@ -60,7 +60,7 @@ def test_a_config_refused_before_it_runs_leaves_nothing_to_stop(qtbot, make_wind
 
 def test_waiting_offscreen_for_a_refused_config_ends_with_its_reason(qapp):
     # An export or a tour step whose config the window refuses: no run would ever end.
-    from initsim.app.offscreen import hidden_window, run_and_wait
+    from initsim.app.io.offscreen import hidden_window, run_and_wait
     from initsim.engine.export import ExportError
 
     with hidden_window(SMALL) as window:

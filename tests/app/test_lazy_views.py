@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QTextBrowser
 
-from initsim.app.spectra_view import SpectraView
-from initsim.app.theory_view import TheoryView
-from initsim.app.views import PendingView, find_view, plot_views
+from initsim.app.views.spectra_view import SpectraView
+from initsim.app.views.theory_view import TheoryView
+from initsim.app.views.registry import PendingView, find_view, plot_views
 
 from appcheck import settle
 

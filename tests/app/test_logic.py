@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initsim.app.controller import StreamRunner, Throttle
-from initsim.app.diagnosis import diagnose
-from initsim.app.histograms import (MAX_PANELS, DepthImage, common_grid, depth_image, fractions,
+from initsim.app.runtime.controller import StreamRunner, Throttle
+from initsim.app.model.diagnosis import diagnose
+from initsim.app.model.histograms import (MAX_PANELS, DepthImage, common_grid, depth_image, fractions,
                                     panel_curve, panel_height, panel_layers, panel_stride, rebin,
                                     rebin_rows)
-from initsim.app.reference import reference_html
-from initsim.app.runstate import RunState
-from initsim.app.worker import StreamWorker, simulation_job
+from initsim.app.model.reference import reference_html
+from initsim.app.model.runstate import RunState
+from initsim.app.runtime.worker import StreamWorker, simulation_job
 from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ForwardEvent, Histogram, SimConfig, simulate_stream
 from initsim.engine.presets import get_preset
 from initsim.engine.stats import histogram

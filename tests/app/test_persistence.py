@@ -13,8 +13,8 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import QApplication
 
 from initsim.app import application
-from initsim.app.persistence import SESSION_KEY, last_session_config
-from initsim.app.tour import DEFAULT_INTERVAL_S
+from initsim.app.io.persistence import SESSION_KEY, last_session_config
+from initsim.app.io.tour import DEFAULT_INTERVAL_S
 from initsim.engine.configfile import MESSAGE_LIMIT, config_to_toml
 from initsim.engine.presets import DEFAULT_PRESET, get_preset
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings
 
 from initsim.app import create_window
-from initsim.app.persistence import SESSION_KEY, last_session_config
+from initsim.app.io.persistence import SESSION_KEY, last_session_config
 from initsim.app.preferences import (MEMORY_LIMIT_KEY, MEMORY_LIMIT_TIP, PreferencesDialog, memory_limit,
                                      memory_limit_gib)
-from initsim.app.training_view import TrainingRecord
+from initsim.app.views.training_view import TrainingRecord
 from initsim.engine import DEFAULT_MEMORY_LIMIT, SimConfig, memory
 from initsim.engine.train import Setup, TrainConfig
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from initsim.app.controls import ControlsPanel
-from initsim.app.diagnosis import diagnose
-from initsim.app.runstate import RunState
+from initsim.app.model.diagnosis import diagnose
+from initsim.app.model.runstate import RunState
 from initsim.engine import SimConfig, simulate_stream
 
 # A tanh net whose signal passes below float32's smallest normal on the way forward and whose

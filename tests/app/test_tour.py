@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QLabel, QWidget
 
-from initsim.app.offscreen import run_and_wait
+from initsim.app.io.offscreen import run_and_wait
 from initsim.app.theme import AXIS_COLOR, ZOOM
-from initsim.app.views import find_view, plot_views
+from initsim.app.views.registry import find_view, plot_views
 from initsim.engine.tours import Tour, TourStep, tours
 
 from appcheck import SMALL, TIMEOUT_MS, settle

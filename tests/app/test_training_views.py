@@ -9,9 +9,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from initsim.app.compare_view import scheme_config
-from initsim.app.training_view import finite, positive
-from initsim.app.worker import _blas_limited
+from initsim.app.views.compare_view import scheme_config
+from initsim.app.views.training_view import finite, positive
+from initsim.app.runtime.worker import _blas_limited
 from initsim.engine import ConfigError
 from initsim.engine.compare import compare
 from initsim.engine.train import Diverged, TrainConfig, describe, train_stream

@@ -13,9 +13,9 @@ from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, 
                                QPushButton)
 
 from initsim.app import create_window
-from initsim.app.heatmap_view import VALUE_BINS, DepthMap
-from initsim.app.histograms import common_grid, depth_image, panel_layers, panel_stride
-from initsim.app.runstate import RunState
+from initsim.app.views.heatmap_view import VALUE_BINS, DepthMap
+from initsim.app.model.histograms import common_grid, depth_image, panel_layers, panel_stride
+from initsim.app.model.runstate import RunState
 from initsim.app.widgets import NumberBox
 from initsim.engine import ConfigError, get_scheme, simulate_stream
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, presets

@@ -23,7 +23,7 @@ from initsim.engine.tours import tours
 
 from bad_files import make_bad_files
 
-CONFIG_KEY = "initsim-config"  # as initsim.app.imaging writes it (imported here, it would pull in the app)
+CONFIG_KEY = "initsim-config"  # as initsim.app.io.imaging writes it (imported here, it would pull in the app)
 SVG = "{http://www.w3.org/2000/svg}"
 NET = ["--preset", "he_relu", "--layers", "4", "--width", "32", "--batch", "16"]
 NET_CONFIG = get_preset("he_relu").config.replace(layers=4, width=32, batch=16).validated()
@@ -169,10 +169,10 @@ def never(*args, **kwargs):
 ])
 def test_a_place_that_takes_no_files_is_refused_before_anything_is_rendered(capsys, tmp_path, monkeypatch,
                                                                             argv, target):
-    import initsim.app.offscreen
+    import initsim.app.io.offscreen
     import initsim.engine
 
-    for module, name in ((initsim.app.offscreen, "export_view"), (initsim.app.offscreen, "export_tour"),
+    for module, name in ((initsim.app.io.offscreen, "export_view"), (initsim.app.io.offscreen, "export_tour"),
                          (initsim.engine, "simulate")):
         monkeypatch.setattr(module, name, never)
     (tmp_path / "a file").write_text("")

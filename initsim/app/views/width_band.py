@@ -11,11 +11,11 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QSpinBox, QWidget
 from initsim.engine import SimConfig
 from initsim.engine.sweep import BAND_QUANTILES, FiniteWidthBand, SweepResult, band_of, local_pool, seed_configs, sweep
 
-from .controller import StreamRunner
+from ..preferences import memory_limit
+from ..runtime.controller import StreamRunner
+from ..runtime.pools import LazyPool, core_count
+from ..widgets import named, note_label
 from .plotstyle import COLORS
-from .pools import LazyPool, core_count
-from .preferences import memory_limit
-from .widgets import named, note_label
 
 DEFAULT_SEEDS = 8
 # (band field, colour of the curve it surrounds)

@@ -18,8 +18,8 @@ from initsim.engine.theory import (MeanField, PhaseDiagram, config_at, config_si
 
 from .phase_plot import (CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhasePlot, color_bar, levels,
                          set_color_mode)
-from .runstate import RunState
-from .widgets import ComputedView, named, note_label, number, numbers_label
+from ..model.runstate import RunState
+from ..widgets import ComputedView, named, note_label, number, numbers_label
 
 GRID = 200  # 200 x 200 points: ~0.2 s on one core
 # A point beyond the default axes widens them to hold it, up to this many times their extent;

@@ -8,10 +8,10 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from initsim.engine import BackwardEvent
 
-from .histograms import LOG_DECADES, DepthImage
+from ..model.histograms import LOG_DECADES, DepthImage
+from ..model.runstate import RunState
+from ..widgets import note_label
 from .plotstyle import HEATMAP, style_plot
-from .runstate import RunState
-from .widgets import note_label
 
 LOG_DENSITY_TIP = (f"Colour by log10 of the density, {LOG_DECADES} decades below each layer's peak, "
                    "to see the tails")

@@ -18,11 +18,11 @@ from initsim.engine.spectra import (JacobianSpectrum, WeightSpectrum, isometry_p
                                     weight_spectrum)
 from initsim.engine.theory import config_sigmas
 
+from ..model.runstate import RunState
+from ..preferences import memory_limit
+from ..widgets import ComputedView, named, number, numbers_label
 from .phase_plot import LABEL_STYLE
 from .plotstyle import COLORS, style_plot
-from .preferences import memory_limit
-from .runstate import RunState
-from .widgets import ComputedView, named, number, numbers_label
 
 # Spectra are computed up to a few seconds' work: float64 products run at ~35 GFLOP/s on one
 # core here; a 2048-wide SVD takes 1.6 s, a 4096-wide one ~13 s.

@@ -18,13 +18,13 @@ from initsim.engine import ConfigError
 from initsim.engine.presets import presets
 from initsim.engine.tours import Tour, TourStep, tours
 
-from .actions import make_action
-from .messages import show_problem
+from ..actions import make_action
+from ..messages import show_problem
+from ..views.registry import view_or_fallback
 from .persistence import StoredSettings, integer_setting
-from .views import view_or_fallback
 
 if TYPE_CHECKING:
-    from .window import MainWindow
+    from ..window import MainWindow
 
 DEFAULT_INTERVAL_S = 15
 INTERVAL_RANGE_S = (3, 300)

@@ -23,11 +23,11 @@ from initsim.engine.export import ExportError, write_text
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, parse_preset
 from initsim.engine.tours import Tour, parse_tour
 
-from .actions import make_action
-from .messages import show_problem
+from ..actions import make_action
+from ..messages import show_problem
 
 if TYPE_CHECKING:
-    from .window import MainWindow
+    from ..window import MainWindow
 
 T = TypeVar("T")
 

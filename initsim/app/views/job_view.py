@@ -16,11 +16,11 @@ from PySide6.QtWidgets import QLabel, QLayout, QPushButton, QVBoxLayout, QWidget
 from initsim.engine import ConfigError, SimConfig
 from initsim.engine.params import params_text
 
-from .controller import StreamRunner, Throttle
-from .controls import ControlsPanel
-from .messages import show_message
-from .widgets import note_label
-from .worker import Job
+from ..controls import ControlsPanel
+from ..messages import show_message
+from ..runtime.controller import StreamRunner, Throttle
+from ..runtime.worker import Job
+from ..widgets import note_label
 
 # Repaints at most 10 times a second, however fast the steps stream in. A frame of the Training tab
 # costs the GUI thread ~30 ms, with the GIL held much of it: measured on 2 busy cores, 100 steps of the

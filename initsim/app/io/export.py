@@ -22,15 +22,15 @@ from initsim.engine.errors import unknown_name
 from initsim.engine.export import ExportError, check_writable, export_data, export_weights, image_scale
 from initsim.engine.simulate import result_from_events
 
-from .actions import make_action
+from ..actions import make_action
+from ..messages import show_problem
+from ..preferences import memory_limit
+from ..views.registry import view_name
 from .imaging import IMAGE_SUFFIXES, MAX_SIDE, render_image, write_image
-from .messages import show_problem
 from .offscreen import WINDOW, export_view
-from .preferences import memory_limit
-from .views import view_name
 
 if TYPE_CHECKING:
-    from .window import MainWindow
+    from ..window import MainWindow
 
 # What File > Export > data writes: (menu text, file filter, suffix).
 DATA_KINDS = {

@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 if TYPE_CHECKING:
-    from .window import MainWindow
+    from ..window import MainWindow
 
 # A view's name (tours' VIEWS, the CLI's --view) and a word its tab's object name or title holds.
 VIEW_WORDS = {"histograms": "histogram", "heatmap": "heatmap", "stats": "statistic", "theory": "theory",

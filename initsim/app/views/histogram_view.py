@@ -11,10 +11,10 @@ from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QToo
 
 from initsim.engine import Stats
 
-from .diagnosis import percent
-from .histograms import MAX_PANELS, common_grid, panel_curve, panel_height, panel_layers, panel_stride
+from ..model.diagnosis import percent
+from ..model.histograms import MAX_PANELS, common_grid, panel_curve, panel_height, panel_layers, panel_stride
+from ..model.runstate import QUANTITIES, RunState
 from .plotstyle import COLORS, axis_font, style_plot
-from .runstate import QUANTITIES, RunState
 
 SHARED_BINS = 64
 # Panels redrawn per paint: a change of depth changes every panel, and drawing them all in one

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from initsim.engine import DEFAULT_MEMORY_LIMIT, SimConfig
 
-from .runstate import RunState
+from ..model.runstate import RunState
 from .worker import BATCH_SECONDS, Job, StreamWorker, simulation_job
 
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QWidget
 from initsim.engine import SimConfig
 from initsim.engine.export import ExportError, atomic_write, config_json
 
-from .views import plot_views
+from ..views.registry import plot_views
 
 # The PNG text chunks (and the SVG metadata id) that carry what an image shows.
 CONFIG_KEY = "initsim-config"

@@ -8,8 +8,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
+from ..model.runstate import RunState
 from .plotstyle import COLORS, style_plot
-from .runstate import RunState
 from .width_band import WidthBand
 
 MIN_DECADES = 2.0

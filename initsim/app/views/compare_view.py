@@ -21,10 +21,10 @@ from initsim.engine import SCHEMES, ConfigError, SimConfig, get_scheme, memory
 from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgress, CompareResult,
                                     CompareRun, compare_stream)
 
-from .controls import ControlsPanel
+from ..controls import ControlsPanel
+from ..preferences import memory_limit
 from .job_view import JobView
 from .plotstyle import SERIES_COLORS
-from .preferences import memory_limit
 from .training_view import TrainingSettings, add_legend_row, fit_log_range, make_plot, positive
 
 DEFAULT_PICKS = ("kaiming_normal", "xavier_normal", "normal", "zeros")

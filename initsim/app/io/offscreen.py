@@ -22,12 +22,12 @@ from initsim.engine import SimConfig
 from initsim.engine.export import ExportError, write_into_folder
 from initsim.engine.tours import Tour
 
-from .controller import StreamRunner
+from ..runtime.controller import StreamRunner
+from ..views.registry import view_or_fallback
 from .imaging import image_bytes, write_image
-from .views import view_or_fallback
 
 if TYPE_CHECKING:
-    from .window import MainWindow
+    from ..window import MainWindow
 
 DEFAULT_SIZE = QSize(1600, 1000)
 SLIDE_SIZE = QSize(1920, 1080)  # a projector's
@@ -45,7 +45,7 @@ def headless() -> Iterator[None]:
     export never changes them), Qt's messages on stderr but the offscreen platform's notice."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from . import application
+    from .. import application
 
     application()
     previous = qInstallMessageHandler(_print_message)
@@ -69,7 +69,7 @@ def hidden_window(config: SimConfig, size: QSize = DEFAULT_SIZE, memory_limit: i
     """A main window of ``size`` running ``config`` (``memory_limit``: its runs' limit instead of
     the preference), never shown on screen; shut down and deleted on leaving (before it could save
     its geometry into the user's settings)."""
-    from . import create_window
+    from .. import create_window
 
     window = create_window(config, memory_limit=memory_limit)
     try:

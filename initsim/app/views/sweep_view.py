@@ -18,12 +18,12 @@ from initsim.engine import SimConfig, get_activation
 from initsim.engine.sweep import SweepResult, grid, local_pool, sweep
 from initsim.engine.theory import PhaseDiagram, critical_line, phase_axes, phase_diagram
 
-from .controller import StreamRunner
+from ..model.runstate import RunState
+from ..preferences import memory_limit
+from ..runtime.controller import StreamRunner
+from ..runtime.pools import LazyPool, core_count
+from ..widgets import named, note_label
 from .phase_plot import PhasePlot, color_bar, levels, set_color_mode
-from .pools import LazyPool, core_count
-from .preferences import memory_limit
-from .runstate import RunState
-from .widgets import named, note_label
 
 GRID_SIZES = (4, 8, 12, 16, 24)  # points a side
 DEFAULT_GRID = 12

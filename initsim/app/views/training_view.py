@@ -23,12 +23,12 @@ from initsim.engine.tasks import TASKS
 from initsim.engine.train import (OPTIMIZERS, TRAIN_RANGES, TRAIN_REAL_RANGES, Diverged, Setup,
                                   TrainConfig, TrainEvent, describe, run)
 
-from .controls import ControlsPanel
-from .histograms import panel_layers, panel_stride
+from ..controls import ControlsPanel
+from ..model.histograms import panel_layers, panel_stride
+from ..preferences import memory_limit
+from ..widgets import NumberBox
 from .job_view import JobView
 from .plotstyle import COLORS, SERIES_COLORS, style_plot
-from .preferences import memory_limit
-from .widgets import NumberBox
 
 # The decision regions are computed on this many points a side of the data's square.
 REGION_GRID = 64
