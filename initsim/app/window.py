@@ -462,7 +462,8 @@ class MainWindow(QMainWindow):
             self.status.setText(f"Running, {state.progress_text()} "
                                 f"({time.perf_counter() - state.started:.1f} s): {shape}"
                                 + (f"; {self._estimate}" if self._estimate else ""))
-        if self._displayed is not None:
+        # A refused config's reason stays on show: the run it stopped can still report after it.
+        if self._displayed is not None and self.refusal is None:
             self._show_warnings(self._displayed)
 
     def _show_warnings(self, state: RunState) -> None:

@@ -233,6 +233,18 @@ def test_a_parameter_the_scheme_refuses_is_explained(qtbot, make_window):
     assert window.warnings.property("level") != "error"
 
 
+def test_a_refusal_stays_on_show_when_the_run_it_stopped_reports_after_it(qtbot, make_window):
+    """The run of the config before a refused one may still report (its stop, a last layer) once
+    the refusal is shown; the paint that follows leaves the refusal in place."""
+    window = make_window()
+    settle(qtbot, window)
+    _set_combo(window, "init", "kaiming_normal")
+    _set_combo(window, "init.mode", "fan_avg")
+    qtbot.waitUntil(lambda: window.warnings.property("level") == "error", timeout=TIMEOUT_MS)
+    window._paint()  # what the paint throttle does when that report arrives
+    assert window.warnings.property("level") == "error" and "fan_avg" in window.warnings.text()
+
+
 def test_presets_set_every_control(qtbot, make_window):
     window = make_window()
     combo = window.findChild(QComboBox, "preset")
