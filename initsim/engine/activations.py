@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import lookup
+from .gauss import gauss_expectation
 from .params import ParamValue, resolve
 from .schemes import calculate_gain
 
@@ -64,8 +65,6 @@ class Activation:
         p = self.params(params)
         if self.torch_gain is not None:
             return self.torch_gain(p)
-        from .theory import gauss_expectation  # theory imports this module
-
         second = gauss_expectation(lambda z: self.forward(z, p) ** 2, np.array(1.0))
         return float(1 / math.sqrt(second))
 

@@ -16,7 +16,7 @@ from initsim.app.views.spectra_view import (THEORY_COLUMN, density_steps, jacobi
                                       layer_variance, shown_histogram)
 from initsim.app.views.sweep_view import sweep_configs
 from initsim.app.views.theory_view import GRID, round_to_span
-from initsim.app.views.width_band import positive
+from initsim.app.views.plotstyle import positive
 from initsim.engine import get_activation, initial_weights
 from initsim.engine.spectra import isometry_pair, jacobian_spectrum, weight_spectrum
 from initsim.engine.sweep import finite_width_band, sweep

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from initsim.app.views.compare_view import scheme_config
-from initsim.app.views.training_view import finite, positive
+from initsim.app.views.plotstyle import finite, positive
 from initsim.app.runtime.worker import _blas_limited
 from initsim.engine import ConfigError
 from initsim.engine.compare import compare

@@ -24,8 +24,8 @@ from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgres
 from ..controls import ControlsPanel
 from ..preferences import memory_limit
 from .job_view import JobView
-from .plotstyle import SERIES_COLORS
-from .training_view import TrainingSettings, add_legend_row, fit_log_range, make_plot, positive
+from .plotstyle import SERIES_COLORS, add_legend_row, fit_log_range, make_plot, positive
+from .training_settings import TrainingSettings
 
 DEFAULT_PICKS = ("kaiming_normal", "xavier_normal", "normal", "zeros")
 DEFAULT_SEEDS = 3

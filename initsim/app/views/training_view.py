@@ -15,20 +15,17 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from initsim.engine.errors import ConfigError
-from initsim.engine.params import Param
-from initsim.engine.tasks import TASKS
-from initsim.engine.train import (OPTIMIZERS, TRAIN_RANGES, TRAIN_REAL_RANGES, Diverged, Setup,
-                                  TrainConfig, TrainEvent, describe, run)
+from initsim.engine.train import Diverged, Setup, TrainConfig, TrainEvent, describe, run
 
 from ..controls import ControlsPanel
 from ..model.histograms import panel_layers, panel_stride
 from ..preferences import memory_limit
-from ..widgets import NumberBox
 from .job_view import JobView
-from .plotstyle import COLORS, SERIES_COLORS, style_plot
+from .plotstyle import COLORS, SERIES_COLORS, add_legend_row, finite, fit_log_range, make_plot, positive
+from .training_settings import TrainingSettings
 
 # The decision regions are computed on this many points a side of the data's square.
 REGION_GRID = 64
@@ -36,7 +33,6 @@ REGION_GRID = 64
 # MIN_PROBE_EVERY steps: a probe costs about as much as seven steps of a 128-sample batch.
 PROBES_PER_RUN = 50
 MIN_PROBE_EVERY = 10
-MAX_STEPS = 100_000
 # Per-layer curves: the depth ramp (the colormap's brightest end is too pale on white).
 DEPTH_MAP = "viridis"
 DEPTH_SPAN = 0.85
@@ -45,34 +41,6 @@ REGION_LIGHTNESS = 0.75
 REGRESSION_MAP = "CET-D1"
 REGRESSION_LEVELS = (-2.5, 2.5)  # standardized targets
 UPDATE_GUIDE = -3.0  # log10 update:data that makemore calls about right
-MIN_DECADES = 2.0  # the least a log axis spans
-
-
-def positive(values: np.ndarray) -> np.ndarray:
-    """What a log axis draws: a copy with zeros, negatives and non-finite values as gaps (NaN)."""
-    values = np.array(values, dtype=float)
-    values[~(values > 0) | ~np.isfinite(values)] = np.nan
-    return values
-
-
-def finite(values: np.ndarray) -> np.ndarray:
-    """What a linear axis draws: a copy with non-finite values as gaps (NaN)."""
-    values = np.array(values, dtype=float)
-    values[~np.isfinite(values)] = np.nan
-    return values
-
-
-def fit_log_range(plot: pg.PlotItem, *series: np.ndarray) -> None:
-    """Set ``plot``'s log y axis to span the positive finite values of ``series``, and at least
-    MIN_DECADES: a flat curve then looks flat, and the noise of a near-constant one does not fill
-    the plot (auto-range zooms into it, without a single tick label)."""
-    values = np.concatenate([positive(np.ravel(s)) for s in series])
-    values = values[~np.isnan(values)]
-    if not values.size:
-        return
-    low, high = np.log10(values.min()), np.log10(values.max())
-    middle, half = (low + high) / 2, max(high - low, MIN_DECADES) / 2
-    plot.setYRange(middle - half, middle + half, padding=0.05)
 
 
 def probe_every(steps: int) -> int:
@@ -89,127 +57,6 @@ def depth_colors(count: int) -> list[QColor]:
     """``count`` colours from the shallowest layer to the deepest."""
     positions = np.linspace(0, DEPTH_SPAN, count) if count > 1 else np.zeros(1)
     return pg.colormap.get(DEPTH_MAP).mapToQColor(positions)
-
-
-# Room for the left axis's ticks and label. A fixed width: as the ranges move, tick labels of a new
-# width would otherwise relayout, and so repaint in full, every plot of the view several times a frame.
-LEFT_AXIS_WIDTH = 62
-
-
-class DecadeAxis(pg.AxisItem):
-    """A log axis that labels the decades first, then the 2 and 5 multiples, then the rest, each
-    level only where its labels fit. (pyqtgraph's own, over a range of under about three decades,
-    puts every multiple 1..9 in its first level, which is always labelled: in a short plot the
-    labels pile up.)"""
-
-    def logTickValues(self, minVal, maxVal, size, stdTicks):
-        ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
-        if len(ticks) != 1 or ticks[0][0] is not None:  # decades at the first level already
-            return ticks
-        levels: list[list[float]] = [[], [], []]
-        for value in ticks[0][1]:
-            multiple = round(10 ** (value - np.floor(value + 1e-9)))
-            levels[0 if multiple == 1 else 1 if multiple in (2, 5) else 2].append(value)
-        return [(1.0, levels[0]), (None, levels[1]), (None, levels[2])]
-
-
-def make_plot(title: str, left: str, bottom: str = "step", log_y: bool = False) -> pg.PlotItem:
-    plot = pg.PlotItem(axisItems={"left": DecadeAxis("left")} if log_y else None)
-    style_plot(plot)
-    plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
-    plot.setTitle(title, size="9.5pt")
-    plot.setLabel("left", left)
-    plot.setLabel("bottom", bottom)
-    plot.showGrid(x=True, y=True, alpha=0.15)
-    plot.setLogMode(False, log_y)
-    plot.setMouseEnabled(False, False)
-    # A long run draws about one point per pixel column, its peaks kept (50,000 steps on 36 curves:
-    # 1.8 s a frame in full).
-    plot.setDownsampling(auto=True, mode="peak")
-    return plot
-
-
-def add_legend_row(layout: pg.GraphicsLayout, row: int, col: int, colspan: int, columns: int
-                   ) -> pg.LegendItem:
-    """A legend in a row of its own under a plot: it never covers the data."""
-    legend = pg.LegendItem(labelTextSize="8.5pt", colCount=columns)
-    legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-    layout.addItem(legend, row=row, col=col, colspan=colspan)
-    return legend
-
-
-class TrainingSettings(QWidget):
-    """The task and the optimizer of a training run, in a grid of two rows (task, optimizer,
-    learning rate; steps, batch) whose last place, row 1 columns 4-5, is left for the view's
-    buttons; `training` reads them."""
-
-    def __init__(self, prefix: str, steps: int = TrainConfig.steps) -> None:
-        super().__init__()
-        self.task = QComboBox()
-        self.task.setObjectName(f"{prefix}.task")
-        self.task.setToolTip("The data to learn, generated from a fixed seed; the 2-D tasks also "
-                             "show their decision regions")
-        self.task.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.task.setMinimumContentsLength(10)
-        for index, task in enumerate(TASKS.values()):
-            self.task.addItem(task.name, task.name)
-            self.task.setItemData(index, task.description, Qt.ItemDataRole.ToolTipRole)
-        _select(self.task, TrainConfig.task)
-        self.optimizer = QComboBox()
-        self.optimizer.setObjectName(f"{prefix}.optimizer")
-        self.optimizer.setToolTip(f"sgd: SGD with momentum {TrainConfig.momentum} (PyTorch's form); "
-                                  "adam: Adam with betas (0.9, 0.999)")
-        for name in OPTIMIZERS:
-            self.optimizer.addItem(name, name)
-        _select(self.optimizer, TrainConfig.optimizer)
-        low, high = TRAIN_REAL_RANGES["lr"]
-        self.lr = NumberBox(Param("lr", "learning rate", low=low, high=high))
-        self.lr.setObjectName(f"{prefix}.lr")
-        self.lr.setToolTip("Learning rate; choosing an optimizer sets its usual one: "
-                           + ", ".join(f"{name} {o.default_lr:g}" for name, o in OPTIMIZERS.items()))
-        self.lr.setValue(OPTIMIZERS[TrainConfig.optimizer].default_lr)
-        self.optimizer.currentIndexChanged.connect(
-            lambda: self.lr.setValue(OPTIMIZERS[self.optimizer.currentData()].default_lr))
-        self.steps = QSpinBox()
-        self.steps.setObjectName(f"{prefix}.steps")
-        self.steps.setToolTip("Training steps (one mini-batch each)")
-        self.steps.setRange(1, MAX_STEPS)
-        self.steps.setValue(steps)
-        self.batch = QSpinBox()
-        self.batch.setObjectName(f"{prefix}.batch")
-        self.batch.setToolTip("Samples per training step (the controls' batch is the simulation's)")
-        self.batch.setRange(*TRAIN_RANGES["train_batch"])
-        self.batch.setValue(TrainConfig.train_batch)
-        self.inputs: list[QWidget] = [self.task, self.optimizer, self.lr, self.steps, self.batch]
-        self.grid = QGridLayout(self)
-        self.grid.setContentsMargins(0, 0, 0, 0)
-        self.grid.setHorizontalSpacing(6)
-        captions = ("Task", "Optimizer", "lr", "Steps", "Batch")
-        for index, (caption, widget) in enumerate(zip(captions, self.inputs)):
-            label = QLabel(caption)
-            label.setToolTip(widget.toolTip())
-            row, column = divmod(index, 3)
-            self.grid.addWidget(label, row, 2 * column, Qt.AlignmentFlag.AlignRight)
-            self.grid.addWidget(widget, row, 2 * column + 1)
-
-    def training(self, **changes) -> TrainConfig:
-        """The settings as a TrainConfig (not validated), with ``changes``."""
-        return TrainConfig(task=self.task.currentData(), optimizer=self.optimizer.currentData(),
-                           lr=self.lr.value(), steps=self.steps.value(),
-                           train_batch=self.batch.value()).replace(**changes)
-
-    def set_training(self, training: TrainConfig) -> None:
-        """Show ``training``'s task, optimizer, learning rate, steps and batch."""
-        training = training.validated()
-        _select(self.task, training.task)
-        _select(self.optimizer, training.optimizer)
-        self.lr.setValue(training.lr)
-        self.steps.setValue(min(training.steps, MAX_STEPS))
-        self.batch.setValue(training.train_batch)
-
-
-def _select(combo: QComboBox, key: str) -> None:
-    combo.setCurrentIndex(combo.findData(key))
 
 
 class TrainingRecord:

@@ -15,18 +15,11 @@ from ..preferences import memory_limit
 from ..runtime.controller import StreamRunner
 from ..runtime.pools import LazyPool, core_count
 from ..widgets import named, note_label
-from .plotstyle import COLORS
+from .plotstyle import COLORS, positive
 
 DEFAULT_SEEDS = 8
 # (band field, colour of the curve it surrounds)
 BANDS = (("pre_std", "pre"), ("grad_std", "grad"))
-
-
-def positive(values: np.ndarray) -> np.ndarray:
-    """Values for a log axis: zeros and non-finite values are gaps."""
-    values = np.array(values, dtype=float)
-    values[~(values > 0) | ~np.isfinite(values)] = np.nan
-    return values
 
 
 def band_job(config: SimConfig, seeds: int, pool: LazyPool):
