@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import gc
-import importlib
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QScrollArea, QTabWidget, QTextBrowser,
+                               QProgressBar, QPushButton, QScrollArea, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from initsim import __version__
@@ -33,12 +32,7 @@ from .preferences import PreferencesDialog
 from .runtime.controller import RunController, Throttle
 from .theme import PresenterMode
 from .views.heatmap_view import LOG_DENSITY_TIP
-from .views.histogram_view import HistogramView
-from .views.registry import PendingView
-
-if TYPE_CHECKING:
-    from .views.heatmap_view import HeatmapView
-    from .views.theory_view import TheoryView
+from .views.registry import BY_NAME, VIEWS, PendingView, View
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -54,14 +48,6 @@ QLabel[level="warn"] { background: #fff3e0; color: #7a3e00; }
 QLabel[level="error"] { background: #fdecea; color: #8a1c1c; }
 QLabel[level="info"] { background: #f1f3f6; color: #404040; }
 """
-
-
-def _builder(module: str, name: str, *args) -> Callable[[], QWidget]:
-    """What builds view class ``name`` of this package's ``module`` with ``args``, importing the
-    module when called."""
-    def build() -> QWidget:
-        return getattr(importlib.import_module(module, __package__), name)(*args)
-    return build
 
 
 class _AfterFirstPaint(QObject):
@@ -84,7 +70,7 @@ class MainWindow(QMainWindow):
 
     run_finished = Signal(object)  # the SimConfig whose last layer has just been painted
     painted = Signal(int, int)  # events painted, events in the run
-    view_built = Signal(object)  # a view built on demand, now in its tab (see _view)
+    view_built = Signal(object)  # a view built on demand, now in its tab (see view)
 
     def __init__(self, config: SimConfig, blas_threads: int | None = 1,
                  memory_limit: int | None = None, first_run_at_first_paint: bool = False) -> None:
@@ -180,7 +166,6 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
 
     def _build_central(self) -> None:
-        self.histograms = HistogramView()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("views")
         self.tabs.setDocumentMode(True)
@@ -190,36 +175,17 @@ class MainWindow(QMainWindow):
         self.tabs.setElideMode(Qt.TextElideMode.ElideRight)
         # Every view but the reference has show_state(RunState), called while it is visible; a
         # view with background work of its own also has shutdown(), called when the window closes.
-        # The views after the first are built when first shown or asked for (see _view).
-        views = [
-            (self.histograms, "Histograms", "Per-layer histograms, filled in as the layers arrive"),
-            (PendingView("heatmaps", self._new_heatmap_view), "Depth heatmap",
-             "Every layer at once: layer across, value up"),
-            (PendingView("stats", _builder(".views.stats_view", "StatsView")), "Layer statistics",
-             "Std, theory, dead and saturated units by layer"),
-            (PendingView("theory", self._new_theory_view), "Theory",
-             "The order/chaos phase diagram with this network on it; click to move it"),
-            (PendingView("spectra", _builder(".views.spectra_view", "SpectraView")), "Spectra",
-             "Jacobian singular values, Gaussian vs orthogonal; weight spectra against Marchenko-Pastur"),
-            (PendingView("sweeps", _builder(".views.sweep_view", "SweepView")), "Sweep",
-             "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, beside the theory's"),
-            (PendingView("training", _builder(".views.training_view", "TrainingView", self.controls)), "Training",
-             "Train this network on a task: loss, accuracy, per-layer ratios, decision regions"),
-            (PendingView("comparison", _builder(".views.compare_view", "CompareView", self.controls)), "Compare",
-             "Up to 4 schemes side by side over seeds: std by layer and loss"),
-            (PendingView("reference", self._new_reference_view), "Reference",
-             "Which initialization for which activation, formulas, framework names"),
-        ]
-        for widget, title, tip in views:
-            self.tabs.addTab(widget, title)
-            self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
-        # Views shut down with the window even if taken out of the tabs (a removed tab is not
-        # deleted): these, and those in _built.
-        self._views = [widget for widget, _, _ in views if not isinstance(widget, PendingView)]
-        self._pending = {widget.name: widget for widget, _, _ in views if isinstance(widget, PendingView)}
-        self._built: dict[str, QWidget] = {}  # the pending views built so far, by name
+        # The first view is built now, the others when first shown or asked for (see view).
+        self._built: dict[str, QWidget] = {}  # by name; shut down with the window even if taken out of the tabs
+        self._pending: dict[str, PendingView] = {}
+        for view in VIEWS:
+            if view is VIEWS[0]:
+                widget = self._built[view.name] = self._build_view(view)
+            else:
+                widget = self._pending[view.name] = PendingView(view.name, functools.partial(self._build_view, view))
+            self.tabs.addTab(widget, view.title)
+            self.tabs.setTabToolTip(self.tabs.count() - 1, view.tip)
         self.tabs.currentChanged.connect(self._on_tab_changed)
-        self.histograms.options_changed.connect(self._repaint_view)
         self.warnings = QLabel()
         self.warnings.setObjectName("warnings")
         self.warnings.setWordWrap(True)
@@ -236,39 +202,23 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.warnings)
         self.setCentralWidget(central)
 
-    # The builders of the views built on demand (and _builder) import their modules, and the
-    # engine parts they use, when called, not at start-up.
-    def _new_heatmap_view(self) -> HeatmapView:
-        from .views.heatmap_view import HeatmapView
+    def _build_view(self, view: View) -> QWidget:
+        """A new view, connected to the window. Its module, and the engine parts it uses, are
+        imported now: a view not looked at costs the window's start-up nothing."""
+        widget = view.build(self)
+        if view.name in ("histograms", "heatmap"):
+            widget.options_changed.connect(self._repaint_view)
+        if view.name == "heatmap":
+            # Log density is the window's option (View menu, settings), which the view's box follows.
+            widget.log_density.setChecked(self.log_action.isChecked())
+            widget.log_density.toggled.connect(self.log_action.setChecked)
+            self.log_action.toggled.connect(widget.log_density.setChecked)
+        if view.name == "theory":
+            widget.config_requested.connect(self.set_config)
+        return widget
 
-        view = HeatmapView()
-        # Log density is the window's option (View menu, settings), which the view's box follows.
-        view.log_density.setChecked(self.log_action.isChecked())
-        view.log_density.toggled.connect(self.log_action.setChecked)
-        self.log_action.toggled.connect(view.log_density.setChecked)
-        view.options_changed.connect(self._repaint_view)
-        return view
-
-    def _new_theory_view(self) -> TheoryView:
-        from .views.theory_view import TheoryView
-
-        view = TheoryView()
-        view.config_requested.connect(self.set_config)
-        return view
-
-    @staticmethod
-    def _new_reference_view() -> QTextBrowser:
-        from .model.reference import reference_html
-
-        view = QTextBrowser()
-        view.setObjectName("reference")
-        view.setOpenExternalLinks(True)
-        view.setHtml(reference_html())
-        return view
-
-    def _view(self, name: str) -> QWidget:
-        """The view ``name`` (an attribute's name: theory, spectra, ...), built in its tab's place
-        if it was not yet: a view not looked at costs the window's start-up nothing."""
+    def view(self, name: str) -> QWidget:
+        """The view ``name`` (see views.registry), built in its tab's place if it was not yet."""
         pending = self._pending.pop(name, None)
         if pending is None:
             return self._built[name]
@@ -286,19 +236,14 @@ class MainWindow(QMainWindow):
         self.view_built.emit(view)
         return view
 
-    heatmaps = property(lambda self: self._view("heatmaps"))
-    stats = property(lambda self: self._view("stats"))
-    theory = property(lambda self: self._view("theory"))
-    spectra = property(lambda self: self._view("spectra"))
-    sweeps = property(lambda self: self._view("sweeps"))
-    training = property(lambda self: self._view("training"))
-    comparison = property(lambda self: self._view("comparison"))
-    reference = property(lambda self: self._view("reference"))
+    def built_views(self) -> dict[str, QWidget]:
+        """The views built so far, by name."""
+        return dict(self._built)
 
     def view_at(self, index: int) -> QWidget:
         """The view in tab ``index``, built if it was not yet."""
         widget = self.tabs.widget(index)
-        return self._view(widget.name) if isinstance(widget, PendingView) else widget
+        return self.view(widget.name) if isinstance(widget, PendingView) else widget
 
     def _on_tab_changed(self, index: int) -> None:
         self.view_at(index)
@@ -542,7 +487,7 @@ class MainWindow(QMainWindow):
         self._paint_throttle.cancel()
         self.tour.shutdown()
         self.controller.shutdown()
-        for view in [*self._views, *self._built.values()]:  # views with background work of their own
+        for view in self._built.values():  # views with background work of their own
             if hasattr(view, "shutdown"):
                 view.shutdown()
         gc.unfreeze()  # what create_window froze, this window's objects among them
@@ -556,3 +501,14 @@ class MainWindow(QMainWindow):
             self._save_settings()
         self.shutdown()
         super().closeEvent(event)
+
+
+def _view_attributes() -> None:
+    """Each view is the window's attribute of its name too (window.heatmap, window.training, ...),
+    built when first asked for."""
+    for name in BY_NAME:
+        setattr(MainWindow, name, property(lambda window, name=name: window.view(name),
+                                           doc=f"The {name} view (see views.registry)."))
+
+
+_view_attributes()

@@ -31,6 +31,8 @@ from .errors import ConfigError, lookup, unknown_name
 from .presets import get_preset, resource_dir
 from .schemes import get_scheme
 
+# The views a step may show: those of the app's registry (initsim.app.views.registry) marked in_tours,
+# which the engine cannot import; tests/app/test_view_registry.py keeps the two equal.
 VIEWS = ("histograms", "heatmap", "stats", "theory", "spectra", "training", "compare")
 _STEP_KEYS = ("title", "text", "look_at", "view", "preset", "compare", "config")
 _TOUR_KEYS = ("title", "description", "step")

@@ -147,7 +147,7 @@ def assert_paints(window: MainWindow, result: SimResult) -> None:
             window.histograms.shared_x.setChecked(shared)
             assert_histograms_paint(window, result)
 
-    heatmaps = window.heatmaps
+    heatmaps = window.heatmap
     window.tabs.setCurrentWidget(heatmaps)
     for log in (False, True):
         heatmaps.log_density.setChecked(log)

@@ -171,10 +171,10 @@ def test_a_value_typed_out_of_range_is_refused_with_a_message(qtbot, make_window
     assert not notes[0].isVisible()
 
 
-@pytest.mark.parametrize("view, box", [("training", "train.lr"), ("comparison", "compare.lr")])
+@pytest.mark.parametrize("view, box", [("training", "train.lr"), ("compare", "compare.lr")])
 def test_a_learning_rate_out_of_range_is_refused_in_the_views_status(qtbot, make_window, view, box):
     window = make_window(SimConfig(layers=2, width=4, batch=4))
-    window.comparison.include_training.setChecked(True)  # shows the comparison's training settings
+    window.compare.include_training.setChecked(True)  # shows the comparison's training settings
     window.tabs.setCurrentWidget(getattr(window, view))
     lr = window.findChild(NumberBox, box)
     shown = lr.text()

@@ -11,7 +11,7 @@ from initsim.app.views.registry import PendingView, find_view, plot_views
 
 from appcheck import settle
 
-LAZY = ("heatmaps", "stats", "theory", "spectra", "sweeps", "training", "comparison", "reference")
+LAZY = ("heatmap", "stats", "theory", "spectra", "sweep", "training", "compare", "reference")
 
 
 def test_a_new_window_builds_only_the_first_view(qtbot, make_window):
@@ -75,7 +75,7 @@ def test_the_heatmap_built_later_follows_the_log_density_option(qtbot, make_wind
     for checked in (False, True):  # the option toggled back to the window's default, on
         window.log_action.setChecked(checked)
     assert isinstance(window.tabs.widget(1), PendingView)  # not built by the option
-    box = window.heatmaps.log_density
+    box = window.heatmap.log_density
     assert box.isChecked()  # a new box is not: it took the option
     window.log_action.setChecked(False)
     assert not box.isChecked()

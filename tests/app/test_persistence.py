@@ -219,7 +219,7 @@ def test_settings_that_can_be_used_come_back_beside_ones_that_cannot(qtbot, make
     window = make_window()
     assert (window.tabs.currentIndex(), window.histograms.quantity) == (2, "grad")
     assert window.tour.panel.interval.value() == 30 and window.histograms.shared_x.isChecked()
-    assert window.heatmaps.log_density.isChecked()  # the default
+    assert window.heatmap.log_density.isChecked()  # the default
     assert window.statusBar().currentMessage().endswith(f"view/log_density, {SESSION_KEY}")
     settle(qtbot, window)
 

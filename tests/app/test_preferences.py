@@ -91,11 +91,11 @@ def test_the_compare_view_refuses_over_the_preference_before_it_starts(qtbot, ma
     settle(qtbot, window)
     QSettings().setValue(MEMORY_LIMIT_KEY, 0.25)
     window.set_config(LARGE)  # the window refuses to run it; the controls keep it
-    assert window.comparison.picked()
-    window.comparison.start()
-    assert window.comparison.status.text().startswith("Cannot compare these: memory:")
-    assert "over the limit of 0.25 GiB" in window.comparison.status.text()
-    assert not window.comparison.runner.busy
+    assert window.compare.picked()
+    window.compare.start()
+    assert window.compare.status.text().startswith("Cannot compare these: memory:")
+    assert "over the limit of 0.25 GiB" in window.compare.status.text()
+    assert not window.compare.runner.busy
 
 
 def test_a_long_training_shows_its_estimate_in_the_views_status_line():

@@ -87,7 +87,7 @@ def test_an_open_window_is_out_of_the_collectors_sight_and_back_in_it_once_close
         return any(tracked is obj for tracked in gc.get_objects())
 
     assert not seen(window) and not seen(window.controls)
-    assert not seen(window.heatmaps.maps[0])  # a view built later, as it is
+    assert not seen(window.heatmap.maps[0])  # a view built later, as it is
     assert gc.get_freeze_count() > 10_000  # the modules' objects too
     made_later: list[object] = []
     assert seen(made_later)  # what comes later is collected as before

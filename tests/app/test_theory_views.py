@@ -197,7 +197,7 @@ def test_zero_weights_have_rank_zero_and_no_law(qtbot, make_window):
 # --- Sweep -------------------------------------------------------------------------------------
 
 def start_sweep(qtbot, window, size: int, pool=thread_pool):
-    view = window.sweeps
+    view = window.sweep
     view.pool.factory = pool
     window.tabs.setCurrentWidget(view)
     settle(qtbot, window)
@@ -291,7 +291,7 @@ def test_closing_while_the_band_is_computed_leaves_nothing_running(qtbot, make_w
 
 def test_every_control_of_these_views_has_a_tooltip(make_window):
     window = make_window()
-    for view in (window.theory, window.spectra, window.sweeps, window.stats):
+    for view in (window.theory, window.spectra, window.sweep, window.stats):
         window.tabs.setCurrentWidget(view)
         controls = [w for kind in (QAbstractSpinBox, QComboBox, QAbstractButton)
                     for w in view.findChildren(kind) if w.isVisibleTo(window)

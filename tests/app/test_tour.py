@@ -40,8 +40,7 @@ def test_every_step_of_a_shipped_tour_applies_its_config_and_its_view(qtbot, win
         if index:
             window.tour.next()
         assert window.config() == step.config
-        expected = find_view(window, step.view) or find_view(window, "stats")
-        assert window.tabs.currentWidget() is expected
+        assert window.tabs.currentWidget() is find_view(window, step.view)
         panel = window.tour.panel
         assert panel.title.text() == step.title and panel.text.text() == step.text
         assert f"step {index + 1} of {len(tour.steps)}" in panel.progress.text()
@@ -100,42 +99,12 @@ def test_ending_a_tour_hides_the_panel_and_keeps_the_config(qtbot, window):
     settle(qtbot, window)
 
 
-def without_compare_view(window, qtbot) -> None:
-    """Take the window's Compare view out, if it has one (the window then no longer shuts it down)."""
-    compare = find_view(window, "compare")
-    if compare is not None:
-        window.tabs.removeTab(window.tabs.indexOf(compare))
-        compare.shutdown()
-        qtbot.addWidget(compare)
-
-
-def test_a_view_the_window_lacks_falls_back_to_the_layer_statistics(qtbot, window):
-    without_compare_view(window, qtbot)  # the fallback is for a build, or a tour, without it
-    window.tour.start(small_tour("compare"))
-    assert window.tabs.currentWidget() is window.stats
-    assert "no compare view" in window.tour.panel.look_at.text()
-    settle(qtbot, window)
-
-
-class FakeCompareView(QWidget):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = []
-
-    def show_state(self, state) -> None:
-        pass
-
-    def compare(self, schemes, seeds=3, training=False) -> None:
-        self.calls.append(list(schemes))
-
-
-def test_a_comparison_step_asks_the_compare_view_to_compare(qtbot, window):
-    without_compare_view(window, qtbot)
-    fake = FakeCompareView()
-    window.tabs.addTab(fake, "Compare")
+def test_a_comparison_step_asks_the_compare_view_to_compare(qtbot, window, monkeypatch):
+    calls = []
+    monkeypatch.setattr(window.compare, "compare", lambda schemes, *args, **kwargs: calls.append(schemes))
     window.tour.start(small_tour("compare", compare=("kaiming_normal", "xavier_normal")))
-    assert window.tabs.currentWidget() is fake
-    assert fake.calls == [["kaiming_normal", "xavier_normal"]]
+    assert window.tabs.currentWidget() is window.compare
+    assert calls == [["kaiming_normal", "xavier_normal"]]
     settle(qtbot, window)
 
 
@@ -177,8 +146,8 @@ def test_presenter_mode_enlarges_and_darkens_everything_then_undoes_it(qtbot, wi
 
 def test_presenter_mode_reaches_views_shown_later_and_legends(window):
     window.presenter.set_enabled(True, full_screen=False)
-    window.tabs.setCurrentWidget(window.heatmaps)
-    assert all(view.transform().m11() > 1 for view in plot_views(window.heatmaps))
+    window.tabs.setCurrentWidget(window.heatmap)
+    assert all(view.transform().m11() > 1 for view in plot_views(window.heatmap))
     legends = [item for item in window.stats.plots.scene().items() if isinstance(item, pg.LegendItem)]
     assert legends and not any(item.flags() & item.GraphicsItemFlag.ItemIgnoresTransformations
                                for item in legends)

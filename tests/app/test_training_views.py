@@ -173,7 +173,7 @@ def test_a_training_of_an_unchanged_network_is_not_cancelled_by_a_repaint(qtbot,
 
 def test_compare_from_code_paints_the_engine_comparison(qtbot, make_window):
     window = make_window()
-    view = window.comparison
+    view = window.compare
     window.tabs.setCurrentWidget(view)
     view.settings.steps.setValue(15)
     view.settings.batch.setValue(32)
@@ -200,7 +200,7 @@ def test_compare_from_code_paints_the_engine_comparison(qtbot, make_window):
 
 def test_compare_without_training_is_the_simulation_alone(qtbot, make_window):
     window = make_window()
-    view = window.comparison
+    view = window.compare
     view.compare(["kaiming_normal"], seeds=1)
     qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=TIMEOUT_MS)
     assert view.result.training is None and view.result.runs[0].loss is None
@@ -215,7 +215,7 @@ def test_compare_without_training_is_the_simulation_alone(qtbot, make_window):
 def test_closing_mid_training_and_mid_comparison_ends_their_threads(qtbot, make_window):
     window = make_window()
     training = _train_held(qtbot, window)
-    comparison = window.comparison
+    comparison = window.compare
     comparison.runner.pause()
     comparison.start()
     assert comparison.runner.held.wait(TIMEOUT_S)  # its first run done, the others held
@@ -227,8 +227,8 @@ def test_closing_mid_training_and_mid_comparison_ends_their_threads(qtbot, make_
 
 def test_every_control_of_the_two_tabs_has_a_tooltip(make_window):
     window = make_window()
-    window.comparison.include_training.setChecked(True)  # its training settings enabled too
-    for view in (window.training, window.comparison):
+    window.compare.include_training.setChecked(True)  # its training settings enabled too
+    for view in (window.training, window.compare):
         window.tabs.setCurrentWidget(view)
         controls = [w for kind in (QAbstractSpinBox, QComboBox, QAbstractButton)
                     for w in view.findChildren(kind)

@@ -178,7 +178,7 @@ def test_a_view_hidden_while_its_panels_are_laid_out_paints_them_when_shown(qtbo
     """Panels made while another view shows get their layers: a shared x range spans exactly
     the shown layers (it once spanned only the last one)."""
     window = make_window()
-    window.tabs.setCurrentWidget(window.heatmaps)  # before the first run reaches the screen
+    window.tabs.setCurrentWidget(window.heatmap)  # before the first run reaches the screen
     window.histograms.shared_x.setChecked(True)
     settle(qtbot, window)
     window.tabs.setCurrentWidget(window.histograms)
@@ -394,12 +394,12 @@ def test_save_screenshot_writes_the_window(qtbot, make_window, tmp_path):
 def test_geometry_and_view_choices_are_remembered(qtbot, make_window):
     window = make_window()
     window.resize(1000, 700)
-    window.tabs.setCurrentWidget(window.heatmaps)
+    window.tabs.setCurrentWidget(window.heatmap)
     window.histograms.shared_x.setChecked(True)
     window.close()
     again = make_window(size=None)
     assert (again.width(), again.height()) == (1000, 700)
-    assert again.tabs.currentWidget() is again.heatmaps
+    assert again.tabs.currentWidget() is again.heatmap
     assert again.histograms.shared_x.isChecked()
 
 

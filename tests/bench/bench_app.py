@@ -275,7 +275,7 @@ def main() -> None:
         window.resize(1360, 860)
         window.show()
         wait(app, lambda: window.displayed_state() is not None and window.displayed_state().complete)
-        for view in (window.histograms, window.heatmaps):
+        for view in (window.histograms, window.heatmap):
             stall, seconds = longest_stall(app, window, view)
             name = window.tabs.tabText(window.tabs.indexOf(view))
             print(f"L=500 W=256 B=512, {label}, {name} showing: longest GUI stall {stall * 1000:.0f} ms "
@@ -283,7 +283,7 @@ def main() -> None:
         dispose(window)
 
     for label, load in (("quiet", nullcontext), ("a second process spinning a core", spinning_core)):
-        for view_of in (lambda w: w.histograms, lambda w: w.heatmaps):
+        for view_of in (lambda w: w.histograms, lambda w: w.heatmap):
             window = create_window()  # the default preset: 20 layers
             window.resize(1360, 860)
             window.show()

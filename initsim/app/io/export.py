@@ -104,7 +104,7 @@ class ExportActions(QObject):
         check_writable(path)
         if size is None:
             return write_image(path, widget, self.config(), name, scale)
-        return export_view(self.config(), name, path, size, scale, like=self.window)[0]
+        return export_view(self.config(), name, path, size, scale, like=self.window)
 
     def copy_image(self, which: str = "view") -> None:
         widget, _ = self.target(which)

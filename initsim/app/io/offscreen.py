@@ -23,7 +23,6 @@ from initsim.engine.export import ExportError, write_into_folder
 from initsim.engine.tours import Tour
 
 from ..runtime.controller import StreamRunner
-from ..views.registry import view_or_fallback
 from .imaging import image_bytes, write_image
 
 if TYPE_CHECKING:
@@ -139,14 +138,13 @@ def finish_view_work(view: QWidget) -> None:
         runner.failed.disconnect(loop.quit)
 
 
-def show_target(window: MainWindow, name: str) -> tuple[QWidget, str]:
-    """The widget to render for ``name`` (WINDOW or a view, brought to front) and what it is; a
-    view the window does not have falls back to the Layer statistics view."""
+def show_target(window: MainWindow, name: str) -> QWidget:
+    """The widget to render for ``name``: the window (WINDOW) or a view, brought to front."""
     if name == WINDOW:
-        return window, WINDOW
-    view, shown = view_or_fallback(window, name)
+        return window
+    view = window.view(name)
     window.tabs.setCurrentWidget(view)
-    return view, shown
+    return view
 
 
 def lay_out(window: MainWindow, widget: QWidget, size: QSize) -> None:
@@ -165,20 +163,19 @@ def lay_out(window: MainWindow, widget: QWidget, size: QSize) -> None:
 
 
 def export_view(config: SimConfig, name: str, out: str | Path, size: QSize = DEFAULT_SIZE,
-                scale: float = 1.0, like: MainWindow | None = None, memory_limit: int | None = None
-                ) -> tuple[Path, str]:
+                scale: float = 1.0, like: MainWindow | None = None, memory_limit: int | None = None) -> Path:
     """Render view ``name`` (or WINDOW) of ``config`` laid out at ``size`` into ``out`` (.png at
-    ``scale``, or .svg); ``like``: a window whose view options and presenter mode to copy.
-    Returns the file and the name of the view rendered (another one if the window lacks it)."""
+    ``scale``, or .svg), and return the file; ``like``: a window whose view options and presenter
+    mode to copy."""
     with hidden_window(config, size, memory_limit) as window:
         if like is not None:
             copy_view_options(like, window)
         run_and_wait(window)
-        widget, shown = show_target(window, name)
+        widget = show_target(window, name)
         finish_view_work(window.tabs.currentWidget())
         lay_out(window, widget, size)
         with painted(window):
-            return write_image(out, widget, window.displayed_config(), shown, scale), shown
+            return write_image(out, widget, window.displayed_config(), name, scale)
 
 
 def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale: float = 1.0,
@@ -201,7 +198,7 @@ def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale
             lay_out(window, window, size)
             with painted(window):
                 slides[f"{index + 1:02d}-{slug(step.title)}.png"] = image_bytes(
-                    ".png", window, step.config, window.tour.shown_view, scale)
+                    ".png", window, step.config, step.view, scale)
     return write_into_folder(out_dir, slides)
 
 

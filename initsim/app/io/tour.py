@@ -20,7 +20,6 @@ from initsim.engine.tours import Tour, TourStep, tours
 
 from ..actions import make_action
 from ..messages import show_problem
-from ..views.registry import view_or_fallback
 from .persistence import StoredSettings, integer_setting
 
 if TYPE_CHECKING:
@@ -85,14 +84,12 @@ class TourPanel(QFrame):
         layout.addLayout(buttons)
         self.setVisible(False)
 
-    def show_step(self, tour: Tour, index: int, shown_view: str, step: TourStep) -> None:
+    def show_step(self, tour: Tour, index: int, step: TourStep) -> None:
         self.title.setText(step.title)
         self.progress.setText(f"{tour.title} \u00b7 step {index + 1} of {len(tour.steps)}")
         self.text.setText(step.text)
-        missing = "" if shown_view == step.view else (
-            f" (This build has no {step.view} view: the layer statistics are shown instead.)")
-        where = step.look_at or f"the {shown_view} view"
-        self.look_at.setText(f"<b>Look at:</b> {html.escape(where + missing)}")
+        where = step.look_at or f"the {step.view} view"
+        self.look_at.setText(f"<b>Look at:</b> {html.escape(where)}")
         self.previous_button.setEnabled(index > 0)
         self.next_button.setEnabled(index < len(tour.steps) - 1)
 
@@ -130,7 +127,6 @@ class TourPlayer(QObject):
         self.window = window
         self.tour: Tour | None = None
         self.index = 0
-        self.shown_view = ""  # the view the step brought to front (the fallback, when its is missing)
         self.panel = TourPanel()
         self.panel.interval.setValue(DEFAULT_INTERVAL_S)
         window.centralWidget().layout().insertWidget(0, self.panel)
@@ -172,11 +168,11 @@ class TourPlayer(QObject):
             self.window.set_config(step.config)
         except ConfigError as exc:  # a user's tour may hold a config the window refuses
             show_problem(self.window, "Tour", f"Step {index + 1} ({step.title}): {exc}")
-        view, self.shown_view = view_or_fallback(self.window, step.view)
+        view = self.window.view(step.view)
         self.window.tabs.setCurrentWidget(view)
         if step.compare and hasattr(view, "compare"):
             view.compare(list(step.compare))
-        self.panel.show_step(self.tour, index, self.shown_view, step)
+        self.panel.show_step(self.tour, index, step)
         if self.timer.isActive():  # a full interval for the step, however it was reached
             self.timer.start()
         self.step_shown.emit(index)

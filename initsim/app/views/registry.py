@@ -1,13 +1,17 @@
-"""Finding the window's views by the names tours and the CLI use (histograms, heatmap, stats, ...).
+"""The window's views, in one registry: each view's name (what tours and `initsim export --view`
+call it), its tab, the class that makes it, and where it may appear. The window's tabs and their
+Ctrl+1.. shortcuts, the names a tour step may show (checked against `engine.tours.VIEWS`) and the
+views `initsim export` renders (checked against the CLI's choices) all come from here.
 
-Views are looked up at run time by a word of their tab's object name or title, so a tab added
-later (Theory, Spectra, Training, Compare) is found as soon as it exists, and a name whose view
-does not exist yet falls back to the Layer statistics view.
+Every view but the first is built when first shown or asked for (`MainWindow.view`); until then a
+`PendingView` holds its tab.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
@@ -16,15 +20,51 @@ from PySide6.QtWidgets import QWidget
 if TYPE_CHECKING:
     from ..window import MainWindow
 
-# A view's name (tours' VIEWS, the CLI's --view) and a word its tab's object name or title holds.
-VIEW_WORDS = {"histograms": "histogram", "heatmap": "heatmap", "stats": "statistic", "theory": "theory",
-              "spectra": "spectr", "training": "train", "compare": "compar"}
-FALLBACK_VIEW = "stats"
+
+@dataclass(frozen=True)
+class View:
+    name: str  # what tours, the CLI and the window's attribute of the same name call it
+    title: str  # its tab's
+    tip: str  # its tab's tooltip
+    module: str  # the module (in initsim.app.views) of its class, imported when first built
+    cls: str
+    needs_controls: bool = False  # built with the window's ControlsPanel
+    offscreen: bool = False  # `initsim export --view` renders it
+    in_tours: bool = False  # a tour step may show it
+
+    def build(self, window: MainWindow) -> QWidget:
+        """A new view of this kind for ``window``."""
+        cls = getattr(importlib.import_module(f"{__package__}.{self.module}"), self.cls)
+        return cls(window.controls) if self.needs_controls else cls()
+
+
+VIEWS = (
+    View("histograms", "Histograms", "Per-layer histograms, filled in as the layers arrive",
+         "histogram_view", "HistogramView", offscreen=True, in_tours=True),
+    View("heatmap", "Depth heatmap", "Every layer at once: layer across, value up",
+         "heatmap_view", "HeatmapView", offscreen=True, in_tours=True),
+    View("stats", "Layer statistics", "Std, theory, dead and saturated units by layer",
+         "stats_view", "StatsView", offscreen=True, in_tours=True),
+    View("theory", "Theory", "The order/chaos phase diagram with this network on it; click to move it",
+         "theory_view", "TheoryView", offscreen=True, in_tours=True),
+    View("spectra", "Spectra",
+         "Jacobian singular values, Gaussian vs orthogonal; weight spectra against Marchenko-Pastur",
+         "spectra_view", "SpectraView", in_tours=True),
+    View("sweep", "Sweep", "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, beside the theory's",
+         "sweep_view", "SweepView"),
+    View("training", "Training", "Train this network on a task: loss, accuracy, per-layer ratios, decision regions",
+         "training_view", "TrainingView", needs_controls=True, in_tours=True),
+    View("compare", "Compare", "Up to 4 schemes side by side over seeds: std by layer and loss",
+         "compare_view", "CompareView", needs_controls=True, in_tours=True),
+    View("reference", "Reference", "Which initialization for which activation, formulas, framework names",
+         "reference_view", "ReferenceView"),
+)
+BY_NAME = {view.name: view for view in VIEWS}
 
 
 class PendingView(QWidget):
-    """A tab's place until its view is built (`MainWindow.view_at`): ``build()`` makes the view
-    ``name`` (the window's attribute for it)."""
+    """A tab's place until its view is built (`MainWindow.view`): ``build()`` makes the view
+    ``name``."""
 
     def __init__(self, name: str, build: Callable[[], QWidget]) -> None:
         super().__init__()
@@ -34,32 +74,15 @@ class PendingView(QWidget):
 
 
 def find_view(window: MainWindow, name: str) -> QWidget | None:
-    """The tab showing view ``name`` (a key of VIEW_WORDS, or a word of any tab's title, as
-    view_name gives it), or None if the window has no such view."""
-    word = VIEW_WORDS.get(name, name)
-    tabs = window.tabs
-    for index in range(tabs.count()):
-        label = f"{tabs.widget(index).objectName()} {tabs.tabText(index).replace('&', '')}".lower()
-        if word in label:
-            return window.view_at(index)
-    return None
-
-
-def view_or_fallback(window: MainWindow, name: str) -> tuple[QWidget, str]:
-    """The view ``name`` and its name, or the Layer statistics view (and "stats") when the window
-    has no such view."""
-    view = find_view(window, name)
-    if view is not None:
-        return view, name
-    return find_view(window, FALLBACK_VIEW), FALLBACK_VIEW
+    """The view ``name`` of ``window`` (built if it was not yet), or None if no view has that name."""
+    return window.view(name) if name in BY_NAME else None
 
 
 def view_name(window: MainWindow, widget: QWidget) -> str:
-    """The name of the view ``widget`` shows, or its tab's title in lower case if it has none."""
-    for name in VIEW_WORDS:
-        if find_view(window, name) is widget:
-            return name
-    return window.tabs.tabText(window.tabs.indexOf(widget)).replace("&", "").lower()
+    """The name of ``widget``, a view of ``window`` or the place of one not built yet."""
+    if isinstance(widget, PendingView):
+        return widget.name
+    return next(name for name, view in window.built_views().items() if view is widget)
 
 
 def plot_views(widget: QWidget) -> list[pg.GraphicsView]:
