@@ -131,9 +131,9 @@ class ControlsPanel(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self._muted = 0
-        # Fields without a control of their own, kept from the last set_config.
-        self._kept = SimConfig()
+        self._edits_in_progress = 0  # nested `_one_change` blocks: changed waits for the outermost
+        # The config of the last set_config, for the fields without a control of their own.
+        self._last_set = SimConfig()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(8)
@@ -275,7 +275,7 @@ class ControlsPanel(QWidget):
 
     def config(self) -> SimConfig:
         """What the controls say: validated when valid, else as it is (``validated()`` says why)."""
-        config = self._kept.replace(
+        config = self._last_set.replace(
             layers=self.layers.value(), width=self.width.value(), batch=self.batch.value(),
             input_dist=self.input_dist.currentData(), norm=self.norm.currentData(),
             activation=self.activation.currentData(), activation_params=self.activation_params.values(),
@@ -292,7 +292,7 @@ class ControlsPanel(QWidget):
         """Set every control from ``config``; raises ConfigError if it is invalid."""
         config = config.validated()
         with self._one_change():
-            self._kept = config
+            self._last_set = config
             self.network_refusal.hide()
             self.seed_refusal.hide()
             self.layers.setValue(config.layers)
@@ -326,19 +326,19 @@ class ControlsPanel(QWidget):
     def _one_change(self) -> Iterator[None]:
         """Edits inside count as one change: the handlers refresh the notes, and ``changed`` is
         emitted once at the end."""
-        self._muted += 1
+        self._edits_in_progress += 1
         try:
             yield
         finally:
-            self._muted -= 1
-        if not self._muted:
+            self._edits_in_progress -= 1
+        if not self._edits_in_progress:
             self._refresh_notes()
             self.changed.emit()
 
     # --- reacting to edits ----------------------------------------------------------------
 
     def _on_edit(self) -> None:
-        if not self._muted:
+        if not self._edits_in_progress:
             self._refresh_notes()
             self.changed.emit()
 

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -139,7 +139,7 @@ def simulate_stream(config: SimConfig, should_stop: Callable[[], bool] | None = 
     one that needs more than ``memory_limit`` bytes.
     """
     net = checked_network(config, memory_limit)
-    yield from _run(net, should_stop or (lambda: False), {})
+    yield from _run(net, should_stop or (lambda: False), _RunOutputs())
 
 
 def simulate(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT,
@@ -148,13 +148,13 @@ def simulate(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT,
     progress report)."""
     net = checked_network(config, memory_limit)
     started = time.perf_counter()
-    sink: dict = {}
+    outputs = _RunOutputs()
     events = []
-    for event in _run(net, lambda: False, sink):
+    for event in _run(net, lambda: False, outputs):
         events.append(event)
         if on_event is not None:
             on_event(event)
-    return _collect(net.config, events, sink["theory"], time.perf_counter() - started)
+    return _collect(net.config, events, outputs.theory, time.perf_counter() - started)
 
 
 def result_from_events(config: SimConfig, events: Iterable[LayerEvent], seconds: float,
@@ -189,11 +189,11 @@ def initial_weights(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT)
     if not net.scheme.data_dependent:
         streams = net.streams()
         return [net.sample_layer(c.fans(layer), streams[layer]) for layer in range(1, c.layers + 1)]
-    sink: dict = {}
-    for event in _run(net, lambda: False, sink):
+    outputs = _RunOutputs()
+    for event in _run(net, lambda: False, outputs):
         if event.index == c.layers:  # the forward pass is done; the backward pass is not needed
             break
-    return sink["layers"]
+    return outputs.layers
 
 
 def _blas_leaves_a_core() -> bool:
@@ -223,8 +223,16 @@ def _quietly(function: Callable[..., T], *args) -> T:
         return function(*args)
 
 
-def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[LayerEvent]:
-    """The simulation; ``sink`` receives "layers" (the (W, b) pairs) and "theory" as they are known.
+@dataclass
+class _RunOutputs:
+    """What a run finds besides its events, filled in as it goes."""
+
+    layers: list[Layer] = field(default_factory=list)  # (W, b) per layer, as drawn (and rescaled)
+    theory: TheoryPrediction | None = None  # known once the forward pass is done
+
+
+def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) -> Iterator[LayerEvent]:
+    """The simulation; ``outputs`` receives the layers and the theory as they are known.
 
     Overflow in a diverging net is expected, so numpy's warnings are off for the arithmetic, but
     never across a yield: numpy's error state is a context variable that the consumer would inherit.
@@ -241,8 +249,7 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
     streams = net.streams()
     x0 = _input(c, streams[0], dtype)
     theory = config_prediction(net.config)
-    layers: list[Layer] = []
-    sink["layers"] = layers
+    layers = outputs.layers
     cache, inv_stds = [], []
     # Two working buffers hold, for a layer and the next, what the layer's event reads that the run
     # does not keep: the copy of the activation input that the activation overwrites or, where the
@@ -328,7 +335,7 @@ def _run(net: Network, should_stop: Callable[[], bool], sink: dict) -> Iterator[
         drawn.clear()
         if net.scheme.data_dependent:
             theory = config_prediction(net.config, [w for w, _ in layers])
-        sink["theory"] = theory
+        outputs.theory = theory
 
         # What a layer's event reads, dL/dh and dL/dW, stays as it is until the weight gradient of
         # the layer below is due: its event is awaited then.

@@ -402,12 +402,12 @@ def train(config: SimConfig, training: TrainConfig | None = None,
     """Run the whole training and collect its events."""
     setup = Setup.of(config, training, memory_limit=memory_limit)
     started = time.perf_counter()
-    sink: dict = {}
-    events = list(run(setup, sink=sink))
+    layers: list[Layer] = []
+    events = list(run(setup, layers_out=layers))
     diverged = events[-1] if events and isinstance(events[-1], Diverged) else None
     return TrainResult(setup.net.config, setup.training, setup.data.digest,
                        tuple(e for e in events if isinstance(e, StepEvent)), diverged,
-                       tuple(sink["layers"]), time.perf_counter() - started)
+                       tuple(layers), time.perf_counter() - started)
 
 
 def initial_layers(setup: Setup, streams: Sequence[np.random.Generator]) -> list[Layer]:
@@ -424,17 +424,17 @@ def initial_layers(setup: Setup, streams: Sequence[np.random.Generator]) -> list
     return layers
 
 
-def run(setup: Setup, should_stop: Callable[[], bool] | None = None, sink: dict | None = None
+def run(setup: Setup, should_stop: Callable[[], bool] | None = None, layers_out: list[Layer] | None = None
         ) -> Iterator[TrainEvent]:
-    """The training loop of a prepared run (see `train_stream`); ``sink`` receives "layers", the
-    parameters as they are being trained."""
+    """The training loop of a prepared run (see `train_stream`); ``layers_out`` receives the
+    parameters, (W, b) per layer, which training then updates in place."""
     net, training, data = setup.net, setup.training, setup.data
     should_stop = should_stop or (lambda: False)
     loss = loss_of(data)
     streams = net.streams(extra=2)  # [..., output layer, batch order]
     layers = initial_layers(setup, streams)
-    if sink is not None:
-        sink["layers"] = layers
+    if layers_out is not None:
+        layers_out.extend(layers)
     optimizer = OPTIMIZERS[training.optimizer](layers, training)
     batches = _batches(len(data.inputs), training.train_batch, streams[-1])
     recent: deque[float] = deque(maxlen=training.flat_steps)

@@ -180,8 +180,8 @@ class RunController(QObject):
         self.state: RunState | None = None
         self.runner = StreamRunner("simulation", blas_threads, self)
         self.runner.events.connect(self._on_events)
-        self.runner.done.connect(lambda run_id, seconds: self._note("seconds", seconds))
-        self.runner.failed.connect(lambda run_id, message: self._note("error", message))
+        self.runner.done.connect(lambda run_id, seconds: self._set_state_field("seconds", seconds))
+        self.runner.failed.connect(lambda run_id, message: self._set_state_field("error", message))
 
     @property
     def running(self) -> bool:
@@ -214,7 +214,7 @@ class RunController(QObject):
             self.state.add(event)
         self.changed.emit()
 
-    def _note(self, field: str, value: object) -> None:
-        """Set a field of the current run's state."""
+    def _set_state_field(self, field: str, value: object) -> None:
+        """Set a field of the current run's state (its time when done, its error when failed)."""
         setattr(self.state, field, value)
         self.changed.emit()
