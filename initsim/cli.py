@@ -947,8 +947,8 @@ def build_parser() -> Parser:
 
 def blas_threads(args: argparse.Namespace) -> int | None:
     """BLAS threads for a command: ``--blas-threads``, else one as in the window (a second thread
-    only competes with whatever else holds the cores: a loaded 2-core machine trained 14x slower
-    with two), unless the user's environment sets a count (None: leave it)."""
+    only competes with whatever else holds the cores, and on a loaded machine slows the run down),
+    unless the user's environment sets a count (None: leave it)."""
     threads = getattr(args, "blas_threads", None)  # checked by its flag's type
     if threads is not None:
         return threads

@@ -29,8 +29,8 @@ APP_NAME = "initsim"
 # paint makes hundreds of them.
 GIL_SWITCH_SECONDS = 0.0005
 # How often the GUI thread checks whether Python's cycle collector has work (see application()).
-# A collection's cost grows with the objects made since the last: every 0.5 s, a run of 500 layers
-# made 20,000, and collecting them took the GUI thread 20-30 ms (a slow machine).
+# A collection's cost grows with the objects made since the last, and a long run makes tens of
+# thousands a second: checked often, each collection stays short.
 GC_INTERVAL_SECONDS = 0.1
 _garbage_collector = None
 
@@ -112,9 +112,9 @@ def create_window(config: SimConfig | None = None, blas_threads: int | None = 1,
     window = MainWindow(config if config is not None else get_preset(DEFAULT_PRESET).config, blas_threads,
                         memory_limit, first_run_at_first_paint)
     # What exists now (the imported modules, the window) lives as long as the window: moved out of
-    # the collector's sight, a full collection looks at what came later only. Over the 100,000
-    # objects there are now, one took the GUI thread 110 ms (a slow machine), 3 ms once frozen.
-    # The window's shutdown gives them back, so that a closed window can be collected.
+    # the collector's sight, a full collection looks at what came later only (the README's
+    # performance section has the figures). The window's shutdown gives them back, so that a
+    # closed window can be collected.
     gc.freeze()
     return window
 

@@ -18,7 +18,7 @@ and output, the gradient w.r.t. its linear output) has its subnormal values set 
 sign once its elementwise work is done, so that a subnormal lives for at most one elementwise pass and
 never reaches a GEMM: flush-to-zero in numpy, on any CPU. That is not enough: normal values whose
 products fall below the smallest normal (a vanishing signal times a vanishing gradient, in every
-weight gradient of a vanishing net) slowed each multiply 80x on an Intel Xeon. So each matrix
+weight gradient of a vanishing net) slow a multiply down as much on many CPUs. So each matrix
 multiply whose products could underflow is done on its operands scaled by powers of two
 (`scaled_matmul`): none of its products is lost, where a CPU's flush-to-zero would lose them all.
 Values at or above the smallest normal, and so every run that does not underflow, are untouched bit
@@ -70,7 +70,7 @@ def scaled_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, f
                   ) -> tuple[np.ndarray, int]:
     """(a @ b * 2**-e, e), into ``out``. e is 0 unless ``flush`` is set and the values of a and b are
     so small that their products would fall near or below the dtype's smallest normal, where a CPU
-    can multiply a hundred times slower (80 ms instead of 1 for a layer's weight gradient). Then
+    can multiply a hundred times slower (bench_subnormal.py and the README measure it). Then
     a and b are scaled by powers of two to magnitudes near 1 for the multiply. A power of two
     scales exactly, so this is a @ b bit for bit wherever that product has no subnormal value in
     it, and closer to the real product where it has: no product underflows."""

@@ -8,7 +8,7 @@ import importlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from html import escape  # not xml.sax.saxutils: it imports urllib.request, 0.1 s at start-up
+from html import escape  # not xml.sax.saxutils: it imports urllib.request, slow at start-up
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtGui import QImage, QPalette

@@ -28,7 +28,7 @@ def rebin(histogram: Histogram, grid: np.ndarray) -> np.ndarray:
 
 def rebin_rows(histograms: Sequence[Histogram], grid: np.ndarray) -> np.ndarray:
     """`rebin` of each histogram, one row each, in whole-array steps: a deep net's heatmap rebins
-    its 500 layers whenever its grid widens, which took the GUI thread 14 ms a map one at a time."""
+    hundreds of layers whenever its grid widens, too slow for the GUI thread one at a time."""
     width = max(len(h.edges) for h in histograms) + 1
     # Rows of ``width`` edges padded by +inf and counts by 0 (no grid value reaches them), in one
     # flat array each, so that a row's value j is at row * width + j.
@@ -145,7 +145,7 @@ class DepthImage:
     """The depth heatmap of one run's layers, kept as they arrive (``add``). A paint of a deep net
     touches only the layers that arrived since the last one: the grid comes from the layers'
     bounds kept in arrays, and a row is rebinned when its layer arrives or the grid moves (a new
-    layer outside it). Walking all 500 layers at every paint cost the GUI thread 12 ms a map.
+    layer outside it): walking all the layers of a deep net at every paint stalled the GUI thread.
     ``image`` gives common_grid(histograms, bins) and depth_image(histograms, that grid, log)."""
 
     def __init__(self, layers: int, bins: int) -> None:

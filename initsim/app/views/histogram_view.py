@@ -18,13 +18,13 @@ from .plotstyle import COLORS, axis_font, style_plot
 
 SHARED_BINS = 64
 # Panels redrawn per paint: a change of depth changes every panel, and drawing them all in one
-# paint stalls the GUI (~5 ms a panel, twice that while the worker holds the GIL).
+# paint stalls the GUI, the more while the worker holds the GIL.
 PANELS_PER_PAINT = 3
 
 
 class HistogramPanel:
     """The plot of one layer: a filled step curve and a title with the layer's std. Panels are
-    created once and reused for other layers and runs: a PlotItem costs ~10 ms to make."""
+    created once and reused for other layers and runs: a PlotItem is slow to make."""
 
     def __init__(self) -> None:
         self.plot = pg.PlotItem(enableMenu=False)  # its menu alone is a third of the cost
@@ -86,7 +86,7 @@ def _never_sizing(label: pg.LabelItem) -> None:
     """Keeps ``label`` (a panel's title) from sizing its panel. A LabelItem asks for its text's
     width again at each resize and each text, and the grid gives its columns widths in proportion
     to what they ask: a title that grew (std 0.0123 for 0.01) relaid out the grid and repainted
-    every panel, 40 ms a paint at 16 panels, where the title alone repaints in 1 ms."""
+    every panel, where the title alone repaints at a fraction of the cost."""
     ask_for_text_size = label.updateMin
 
     def ask_for_height_only() -> None:
@@ -145,7 +145,7 @@ class HistogramView(QWidget):
         # Panels that still show another layer or run: drawn at the next paints.
         self.catching_up = False
         # Spare panels are made one per event-loop turn once a run is painted whole, so that a later,
-        # deeper net finds them made; never during a run (~10 ms each, more with the worker busy).
+        # deeper net finds them made; never during a run, whose paints it would stall.
         self._spare_timer = QTimer(self)
         self._spare_timer.setSingleShot(True)
         self._spare_timer.timeout.connect(self._make_spare)

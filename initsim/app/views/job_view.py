@@ -22,9 +22,8 @@ from ..runtime.controller import StreamRunner, Throttle
 from ..runtime.worker import Job
 from ..widgets import note_label
 
-# Repaints at most 10 times a second, however fast the steps stream in. A frame of the Training tab
-# costs the GUI thread ~30 ms, with the GIL held much of it: measured on 2 busy cores, 100 steps of the
-# default network took 1.6 s with the tab hidden, 2.1-2.7 s shown at 10 frames a second, 3.3 s at 20.
+# Repaints at most 10 times a second, however fast the steps stream in: a frame of the Training tab
+# holds the GIL for much of its time, so that more frames slow the training down on a busy machine.
 PAINT_INTERVAL_MS = 100
 
 

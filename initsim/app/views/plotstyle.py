@@ -105,8 +105,8 @@ def make_plot(title: str, left: str, bottom: str = "step", log_y: bool = False) 
     plot.showGrid(x=True, y=True, alpha=0.15)
     plot.setLogMode(False, log_y)
     plot.setMouseEnabled(False, False)
-    # A long run draws about one point per pixel column, its peaks kept (50,000 steps on 36 curves:
-    # 1.8 s a frame in full).
+    # A long run draws about one point per pixel column, its peaks kept: drawn in full, tens of
+    # thousands of steps on dozens of curves make every frame slow.
     plot.setDownsampling(auto=True, mode="peak")
     return plot
 

@@ -24,8 +24,8 @@ from ..widgets import ComputedView, named, number, numbers_label
 from .phase_plot import LABEL_STYLE
 from .plotstyle import COLORS, style_plot
 
-# Spectra are computed up to a few seconds' work: float64 products run at ~35 GFLOP/s on one
-# core here; a 2048-wide SVD takes 1.6 s, a 4096-wide one ~13 s.
+# Spectra are computed up to a few seconds' work, estimated from their floating-point operations
+# at a rate of one core of a recent CPU for float64 products.
 FLOPS_PER_SECOND = 35e9
 MAX_FLOPS = 1.5e11
 MAX_SPECTRUM_WIDTH = 2048

@@ -21,7 +21,7 @@ from .phase_plot import (CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhasePlot, c
 from ..model.runstate import RunState
 from ..widgets import ComputedView, named, note_label, number, numbers_label
 
-GRID = 200  # 200 x 200 points: ~0.2 s on one core
+GRID = 200  # points a side of the phase diagram
 # A point beyond the default axes widens them to hold it, up to this many times their extent;
 # further out, the marker waits at the edge and the text says where the network is.
 MAX_WIDENING = 20.0
