@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtGui import QKeySequence
 
 from initsim.app.views.registry import BY_NAME, VIEWS, view_name
-from initsim.cli import IMAGE_VIEWS
+from initsim.cli.export import IMAGE_VIEWS
 from initsim.engine import tours
 from initsim.engine.tours import Tour
 

@@ -3,8 +3,8 @@
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from initsim import cli
-from initsim.cli import BLAS_ENVIRONMENT, main
+from initsim.cli import command, main
+from initsim.cli.common import BLAS_ENVIRONMENT
 
 
 def _blas_threads() -> int:
@@ -15,7 +15,7 @@ def _blas_threads() -> int:
 def threads_seen(monkeypatch):
     """The BLAS thread count while `initsim simulate` runs, as the command sees it."""
     seen = []
-    monkeypatch.setattr(cli, "cmd_simulate", lambda args: seen.append(_blas_threads()) or 0)
+    monkeypatch.setattr(command, "cmd_simulate", lambda args: seen.append(_blas_threads()) or 0)
     for name in BLAS_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     return seen

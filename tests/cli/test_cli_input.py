@@ -8,7 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from initsim.cli import _INTEGER, _NUMBER, build_parser, main
+from initsim.cli import main
+from initsim.cli.command import build_parser
+from initsim.cli.common import _INTEGER, _NUMBER
 
 
 def refused(capsys, *argv):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from initsim.cli import activations_markdown, schemes_markdown
+from initsim.cli.registries import activations_markdown, schemes_markdown
 from initsim.engine import ACTIVATIONS, SCHEMES
 
 README = Path(__file__).resolve().parents[2] / "README.md"

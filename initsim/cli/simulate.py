@@ -1,0 +1,97 @@
+"""`initsim simulate` (a run's per-layer statistics) and `initsim weights` (the initial weights)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import ConfigError, SimConfig, memory
+from ..engine.export import atomic_write, export_weights
+from .common import (CONFIG_FIELDS, Progress, SCHEME_PARAMS, UsageError, announce, bracketed_params,
+                     config_from_args, memory_limit, number_text, print_json)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    result = simulated(config_from_args(args), args)
+    theory = result.theory
+    if args.json:
+        print_json({"config": result.config.to_dict(),
+                    "theory": {"q_star": theory.q_star, "chi1": theory.chi1,
+                               "depth_scale": theory.depth_scale, "sigma_w2": theory.sigma_w2,
+                               "sigma_b2": theory.sigma_b2},
+                    "seconds": result.seconds, "layers": result.layer_records()})
+        return 0
+    c = result.config
+    print(f"{c.layers} x {c.width} {c.activation}, init {c.init} {bracketed_params(c.init_params)}, "
+          f"bias {c.bias_init}, norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}")
+    header = ("layer", "pre std", "act mean", "act std", "dead %", "sat %", "grad std",
+              "theory pre", "theory grad", "nonfinite", "subnormal")
+    print("  ".join(f"{h:>10}" for h in header))
+    for row in result.layer_records():
+        cells = (row["index"], number_text(row["pre_std"]), number_text(row["post_mean"]), number_text(row["post_std"]),
+                 f"{100 * row['dead_fraction']:.1f}", f"{100 * row['saturated_fraction']:.1f}",
+                 number_text(row["grad_std"]), number_text(row["theory_pre_std"]), number_text(row["theory_grad_std"]),
+                 row["nonfinite"], row["subnormal"] + row["grad_subnormal"])
+        print("  ".join(f"{str(cell):>10}" for cell in cells))
+    print(f"mean field: sigma_w^2 = {number_text(theory.sigma_w2[-1])}, sigma_b^2 = {number_text(theory.sigma_b2)}, "
+          f"q* = {number_text(theory.q_star)}, chi_1 = {number_text(theory.chi1)}, "
+          f"depth scale = {number_text(theory.depth_scale)} layers; {result.seconds:.3f} s")
+    return 0
+
+
+def simulated(config: SimConfig, args: argparse.Namespace):
+    """The simulation of ``config`` under ``--memory-limit-gib``: its estimate announced, its steps
+    (the forward pass, then the backward pass, layer by layer) reported as progress."""
+    from ..engine import simulate
+
+    limit = memory_limit(args)
+    progress = Progress("layer step", 2 * config.layers, announce(memory.simulation(config), limit))
+    return simulate(config, limit, lambda event: progress.update(event.step))
+
+
+# --- weights -------------------------------------------------------------------------------
+
+FAN_RANGE = (1, 65536)  # of one matrix written by itself
+# The flags of add_config_flags that one matrix takes (the others describe a network).
+MATRIX_FIELDS = ("init", "seed", "dtype", "memory_limit_gib", *SCHEME_PARAMS)
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from ..engine import get_scheme
+
+    out = Path(args.out)
+    if args.layers is not None or args.preset:
+        if out.suffix != ".npz":
+            raise UsageError("a whole network (--layers or --preset) is written as .npz")
+        if args.fan_in is not None:
+            args.input_width = args.fan_in
+        if args.fan_out is not None:
+            args.width = args.fan_out
+        config = config_from_args(args)
+        announce(memory.simulation(config), memory_limit(args))
+        export_weights(config, out, memory_limit(args))
+        print(f"wrote {config.layers} layers of {config.init} to {out}")
+        return 0
+    if out.suffix != ".npy":
+        raise UsageError("one matrix is written as .npy (use --layers N for a whole network as .npz)")
+    if args.fan_in is None or args.fan_out is None:
+        raise UsageError("--fan-in and --fan-out are required for one matrix")
+    unused = [name for name in CONFIG_FIELDS if name not in MATRIX_FIELDS and getattr(args, name) is not None]
+    if unused:
+        raise UsageError(f"--{unused[0].replace('_', '-')} does not apply to one matrix "
+                         "(a whole network takes it: add --layers N)")
+    scheme = get_scheme(args.init or "kaiming_normal")
+    if scheme.data_dependent:
+        raise ConfigError("init", f"{scheme.name} depends on data: write a network with --layers")
+    params = scheme.params({n: getattr(args, n) for n in SCHEME_PARAMS if getattr(args, n) is not None})
+    estimate = memory.weights_matrix(scheme.name, args.fan_in, args.fan_out, args.dtype or "float32")
+    memory.check(estimate, memory_limit(args), "--fan-in or --fan-out")
+    announce(estimate, memory_limit(args))
+    seed = args.seed if args.seed is not None else 0
+    w = scheme.sample(args.fan_in, args.fan_out, np.random.default_rng(seed),
+                      args.dtype or "float32", params)
+    atomic_write(out, lambda f: np.save(f, w))
+    print(f"wrote {scheme.name} {w.shape} (std {w.std():.4g}, formula std "
+          f"{scheme.std(args.fan_in, args.fan_out, params):.4g}) to {out}")
+    return 0
