@@ -12,24 +12,29 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-
-from ..engine import ACTIVATIONS, BIAS_INITS, RANGES, ConfigError, SimConfig, memory
+from ..engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig, memory
 from ..engine.checks import choice_in, integer_in, number_in
 from ..engine.config import DTYPES, SUBNORMALS
 from ..engine.export import json_safe
 from ..engine.params import PARAMS, params_text
 from ..engine.presets import get_preset
 
-
 EXIT_USAGE = 2
 
 # The user's own BLAS thread settings, which the command then leaves as they are.
 BLAS_ENVIRONMENT = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-SCHEME_PARAMS = ("gain", "mode", "nonlinearity", "negative_slope", "std", "mean", "low", "high",
-                 "limit", "scale", "distribution", "value", "sparsity")
-ACTIVATION_PARAMS = ("slope", "alpha", "approximate")
-BIAS_PARAMS = {"bias_std": "std", "bias_value": "value"}
+
+def params_taken(registry: dict) -> tuple[str, ...]:
+    """The parameters some entry of ``registry`` (schemes, activations, bias inits) takes, in
+    PARAMS' order: one flag each."""
+    taken = {name for entry in registry.values() for name in entry.defaults}
+    return tuple(name for name in PARAMS if name in taken)
+
+
+SCHEME_PARAMS = params_taken(SCHEMES)
+ACTIVATION_PARAMS = params_taken(ACTIVATIONS)
+BIAS_PARAMS = {f"bias_{name}": name for name in params_taken(BIAS_INITS)}  # --bias-std sets the bias init's std
 # Every flag of add_config_flags, by its argparse name.
 CONFIG_FIELDS = ("preset", "layers", "width", "batch", "input_width", "seed", "bins", "activation", "norm",
                  "input_dist", "dtype", "subnormals", "memory_limit_gib", "init", "bias_init", *SCHEME_PARAMS,
@@ -122,8 +127,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for name in SCHEME_PARAMS + ACTIVATION_PARAMS:
         spec = PARAMS[name]
         init.add_argument(spec.flag, type=param_flag_type(name), metavar="X", help=spec.help)
-    init.add_argument("--bias-std", type=number_flag(), metavar="X", help="std of the normal bias init")
-    init.add_argument("--bias-value", type=number_flag(), metavar="X", help="value of the constant bias init")
+    for flag, name in BIAS_PARAMS.items():
+        init.add_argument("--" + flag.replace("_", "-"), type=param_flag_type(name), metavar="X",
+                          help=f"the bias init's {name}: {PARAMS[name].help}")
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:

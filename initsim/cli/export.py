@@ -6,7 +6,6 @@ import argparse
 import re
 from pathlib import Path
 
-
 from ..engine import memory
 from .common import CONFIG_FIELDS, UsageError, announce, config_from_args, memory_limit
 from .simulate import simulated

@@ -8,7 +8,6 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-
 from ..engine import ACTIVATIONS, SCHEMES
 from ..engine.presets import presets
 from .common import UsageError, bracketed_params, print_json

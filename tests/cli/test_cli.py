@@ -118,3 +118,23 @@ def test_main_module_runs_only_as_main():
     import runpy
 
     runpy.run_module("initsim.__main__", run_name="__mp_main__")  # returns: main() did not run
+
+
+@pytest.mark.parametrize("kind", ["init", "activation", "bias_init"])
+def test_every_parameter_a_registry_entry_takes_is_a_flag_that_reaches_the_config(kind):
+    """The parameter flags come from the registries: an entry's parameter, set by its flag,
+    is in the config the command runs (each entry with its own defaults changed)."""
+    from initsim.cli.command import build_parser
+    from initsim.cli.common import config_from_args
+    from initsim.engine import ACTIVATIONS, BIAS_INITS
+
+    registry, flag_prefix, field = {"init": (SCHEMES, "--", "init_params"),
+                                    "activation": (ACTIVATIONS, "--", "activation_params"),
+                                    "bias_init": (BIAS_INITS, "--bias-", "bias_params")}[kind]
+    parser = build_parser()
+    for name, entry in registry.items():
+        for param, default in entry.defaults.items():
+            value = default if isinstance(default, str) else default / 2 + 0.125
+            args = parser.parse_args(["simulate", "--" + kind.replace("_", "-"), name,
+                                      flag_prefix + param.replace("_", "-"), str(value)])
+            assert getattr(config_from_args(args), field)[param] == value, (name, param)
