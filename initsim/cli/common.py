@@ -16,7 +16,7 @@ from ..engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimC
 from ..engine.checks import choice_in, integer_in, number_in
 from ..engine.config import DTYPES, SUBNORMALS
 from ..engine.export import json_safe
-from ..engine.params import PARAMS, params_text
+from ..engine.params import PARAMS
 from ..engine.presets import get_preset
 
 EXIT_USAGE = 2
@@ -203,8 +203,3 @@ def number_text(value: float | None) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{value:.4g}"
-
-
-def bracketed_params(params: dict) -> str:
-    """A scheme's or activation's parameters in brackets, or nothing when it has none."""
-    return f"({params_text(params)})" if params else ""

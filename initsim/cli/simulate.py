@@ -9,8 +9,9 @@ import numpy as np
 
 from ..engine import ConfigError, SimConfig, memory
 from ..engine.export import atomic_write, export_weights
-from .common import (CONFIG_FIELDS, Progress, SCHEME_PARAMS, UsageError, announce, bracketed_params,
-                     config_from_args, memory_limit, number_text, print_json)
+from ..engine.params import params_in_brackets
+from .common import (CONFIG_FIELDS, Progress, SCHEME_PARAMS, UsageError, announce, config_from_args,
+                     memory_limit, number_text, print_json)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -24,7 +25,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     "seconds": result.seconds, "layers": result.layer_records()})
         return 0
     c = result.config
-    print(f"{c.layers} x {c.width} {c.activation}, init {c.init} {bracketed_params(c.init_params)}, "
+    print(f"{c.layers} x {c.width} {c.activation}, init {c.init} {params_in_brackets(c.init_params)}, "
           f"bias {c.bias_init}, norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}")
     header = ("layer", "pre std", "act mean", "act std", "dead %", "sat %", "grad std",
               "theory pre", "theory grad", "nonfinite", "subnormal")

@@ -14,9 +14,9 @@ import numpy as np
 from ..engine import ACTIVATIONS, RANGES, memory
 from ..engine.checks import integer_in, number_in
 from ..engine.export import atomic_write
-from ..engine.params import PARAMS
-from .common import (ACTIVATION_PARAMS, UsageError, announce, bracketed_params, config_from_args,
-                     memory_limit, number_text, param_flag_type, print_json, read_integer, read_number)
+from ..engine.params import PARAMS, params_in_brackets
+from .common import (ACTIVATION_PARAMS, UsageError, announce, config_from_args, memory_limit, number_text,
+                     param_flag_type, print_json, read_integer, read_number)
 
 
 def add_activation_flags(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +44,7 @@ def cmd_theory(args: argparse.Namespace) -> int:
                     "q": field.q.tolist(), "c": field.c.tolist(), "q_star": field.q_star,
                     "chi1": field.chi1, "depth_scale": field.depth_scale, "phase": phase_of(field.chi1)})
         return 0
-    print(f"{' '.join(filter(None, (act.name, bracketed_params(params))))}, sigma_w^2 = {field.sigma_w2:g}, sigma_b^2 = {field.sigma_b2:g}, "
+    print(f"{' '.join(filter(None, (act.name, params_in_brackets(params))))}, sigma_w^2 = {field.sigma_w2:g}, sigma_b^2 = {field.sigma_b2:g}, "
           f"inputs with E[x^2] = {args.q0:g} and correlation {args.c0:g}")
     print("  ".join(f"{h:>10}" for h in ("layer", "q", "std", "c")))
     for layer, (q, c) in enumerate(zip(field.q, field.c), 1):

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..engine import memory
-from .common import (Progress, SCHEME_PARAMS, UsageError, announce, bracketed_params, config_from_args,
-                     integer_flag, memory_limit, number_flag, number_text, param_flag_type, print_json)
+from ..engine.params import params_in_brackets
+from .common import (Progress, SCHEME_PARAMS, UsageError, announce, config_from_args, integer_flag,
+                     memory_limit, number_flag, number_text, param_flag_type, print_json)
 
 
 TRAIN_FLAGS = ("task", "samples", "noise", "task_dim", "data_seed", "optimizer", "lr", "momentum",
@@ -65,7 +66,7 @@ def _refuse_flags(args: argparse.Namespace, command: str, hints: dict[str, str])
 
 
 def _named(name: str, params: dict) -> str:
-    return " ".join(filter(None, (name, bracketed_params(dict(params)))))
+    return " ".join(filter(None, (name, params_in_brackets(dict(params)))))
 
 
 def _rows(count: int, most: int = 20) -> list[int]:

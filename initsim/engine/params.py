@@ -87,6 +87,11 @@ def params_text(params: dict[str, ParamValue]) -> str:
                      for name, value in params.items())
 
 
+def params_in_brackets(params: dict[str, ParamValue]) -> str:
+    """``(gain=1.5)`` after a name, or nothing when there are no parameters."""
+    return f"({params_text(params)})" if params else ""
+
+
 def resolve(owner: str, defaults: dict[str, ParamValue], given: Any) -> dict:
     """Defaults overlaid with the given values (a mapping, or None), each validated; unknown names
     are refused."""

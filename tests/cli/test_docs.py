@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from initsim.cli.registries import activations_markdown, schemes_markdown
 from initsim.engine import ACTIVATIONS, SCHEMES
+from initsim.engine.tables import activations_markdown, schemes_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
