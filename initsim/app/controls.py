@@ -134,6 +134,7 @@ class ControlsPanel(QWidget):
         self._edits_in_progress = 0  # nested `_one_change` blocks: changed waits for the outermost
         # The config of the last set_config, for the fields without a control of their own.
         self._last_set = SimConfig()
+        self._last_read: tuple[SimConfig | None, SimConfig | None] = (None, None)  # (as read, as config() gave it)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(8)
@@ -274,7 +275,8 @@ class ControlsPanel(QWidget):
     # --- reading and writing the config ---------------------------------------------------
 
     def config(self) -> SimConfig:
-        """What the controls say: validated when valid, else as it is (``validated()`` says why)."""
+        """What the controls say: validated when valid, else as it is (``validated()`` says why).
+        Validated once per state of the controls, however many consumers ask."""
         config = self._last_set.replace(
             layers=self.layers.value(), width=self.width.value(), batch=self.batch.value(),
             input_dist=self.input_dist.currentData(), norm=self.norm.currentData(),
@@ -283,10 +285,12 @@ class ControlsPanel(QWidget):
             bias_init=self.bias_init.currentData(), bias_params=self.bias_params.values(),
             seed=self.seed.value(), dtype=self.dtype.currentData(),
             subnormals=self.subnormals.currentData())
-        try:
-            return config.validated()
-        except ConfigError:
-            return config
+        if config != self._last_read[0]:
+            try:
+                self._last_read = config, config.validated()
+            except ConfigError:
+                self._last_read = config, config
+        return self._last_read[1]
 
     def set_config(self, config: SimConfig) -> None:
         """Set every control from ``config``; raises ConfigError if it is invalid."""

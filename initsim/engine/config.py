@@ -18,6 +18,8 @@ DTYPES = ("float32", "float64")
 # What becomes of values below the dtype's smallest normal: "flush" sets them to zero (fast on every
 # CPU, see network.py), "keep" keeps IEEE's gradual underflow (exact, slow on many CPUs).
 SUBNORMALS = ("flush", "keep")
+# The mark `SimConfig.validated` leaves on a config it returns.
+_VALIDATED = "_validated"
 
 # Keys that older configs, tours and sessions carry and that are read and dropped: the memory limit
 # is the user's setting (memory.py), never a file's.
@@ -67,7 +69,11 @@ class SimConfig:
         return dataclasses.replace(self, **changes)
 
     def validated(self) -> SimConfig:
-        """This config with canonical names and every parameter resolved, or a ConfigError."""
+        """This config with canonical names and every parameter resolved, or a ConfigError. A
+        config this returned is returned as it is: however many consumers ask (the window, the
+        worker, the engine, the views), a config is validated once."""
+        if self.__dict__.get(_VALIDATED):
+            return self
         integers = {name: integer_in(name, getattr(self, name), low, high)
                     for name, (low, high) in RANGES.items()
                     if not (name == "input_width" and self.input_width is None)}
@@ -87,6 +93,7 @@ class SimConfig:
             activation=activation.name, activation_params=activation.params(given["activation_params"]),
             bias_init=bias.name, bias_params=bias.params(given["bias_params"]),
         )
+        object.__setattr__(config, _VALIDATED, True)  # not a field: replace() makes a config to check again
         return config
 
     def to_dict(self) -> dict[str, Any]:

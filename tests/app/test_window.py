@@ -245,6 +245,28 @@ def test_a_refusal_stays_on_show_when_the_run_it_stopped_reports_after_it(qtbot,
     assert window.warnings.property("level") == "error" and "fan_avg" in window.warnings.text()
 
 
+def test_an_edit_is_validated_once_however_many_parts_of_the_window_read_it(qtbot, make_window, monkeypatch):
+    """The window, the run and the views all ask the controls for the config: it is checked once."""
+    from initsim.engine import SimConfig
+    from initsim.engine.config import _VALIDATED
+
+    window = make_window()
+    settle(qtbot, window)
+    checked = []
+    validated = SimConfig.validated
+
+    def counting(config):
+        if not config.__dict__.get(_VALIDATED):  # the work, not the return of a validated config
+            checked.append(config)
+        return validated(config)
+
+    monkeypatch.setattr(SimConfig, "validated", counting)
+    _set_spin(window, "width", 24)
+    settle(qtbot, window)
+    assert window.displayed_config().width == 24
+    assert len(checked) == 1
+
+
 def test_presets_set_every_control(qtbot, make_window):
     window = make_window()
     combo = window.findChild(QComboBox, "preset")

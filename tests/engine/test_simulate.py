@@ -301,3 +301,23 @@ def test_the_stream_does_not_leak_its_quiet_error_state_to_the_consumer():
     for _ in simulate_stream(SimConfig(layers=3, width=8, batch=4, activation="linear", init="normal",
                                        init_params={"std": 100.0})):
         assert np.geterr() == before
+
+
+def test_a_config_is_validated_once_however_many_consumers_ask(monkeypatch):
+    """A validated config is returned as it is, without looking anything up again; a config made
+    from it by replace() is checked afresh, and pickling (to a sweep's worker process) keeps the mark."""
+    import pickle
+
+    from initsim.engine import config as config_module
+
+    config = SimConfig(init="He_Normal", activation="ReLU").validated()
+    assert (config.init, config.activation) == ("he_normal", "relu")  # canonical names
+
+    def looked_up(name):
+        raise AssertionError(f"looked up {name} again")
+
+    monkeypatch.setattr(config_module, "get_scheme", looked_up)
+    assert config.validated() is config
+    assert pickle.loads(pickle.dumps(config)).validated() == config
+    with pytest.raises(AssertionError, match="looked up"):
+        config.replace(layers=3).validated()
