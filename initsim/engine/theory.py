@@ -493,21 +493,33 @@ def config_sigmas(config: SimConfig) -> tuple[float, float]:
     return layer_sigmas(config, 2 if config.layers > 1 else 1)
 
 
+_PREDICTION = "_prediction"  # where a config keeps its prediction (see config_prediction)
+
+
 def config_prediction(config: SimConfig, weights: Sequence[np.ndarray] | None = None) -> TheoryPrediction:
     """The mean-field prediction for a validated config's network, each layer with its own fans.
 
     A data-dependent scheme (LSUV) sets each pre-activation's variance to 1, and its sigma_w^2 are
-    those of ``weights``, the weights it ended up with (NaN while they are not known)."""
+    those of ``weights``, the weights it ended up with (NaN while they are not known).
+
+    Computed once per config and kept on it (a config is immutable), for the run, the views and
+    the exports that ask for it, unless it depends on ``weights``."""
+    data_dependent = get_scheme(config.init).data_dependent
+    depends_on_weights = data_dependent and weights is not None
+    if not depends_on_weights and _PREDICTION in config.__dict__:
+        return config.__dict__[_PREDICTION]
     layers = range(1, config.layers + 1)
     sigma_w2, sigma_b2 = zip(*(layer_sigmas(config, layer) for layer in layers))
-    data_dependent = get_scheme(config.init).data_dependent
     if data_dependent:
         sigma_w2 = [config.fans(layer)[0] * float(np.mean(np.square(weights[layer - 1], dtype=np.float64)))
                     if weights else math.nan for layer in layers]
     ratio = [fan_out / fan_in for fan_in, fan_out in map(config.fans, layers)]
-    return predict(get_activation(config.activation), config.activation_params, sigma_w2, ratio, sigma_b2,
-                   normalized=config.norm != "none",
-                   pre_variance=[1.0] * config.layers if data_dependent else None)
+    prediction = predict(get_activation(config.activation), config.activation_params, sigma_w2, ratio, sigma_b2,
+                         normalized=config.norm != "none",
+                         pre_variance=[1.0] * config.layers if data_dependent else None)
+    if not depends_on_weights:
+        object.__setattr__(config, _PREDICTION, prediction)
+    return prediction
 
 
 def config_at(config: SimConfig, sigma_w2: float, sigma_b2: float) -> SimConfig:

@@ -375,3 +375,21 @@ def test_the_moment_tables_spline_is_scipys_not_a_knot_cubic_spline(nodes):
         np.testing.assert_allclose(T.UniformCubicSpline(x, y)(queries), expected,
                                    rtol=1e-9, atol=1e-12 * np.abs(y).max())
     assert np.isnan(T.UniformCubicSpline(x, np.sin(x))(np.array([np.nan, 0.0]))).tolist() == [True, False]
+
+
+def test_a_configs_prediction_is_computed_once_and_shared_unless_it_depends_on_weights(monkeypatch):
+    """The run, the views and the exports ask for the same config's prediction: it is computed
+    once. LSUV's depends on the weights it ended up with: computed for each set."""
+    computed = []
+    predict = T.predict
+    monkeypatch.setattr(T, "predict", lambda *args, **kwargs: computed.append(1) or predict(*args, **kwargs))
+    config = SimConfig(layers=4, width=16, activation="tanh", init="xavier_normal").validated()
+    first = T.config_prediction(config)
+    assert T.config_prediction(config) is first and T.config_prediction(config, [np.ones((16, 16))] * 4) is first
+    assert len(computed) == 1
+    assert T.config_prediction(config.replace(layers=5).validated()).pre_std[:4] == first.pre_std
+    assert len(computed) == 2
+    lsuv = config.replace(init="lsuv", init_params={}).validated()
+    a = T.config_prediction(lsuv, [np.full((16, 16), 0.25)] * 4)
+    b = T.config_prediction(lsuv, [np.full((16, 16), 0.5)] * 4)
+    assert a.sigma_w2 != b.sigma_w2 and len(computed) == 4
