@@ -33,7 +33,6 @@ training alike.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -41,63 +40,13 @@ import numpy as np
 
 from .activations import Activation, get_activation
 from .config import SimConfig
+from .products import linear, matmul
 from .schemes import BiasInit, Scheme, get_bias_init, get_scheme
 
 NORM_EPS = 1e-5
-LSUV_TOLERANCE = 0.1
-LSUV_MAX_ROUNDS = 10
 
 Layer = tuple[np.ndarray, np.ndarray]  # (W, b)
 NormStats = tuple[np.ndarray, np.ndarray]  # (mean, inverse std) of a normalization
-
-
-UNDERFLOW_HEADROOM = 64  # binary orders of magnitude kept between the products and underflow
-MAGNITUDE_SAMPLE = 4096  # values looked at to tell an array's magnitude
-
-
-def _magnitude(array: np.ndarray) -> int | None:
-    """The binary exponent (math.frexp's) of the largest magnitude among about MAGNITUDE_SAMPLE
-    values of ``array`` spread over it; None when they are all zero or one is not finite."""
-    flat = array.ravel(order="K")  # a view, also of a transposed array
-    sample = flat[::max(1, flat.size // MAGNITUDE_SAMPLE)]
-    if sample.size == 0:
-        return None
-    largest = max(float(sample.max()), -float(sample.min()))
-    return math.frexp(largest)[1] if 0 < largest < math.inf else None
-
-
-def scaled_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, flush: bool = False
-                  ) -> tuple[np.ndarray, int]:
-    """(a @ b * 2**-e, e), into ``out``. e is 0 unless ``flush`` is set and the values of a and b are
-    so small that their products would fall near or below the dtype's smallest normal, where a CPU
-    can multiply a hundred times slower (bench_subnormal.py and the README measure it). Then
-    a and b are scaled by powers of two to magnitudes near 1 for the multiply. A power of two
-    scales exactly, so this is a @ b bit for bit wherever that product has no subnormal value in
-    it, and closer to the real product where it has: no product underflows."""
-    if flush:
-        exponents = _magnitude(a), _magnitude(b)
-        if None not in exponents and sum(exponents) < np.finfo(a.dtype).minexp + UNDERFLOW_HEADROOM:
-            ea, eb = exponents
-            return np.matmul(np.ldexp(a, -ea), np.ldexp(b, -eb), out=out), ea + eb
-    return np.matmul(a, b, out=out), 0
-
-
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, flush: bool = False) -> np.ndarray:
-    """a @ b into ``out``, multiplied as `scaled_matmul` says and scaled back (to subnormal values
-    where the product has them: flushing them is the caller's)."""
-    product, exponent = scaled_matmul(a, b, out, flush)
-    if exponent:
-        np.ldexp(product, exponent, out=product)
-    return product
-
-
-def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
-           flush: bool = False) -> np.ndarray:
-    """x W + b, into ``out`` (a new array when None); x W as `matmul` says."""
-    out = matmul(x, w, out, flush)
-    if b.any():
-        out += b
-    return out
 
 
 def reused(buffer: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -106,17 +55,6 @@ def reused(buffer: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -
     if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
         return np.empty(shape, dtype)
     return buffer
-
-
-def lsuv_rescale(x: np.ndarray, w: np.ndarray, b: np.ndarray, h: np.ndarray, flush: bool = False) -> None:
-    """Mishkin & Matas: divide W (in place) by the std of the layer's output h = x W + b until its
-    variance is ~1; h is kept up to date (multiplied as `linear` says)."""
-    for _ in range(LSUV_MAX_ROUNDS):
-        var = float(h.var(dtype=np.float64))
-        if not math.isfinite(var) or var == 0 or abs(var - 1) < LSUV_TOLERANCE:
-            return
-        w /= w.dtype.type(math.sqrt(var))
-        linear(x, w, b, h, flush)
 
 
 BLOCK_VALUES = 1 << 16  # values an elementwise pass looks at a time
@@ -274,20 +212,21 @@ class Network:
         return w, b
 
 
-def hidden_forward(x: np.ndarray, layers: Sequence[Layer], block: Block, lsuv: bool = False,
+def hidden_forward(x: np.ndarray, layers: Sequence[Layer], block: Block, fitting: Scheme | None = None,
                    population: Sequence[NormStats | None] | None = None
                    ) -> Iterator[tuple[np.ndarray, np.ndarray, NormStats | None]]:
     """Run ``x`` through the hidden layers; yield each layer's (y, kept, normalization statistics).
 
     A yielded y may live in a working buffer that the layer after next overwrites: use it before
-    then (the last layer's stays valid). ``lsuv`` rescales each W in place (LSUV) before its
+    then (the last layer's stays valid). ``fitting``: the scheme that fits each W to the data
+    (`Scheme.fit`, LSUV's rescaling) before its
     normalization; ``population`` gives batch norm's statistics per layer (see `Block.normalize`).
     """
     buffers = [np.empty((x.shape[0], w.shape[1]), x.dtype) for w, _ in layers[:2]]
     for index, (w, b) in enumerate(layers):
         h = linear(x, w, b, flush=block.flush)
-        if lsuv:
-            lsuv_rescale(x, w, b, h, block.flush)
+        if fitting is not None:
+            fitting.fit(x, w, b, h, block.flush)
         stats = block.normalize(h, population[index] if population else None)
         block.flushed(h)
         x, kept, _ = block.activate(h, buffers[index % 2])

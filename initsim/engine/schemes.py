@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import ConfigError, lookup
 from .params import ParamValue, resolve
+from .products import linear
 
 # The std of a standard normal truncated to (-2, 2); Keras divides by it.
 KERAS_TRUNCATION_STD = 0.87962566103423978
@@ -74,11 +75,24 @@ class Scheme:
     aliases: tuple[str, ...] = ()
     truncated: bool = False
     iid: bool = True  # entries independent and identically distributed
-    data_dependent: bool = False
+    # At initialization, once a layer's output h = x W + b is known: what the scheme does with the
+    # data, (x, w, b, h, flush) -> None, changing W and h in place; None for a data-free scheme.
+    fit_to_data: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool], None] | None = None
     check: Callable[[dict], None] | None = None
     # float64 arrays of the matrix's size held at once while sampling (numpy's QR copies its input
     # twice and its Q twice): what the memory estimate counts for one draw.
     draw_copies: int = 1
+
+    @property
+    def data_dependent(self) -> bool:
+        """Whether the weights depend on the data the network sees (LSUV)."""
+        return self.fit_to_data is not None
+
+    def fit(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, h: np.ndarray, flush: bool = False) -> None:
+        """Fit a layer's fresh W to the data: its input x and its output h = x W + b, both kept up to
+        date in place (`fit_to_data`); nothing for a data-free scheme."""
+        if self.fit_to_data is not None:
+            self.fit_to_data(x, w, b, h, flush)
 
     def params(self, given: dict[str, ParamValue] | None = None) -> dict[str, ParamValue]:
         """The scheme's parameters: defaults overlaid with ``given``, validated."""
@@ -113,6 +127,21 @@ class Scheme:
         elif "normal" in self.name and self.family == "PyTorch":
             detail += ", untruncated normal"
         return f"{self.name} ({detail})"
+
+
+LSUV_TOLERANCE = 0.1
+LSUV_MAX_ROUNDS = 10
+
+
+def lsuv_rescale(x: np.ndarray, w: np.ndarray, b: np.ndarray, h: np.ndarray, flush: bool = False) -> None:
+    """Mishkin & Matas: divide W (in place) by the std of the layer's output h = x W + b until its
+    variance is ~1; h is kept up to date (multiplied as `linear` says)."""
+    for _ in range(LSUV_MAX_ROUNDS):
+        var = float(h.var(dtype=np.float64))
+        if not math.isfinite(var) or var == 0 or abs(var - 1) < LSUV_TOLERANCE:
+            return
+        w /= w.dtype.type(math.sqrt(var))
+        linear(x, w, b, h, flush)
 
 
 # --- samplers ------------------------------------------------------------------------------
@@ -425,7 +454,7 @@ for _scheme in (
            "(at most 10 rounds)",
            "Mishkin & Matas (2015), layer-sequential unit variance: data-dependent, so the std "
            "depends on the batch that the network sees.",
-           iid=False, data_dependent=True, draw_copies=5,
+           iid=False, fit_to_data=lsuv_rescale, draw_copies=5,
            moments=lambda fi, fo, p: (0.0, 1 / math.sqrt(max(fi, fo))),
            bounds=lambda fi, fo, p: None,
            sampler=lambda fi, fo, rng, dt, p: _orthogonal(rng, fi, fo, dt, 1.0),

@@ -29,7 +29,8 @@ from threadpoolctl import threadpool_info
 from . import memory
 from .config import SimConfig
 from .memory import DEFAULT_MEMORY_LIMIT
-from .network import Layer, Network, backward, linear, lsuv_rescale, reused, scaled_matmul
+from .network import Layer, Network, backward, reused
+from .products import linear, scaled_matmul
 from .stats import Stats, std_of, summarize
 from .theory import TheoryPrediction, config_prediction
 
@@ -280,8 +281,7 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
         if core_left:
             draw_next(layer)
         h = linear(x, w, b, np.empty((c.batch, c.width), dtype), block.flush)
-        if net.scheme.data_dependent:
-            lsuv_rescale(x, w, b, h, block.flush)
+        net.scheme.fit(x, w, b, h, block.flush)
         if not core_left:  # the layer's multiplies are done
             draw_next(layer)
         stats = block.normalize(h)
@@ -333,8 +333,7 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
                 event, x = activate(layer, h, w)
         yield event.result()
         drawn.clear()
-        if net.scheme.data_dependent:
-            theory = config_prediction(net.config, [w for w, _ in layers])
+        theory = config_prediction(net.config, [w for w, _ in layers])  # LSUV's: from the fitted weights
         outputs.theory = theory
 
         # What a layer's event reads, dL/dh and dL/dW, stays as it is until the weight gradient of

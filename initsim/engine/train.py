@@ -39,7 +39,8 @@ from . import memory
 from .config import SimConfig
 from .memory import DEFAULT_MEMORY_LIMIT
 from .errors import ConfigError, lookup, unknown_name
-from .network import Block, Layer, Network, backward, hidden_forward, linear, lsuv_rescale, matmul
+from .network import Block, Layer, Network, backward, hidden_forward
+from .products import linear, matmul
 from .stats import std_of
 from .tasks import Dataset, get_task, make_dataset
 
@@ -418,9 +419,9 @@ def initial_layers(setup: Setup, streams: Sequence[np.random.Generator]) -> list
     layers.append(net.sample_layer((c.width, data.outputs), streams[c.layers + 2]))
     if net.scheme.data_dependent:
         y = data.inputs
-        for y, _, _ in hidden_forward(data.inputs, layers[:-1], net.block, lsuv=True):
+        for y, _, _ in hidden_forward(data.inputs, layers[:-1], net.block, fitting=net.scheme):
             pass  # rescaling each layer in turn
-        lsuv_rescale(y, *layers[-1], linear(y, *layers[-1], flush=net.block.flush), net.block.flush)
+        net.scheme.fit(y, *layers[-1], linear(y, *layers[-1], flush=net.block.flush), net.block.flush)
     return layers
 
 

@@ -17,7 +17,8 @@ import pytest
 import threadpoolctl
 
 from initsim.engine import SimConfig, initial_weights, simulate, simulate_stream
-from initsim.engine.network import Network, backward, linear, lsuv_rescale, scaled_matmul
+from initsim.engine.network import Network, backward
+from initsim.engine.products import linear, scaled_matmul
 from initsim.engine.simulate import _fractions, _input
 from initsim.engine.stats import std_of, summarize
 
@@ -57,8 +58,7 @@ def serial_records(config: SimConfig) -> list[dict]:
         for layer in range(1, c.layers + 1):
             w, b = net.sample_layer(c.fans(layer), streams[layer])
             h = linear(x, w, b, flush=block.flush)
-            if net.scheme.data_dependent:
-                lsuv_rescale(x, w, b, h, block.flush)
+            net.scheme.fit(x, w, b, h, block.flush)
             stats = block.normalize(h)
             if stats is not None:
                 inv_stds.append(stats[1])

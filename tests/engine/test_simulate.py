@@ -321,3 +321,26 @@ def test_a_config_is_validated_once_however_many_consumers_ask(monkeypatch):
     assert pickle.loads(pickle.dumps(config)).validated() == config
     with pytest.raises(AssertionError, match="looked up"):
         config.replace(layers=3).validated()
+
+
+def test_a_data_dependent_scheme_is_a_hook_on_the_scheme_that_the_simulation_calls(monkeypatch):
+    """LSUV is one such hook (`Scheme.fit_to_data`); any scheme that has one is fitted layer by
+    layer on the run's batch, its weights are the fitted ones, and its theory uses them."""
+    import dataclasses
+
+    from initsim.engine import SCHEMES, get_scheme, initial_weights
+
+    def halve(x, w, b, h, flush):
+        w *= 0.5
+        h *= 0.5  # h = x W, no bias: exactly half
+
+    halving = dataclasses.replace(get_scheme("orthogonal"), name="halving", aliases=(), fit_to_data=halve)
+    monkeypatch.setitem(SCHEMES, "halving", halving)
+    base = SimConfig(layers=3, width=32, batch=64, activation="tanh", init="orthogonal", seed=4)
+    plain, fitted = simulate(base), simulate(base.replace(init="halving"))
+    assert halving.data_dependent and not get_scheme("orthogonal").data_dependent
+    assert fitted.forward[0].pre.std == plain.forward[0].pre.std / 2
+    assert fitted.forward[0].weight_std == plain.forward[0].weight_std / 2
+    for (w_fitted, _), (w_plain, _) in zip(initial_weights(base.replace(init="halving")), initial_weights(base)):
+        np.testing.assert_array_equal(w_fitted, w_plain / 2)
+    assert fitted.theory.sigma_w2[1] == pytest.approx(plain.theory.sigma_w2[1] / 4, rel=1e-6)

@@ -12,7 +12,8 @@ import pytest
 from initsim.cli import main
 from initsim.engine import ConfigError, SimConfig, initial_weights, simulate
 from initsim.engine.export import stats_csv, stats_json
-from initsim.engine.network import Network, backward, flush_subnormals, hidden_forward, matmul, scaled_matmul
+from initsim.engine.network import Network, backward, flush_subnormals, hidden_forward
+from initsim.engine.products import matmul, scaled_matmul
 from initsim.engine.stats import summarize
 
 # tanh nets whose signal (forward) and gradient (backward) pass below the smallest normal well
