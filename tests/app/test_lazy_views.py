@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QTextBrowser
 
 from initsim.app.views.spectra_view import SpectraView
 from initsim.app.views.theory_view import TheoryView
-from initsim.app.views.registry import PendingView, find_view, plot_views
+from initsim.app.views.registry import PendingView, plot_views
 
 from appcheck import settle
 
@@ -43,7 +43,7 @@ def test_asking_for_a_view_builds_it_without_showing_it(qtbot, make_window):
     assert isinstance(spectra, SpectraView) and window.tabs.indexOf(spectra) >= 0
     assert window.tabs.currentWidget() is window.histograms
     assert window.spectra is spectra  # built once
-    assert isinstance(find_view(window, "training"), type(window.training))
+    assert isinstance(window.view("training"), type(window.training))
     assert isinstance(window.reference, QTextBrowser) and "kaiming" in window.reference.toPlainText().lower()
 
 
@@ -61,7 +61,7 @@ def test_a_view_built_in_presenter_mode_is_zoomed(qtbot, make_window):
 def test_closing_builds_no_view(qtbot, make_window):
     window = make_window()
     settle(qtbot, window)
-    assert isinstance(window.training, type(find_view(window, "training")))
+    assert isinstance(window.training, type(window.view("training")))
     window.close()
     assert all(isinstance(window.tabs.widget(i), PendingView) for i in range(window.tabs.count())
                if window.tabs.tabText(i) in ("Theory", "Spectra", "Sweep", "Compare", "Reference"))

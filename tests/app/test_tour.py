@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QLabel, QWidget
 
 from initsim.app.io.offscreen import run_and_wait
 from initsim.app.theme import AXIS_COLOR, ZOOM
-from initsim.app.views.registry import find_view, plot_views
+from initsim.app.views.registry import plot_views
 from initsim.engine.tours import Tour, TourStep, tours
 
 from appcheck import SMALL, TIMEOUT_MS, settle
@@ -40,7 +40,7 @@ def test_every_step_of_a_shipped_tour_applies_its_config_and_its_view(qtbot, win
         if index:
             window.tour.next()
         assert window.config() == step.config
-        assert window.tabs.currentWidget() is find_view(window, step.view)
+        assert window.tabs.currentWidget() is window.view(step.view)
         panel = window.tour.panel
         assert panel.title.text() == step.title and panel.text.text() == step.text
         assert f"step {index + 1} of {len(tour.steps)}" in panel.progress.text()

@@ -73,11 +73,6 @@ class PendingView(QWidget):
         self.setObjectName(name)
 
 
-def find_view(window: MainWindow, name: str) -> QWidget | None:
-    """The view ``name`` of ``window`` (built if it was not yet), or None if no view has that name."""
-    return window.view(name) if name in BY_NAME else None
-
-
 def view_name(window: MainWindow, widget: QWidget) -> str:
     """The name of ``widget``, a view of ``window`` or the place of one not built yet."""
     if isinstance(widget, PendingView):
