@@ -93,7 +93,8 @@ class MainWindow(QMainWindow):
         self._build_dock()
         self._build_central()
         self._build_status_bar()
-        self.tour = TourPlayer(self)  # the tour panel, above the views
+        self.tour = TourPlayer(self)
+        self.centralWidget().layout().insertWidget(0, self.tour.panel)  # above the views
         self.presenter = PresenterMode(self)
         self.files = FileActions(self)  # configs and tours as files, drops, the session
         self.exports = ExportActions(self)
@@ -450,6 +451,13 @@ class MainWindow(QMainWindow):
 
     # --- settings and shutdown ------------------------------------------------------------
 
+    def reset_view_options(self) -> None:
+        """The views' options as a new window has them: the histograms of the activations, each
+        panel on its own x range, the heatmap's log density."""
+        self.histograms.set_quantity("post")
+        self.histograms.shared_x.setChecked(False)
+        self.log_action.setChecked(True)
+
     def _restore_settings(self) -> None:
         """The window and views as they were closed; a value that cannot be used keeps the default
         and is named in the status bar."""
@@ -461,9 +469,9 @@ class MainWindow(QMainWindow):
         stored.use("window/state", self.restoreState)
         stored.use("view/tab", lambda value: self.tabs.setCurrentIndex(
             integer_setting(0, self.tabs.count() - 1)(value)))
+        self.reset_view_options()  # where none is stored
         stored.use("view/quantity", self.histograms.set_quantity)
         stored.use("view/shared_x", lambda value: self.histograms.shared_x.setChecked(flag(value)))
-        self.log_action.setChecked(True)  # the window's default, where none is stored
         stored.use("view/log_density", lambda value: self.log_action.setChecked(flag(value)))
         self.tour.restore(stored)
         last_session_config(stored)  # only to note a stored session this version cannot take

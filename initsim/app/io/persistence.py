@@ -199,9 +199,7 @@ class FileActions(QObject):
         """The default preset's config and the views' default options; a tour ends."""
         window = self.window
         window.tour.end()
-        window.histograms.set_quantity("post")
-        window.histograms.shared_x.setChecked(False)
-        window.log_action.setChecked(True)
+        window.reset_view_options()
         window.set_config(get_preset(DEFAULT_PRESET).config)
 
     def recent_files(self) -> list[Path]:

@@ -129,7 +129,6 @@ class TourPlayer(QObject):
         self.index = 0
         self.panel = TourPanel()
         self.panel.interval.setValue(DEFAULT_INTERVAL_S)
-        window.centralWidget().layout().insertWidget(0, self.panel)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._advance)
         self.panel.previous_button.clicked.connect(self.previous)
