@@ -246,22 +246,19 @@ def number(value: float | None) -> str:
 
 class ComputedView(QWidget):
     """A view whose pictures are computed on a StreamRunner of its own: it asks for what the shown
-    config needs and has not got yet, and the same request twice in a row starts one job.
+    config needs and has not got yet (`StreamRunner.request`).
 
     Subclasses implement `fold` (events of the current job arrived) and `show_failure`."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
-        self._requested: object = None  # the request the runner is working on, or last finished
         self.runner = StreamRunner(name, parent=self)
         self.runner.events.connect(self._on_events)
         self.runner.failed.connect(self._on_failed)
 
     def request(self, key: object, job: Job) -> None:
         """Start ``job`` unless ``key`` is the request already started."""
-        if key != self._requested:
-            self._requested = key
-            self.runner.start(job)
+        self.runner.request(key, job)
 
     def shutdown(self) -> None:
         self.runner.shutdown()
@@ -278,5 +275,4 @@ class ComputedView(QWidget):
 
     @Slot(int, str)
     def _on_failed(self, run_id: int, message: str) -> None:
-        self._requested = None  # asking again may work (the next config, or the same once more)
         self.show_failure(message)

@@ -4,6 +4,7 @@ the throttle, and the worker called synchronously."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from initsim.app.runtime.controller import StreamRunner, Throttle
+from initsim.app.runtime.pools import LazyPool
 from initsim.app.model.diagnosis import diagnose
 from initsim.app.model.histograms import (MAX_PANELS, DepthImage, common_grid, depth_image, fractions,
                                     panel_curve, panel_height, panel_layers, panel_stride, rebin,
@@ -303,6 +305,42 @@ def test_an_unbatched_runner_sends_each_event_before_the_stream_stalls(qtbot):
     finally:
         release.set()
         runner.shutdown()
+
+
+def test_a_request_already_made_starts_no_second_job_and_the_pool_ends_with_the_runner(qtbot):
+    """The lifecycle every view's background work shares (StreamRunner): the same request twice in a
+    row is one job, a failed one may be asked for again, and shutdown ends the pool with the thread."""
+    started, failures, done = [], [], []
+
+    def job(name, fail=False):
+        def run(should_stop):
+            started.append(name)
+            if fail:
+                raise ValueError("no")
+            yield name
+        return run
+
+    executors = []
+    def executor():
+        executors.append(ThreadPoolExecutor(1))
+        return executors[-1]
+
+    runner = StreamRunner("requests", pool=LazyPool(executor))
+    runner.failed.connect(lambda run_id, message: failures.append(message))
+    runner.done.connect(lambda run_id, seconds: done.append(run_id))
+    try:
+        runner.request("a", job("a"))
+        qtbot.waitUntil(lambda: len(done) == 1, timeout=TIMEOUT_MS)
+        runner.request("a", job("a again"))  # the one last finished: nothing starts
+        runner.request("b", job("b", fail=True))
+        qtbot.waitUntil(lambda: len(failures) == 1, timeout=TIMEOUT_MS)
+        runner.request("b", job("b once more"))  # it failed: asked again, it runs
+        qtbot.waitUntil(lambda: len(done) == 2, timeout=TIMEOUT_MS)
+        runner.pool.get()
+    finally:
+        runner.shutdown()
+    assert started == ["a", "b", "b once more"]
+    assert not runner.pool.started and executors[0]._shutdown
 
 
 def test_worker_reports_a_failure_instead_of_raising():

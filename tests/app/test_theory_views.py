@@ -198,7 +198,7 @@ def test_zero_weights_have_rank_zero_and_no_law(qtbot, make_window):
 
 def start_sweep(qtbot, window, size: int, pool=thread_pool):
     view = window.sweep
-    view.pool.factory = pool
+    view.runner.pool.factory = pool
     window.tabs.setCurrentWidget(view)
     settle(qtbot, window)
     view.size.setCurrentIndex(view.size.findData(size))
@@ -243,7 +243,7 @@ def test_stop_and_close_mid_sweep_leave_nothing_running(qtbot, make_window):
     qtbot.waitUntil(lambda: view.finished.any(), timeout=TIMEOUT_MS)
     assert view.running and not view.finished.all()
     window.close()  # mid-sweep: returns once the runner's thread and the pool's workers have ended
-    assert not view.runner.thread.isRunning() and not view.pool.started
+    assert not view.runner.thread.isRunning() and not view.runner.pool.started
 
 
 # --- the finite-width band ---------------------------------------------------------------------
@@ -251,10 +251,10 @@ def test_stop_and_close_mid_sweep_leave_nothing_running(qtbot, make_window):
 def test_the_band_is_the_engine_finite_width_band(qtbot, make_window):
     window = make_window()
     band = window.stats.band
-    band.pool.factory = thread_pool
+    band.runner.pool.factory = thread_pool
     window.tabs.setCurrentWidget(window.stats)
     settle(qtbot, window)
-    assert not band.enabled.isChecked() and not band.pool.started  # off by default: it costs 8 runs
+    assert not band.enabled.isChecked() and not band.runner.pool.started  # off by default: it costs 8 runs
     band.enabled.setChecked(True)
     qtbot.waitUntil(lambda: band.complete, timeout=TIMEOUT_MS)
     with threadpool_limits(1), thread_pool() as executor:
@@ -276,13 +276,13 @@ def test_closing_while_the_band_is_computed_leaves_nothing_running(qtbot, make_w
     window = make_window()
     band = window.stats.band
     executor = GatedExecutor()  # no seed is simulated before the window closes
-    band.pool.factory = lambda: executor
+    band.runner.pool.factory = lambda: executor
     window.tabs.setCurrentWidget(window.stats)
     settle(qtbot, window)
     band.enabled.setChecked(True)
-    assert band.pool.started and band.runner.busy
+    assert band.runner.pool.started and band.runner.busy
     window.close()  # returns once the runner's thread and the pool's workers have ended
-    assert not band.runner.thread.isRunning() and not band.pool.started and not band.complete
+    assert not band.runner.thread.isRunning() and not band.runner.pool.started and not band.complete
     assert all(future.done() for future in executor.futures)
 
 

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from initsim.engine import DEFAULT_MEMORY_LIMIT, SimConfig
 
 from ..model.runstate import RunState
+from .pools import LazyPool
 from .worker import BATCH_SECONDS, Job, StreamWorker, simulation_job
 
 
@@ -65,10 +66,12 @@ def _shut_down_all() -> None:
 
 
 class StreamRunner(QObject):
-    """Runs one job at a time on its own worker thread. Starting a job cancels the previous one,
-    whose events are dropped: ``events``, ``done`` and ``failed`` only ever speak of the current run.
-    Events computed less than ``batch_seconds`` after the last ones sent wait to go with the next
-    (0: each is sent as it comes)."""
+    """The lifecycle of a view's background work: one job at a time on its own worker thread.
+    Starting a job cancels the previous one, whose events are dropped: ``events``, ``done`` and
+    ``failed`` only ever speak of the current run. `request` starts a job unless it is the one
+    already asked for. Events computed less than ``batch_seconds`` after the last ones sent wait to
+    go with the next (0: each is sent as it comes). ``pool``: the processes the jobs fan out to,
+    started on first use; `shutdown` ends them with the thread."""
 
     events = Signal(int, object)  # run id, list of events
     done = Signal(int, float)  # run id, seconds
@@ -76,9 +79,11 @@ class StreamRunner(QObject):
     _start_requested = Signal(object, int)
 
     def __init__(self, name: str, blas_threads: int | None = 1, parent: QObject | None = None,
-                 batch_seconds: float = BATCH_SECONDS) -> None:
+                 batch_seconds: float = BATCH_SECONDS, pool: LazyPool | None = None) -> None:
         super().__init__(parent)
+        self.pool = pool
         self.current_run = 0  # 0: none
+        self._requested: object = None  # the key of the request under way or last finished
         self._ended = 0  # the last run that was done or failed
         self._next_id = 1
         self._shut = False
@@ -103,10 +108,18 @@ class StreamRunner(QObject):
         """A run is going: started, neither cancelled nor yet done or failed."""
         return self.current_run != 0 and self._ended != self.current_run
 
+    def request(self, key: object, job: Job) -> None:
+        """Start ``job`` unless ``key`` is that of the request under way or last finished: the same
+        request twice in a row starts one job (a failed one may be asked for again)."""
+        if key != self._requested:
+            self.start(job)
+            self._requested = key
+
     def start(self, job: Job) -> int:
         """Cancel the current run and start ``job``; returns its run id."""
         if self._shut:
             raise RuntimeError("this runner has been shut down")
+        self._requested = None
         run_id = self._next_id
         self._next_id += 1
         self.current_run = run_id
@@ -116,6 +129,7 @@ class StreamRunner(QObject):
 
     def cancel(self) -> None:
         """Cancel the current run; nothing more of it is reported."""
+        self._requested = None
         self.current_run = 0
         self._worker.wanted_run = 0
 
@@ -137,13 +151,15 @@ class StreamRunner(QObject):
         return self._worker.held
 
     def shutdown(self) -> None:
-        """Cancel any run and end the worker thread; returns once it has ended (at most one
-        event's time). Safe to call more than once."""
+        """Cancel any run and end the worker thread and the pool; returns once they have ended (at
+        most one event's time, and the pool's tasks under way). Safe to call more than once."""
         self._shut = True
         self.cancel()
         if self._thread.isRunning():
             self._thread.quit()
             self._thread.wait()
+        if self.pool is not None:
+            self.pool.shutdown()
 
     def _is_current(self, run_id: int) -> bool:
         return not self._shut and run_id == self.current_run
@@ -162,6 +178,7 @@ class StreamRunner(QObject):
     @Slot(int, str)
     def _on_failed(self, run_id: int, message: str) -> None:
         if self._is_current(run_id):
+            self._requested = None  # asking again may work
             self._ended = run_id
             self.failed.emit(run_id, message)
 

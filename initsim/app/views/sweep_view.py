@@ -76,9 +76,9 @@ class SweepView(QWidget):
         self.running = False
         self._started = 0.0
         self.workers = core_count()
-        self.pool = LazyPool(lambda: local_pool(self.workers))
         # One result per simulation: each is sent as it comes (batched, one could wait for the next).
-        self.runner = StreamRunner("sweep", parent=self, batch_seconds=0)
+        self.runner = StreamRunner("sweep", parent=self, batch_seconds=0,
+                                   pool=LazyPool(lambda: local_pool(self.workers)))
         self.runner.events.connect(self._on_events)
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
@@ -138,7 +138,6 @@ class SweepView(QWidget):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
-        self.pool.shutdown()
         self.running = False
 
     # --- running --------------------------------------------------------------------------
@@ -156,11 +155,11 @@ class SweepView(QWidget):
         self.finished = np.zeros(self.measured_chi1.shape, bool)
         self.measured.image.clear()
         self._started = time.perf_counter()
-        self.runner.start(sweep_job(self.config, self.grid_size, self.pool.get()))
+        self.runner.start(sweep_job(self.config, self.grid_size, self.runner.pool.get()))
         self._set_running(True)
         self.progress.setRange(0, self.measured_chi1.size)
         self.progress.setValue(0)
-        self.status.setText("Starting the workers\u2026" if not self.pool.started else "Running\u2026")
+        self.status.setText("Starting the workers\u2026" if not self.runner.pool.started else "Running\u2026")
 
     def stop(self) -> None:
         if self.running:

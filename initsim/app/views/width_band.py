@@ -39,9 +39,9 @@ class WidthBand(QObject):
         self.seeds = DEFAULT_SEEDS
         self.results: list[SweepResult] = []
         self.band: FiniteWidthBand | None = None
-        self.pool = LazyPool(lambda: local_pool(core_count()))
         # One result per seed's simulation: each is sent as it comes, as the sweep's.
-        self.runner = StreamRunner("finite-width band", parent=self, batch_seconds=0)
+        self.runner = StreamRunner("finite-width band", parent=self, batch_seconds=0,
+                                   pool=LazyPool(lambda: local_pool(core_count())))
         self.runner.events.connect(self._on_events)
         self.runner.failed.connect(self._on_failed)
 
@@ -96,7 +96,6 @@ class WidthBand(QObject):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
-        self.pool.shutdown()
 
     # --- internals ------------------------------------------------------------------------
 
@@ -110,7 +109,7 @@ class WidthBand(QObject):
             self.config, self.seeds = self.shown, self.seed_count.value()
             self.results, self.band = [], None
             self._show_band()
-            self.runner.start(band_job(self.config, self.seeds, self.pool))
+            self.runner.start(band_job(self.config, self.seeds, self.runner.pool))
 
     @Slot(int, object)
     def _on_events(self, run_id: int, events: list) -> None:
