@@ -291,10 +291,10 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
         return h, w
 
     def activate(layer: int, h: np.ndarray, w: np.ndarray) -> tuple[Future[ForwardEvent], np.ndarray]:
-        """The layer's output, and its event, which the side thread makes while the next layer
-        multiplies. What it reads stays as it is until the next layer's `multiply` has returned:
-        the output, which the next layer only reads, and a copy of u in a working buffer that only
-        the layer after next writes."""
+        """The layer's output, and its event (`beside_multiplies`: on the side thread, while the
+        next layer multiplies). What the event reads stays as it is until the next layer's
+        `multiply` has returned: the output, which the next layer only reads, and a copy of u in a
+        working buffer that only the layer after next writes."""
         work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
         subnormal = block.flushed(h)
         u = spare if block.keeps_output else h  # a copy of u when the activation overwrites it
