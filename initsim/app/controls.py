@@ -125,16 +125,18 @@ def _set_data(combo: QComboBox, key: str) -> None:
 
 
 class ControlsPanel(QWidget):
-    """The form. ``changed`` is emitted once per user edit (and once per ``set_config``)."""
+    """The form. ``changed`` is emitted once per user edit (and once per ``set_config``) with what
+    the controls now say (`said`): a validated config, or the ConfigError that says why none."""
 
-    changed = Signal()
+    changed = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
         self._edits_in_progress = 0  # nested `_one_change` blocks: changed waits for the outermost
         # The config of the last set_config, for the fields without a control of their own.
         self._last_set = SimConfig()
-        self._last_read: tuple[SimConfig | None, SimConfig | None] = (None, None)  # (as read, as config() gave it)
+        # The config as last read from the widgets, and what the controls said of it.
+        self._last_read: tuple[SimConfig | None, SimConfig | ConfigError | None] = (None, None)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(8)
@@ -275,7 +277,12 @@ class ControlsPanel(QWidget):
     # --- reading and writing the config ---------------------------------------------------
 
     def config(self) -> SimConfig:
-        """What the controls say: validated when valid, else as it is (``validated()`` says why).
+        """What the controls say: validated when valid, else as it is (``validated()`` says why)."""
+        said = self.said()
+        return said if isinstance(said, SimConfig) else self._last_read[0]
+
+    def said(self) -> SimConfig | ConfigError:
+        """What the controls say: a validated config, or the ConfigError that says why none.
         Validated once per state of the controls, however many consumers ask."""
         config = self._last_set.replace(
             layers=self.layers.value(), width=self.width.value(), batch=self.batch.value(),
@@ -288,8 +295,8 @@ class ControlsPanel(QWidget):
         if config != self._last_read[0]:
             try:
                 self._last_read = config, config.validated()
-            except ConfigError:
-                self._last_read = config, config
+            except ConfigError as exc:
+                self._last_read = config, exc
         return self._last_read[1]
 
     def set_config(self, config: SimConfig) -> None:
@@ -337,14 +344,14 @@ class ControlsPanel(QWidget):
             self._edits_in_progress -= 1
         if not self._edits_in_progress:
             self._refresh_notes()
-            self.changed.emit()
+            self.changed.emit(self.said())
 
     # --- reacting to edits ----------------------------------------------------------------
 
     def _on_edit(self) -> None:
         if not self._edits_in_progress:
             self._refresh_notes()
-            self.changed.emit()
+            self.changed.emit(self.said())
 
     def _on_preset(self, index: int) -> None:
         name = self.preset.itemData(index)

@@ -267,6 +267,24 @@ def test_an_edit_is_validated_once_however_many_parts_of_the_window_read_it(qtbo
     assert len(checked) == 1
 
 
+def test_the_controls_say_once_per_edit_a_validated_config_or_why_none(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window)
+    said = []
+    window.controls.changed.connect(said.append)
+    _set_spin(window, "width", 24)
+    _set_combo(window, "init", "kaiming_normal")
+    _set_combo(window, "init.mode", "fan_avg")  # PyTorch's kaiming has no fan_avg
+    assert len(said) == 3
+    assert said[0].width == 24 and said[0].validated() is said[0]
+    assert said[1].init == "kaiming_normal" and said[1].validated() is said[1]
+    assert isinstance(said[2], ConfigError) and "fan_avg" in str(said[2])
+    assert window.controls.said() is said[2]  # asked again, the same answer: not checked again
+    _set_combo(window, "init.mode", "fan_in")
+    assert said[3].init_params["mode"] == "fan_in"
+    settle(qtbot, window)
+
+
 def test_presets_set_every_control(qtbot, make_window):
     window = make_window()
     combo = window.findChild(QComboBox, "preset")

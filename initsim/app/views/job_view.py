@@ -166,17 +166,17 @@ class JobView(QWidget):
         for widget in self.settings_widgets():
             widget.setEnabled(not running)
 
-    def _on_controls_changed(self) -> None:
-        self._follow(self.controls.config())
+    def _on_controls_changed(self, said: SimConfig | ConfigError) -> None:
+        self._follow(said)
 
-    def _follow(self, config: SimConfig) -> None:
-        """The controls describe ``config`` (validated if valid)."""
-        try:
-            self.network_note.setText(f"Network (from the controls): {network_text(config.validated())}")
-        except ConfigError as exc:
-            self.network_note.setText(f"The controls' network is invalid: {exc}")
+    def _follow(self, said: SimConfig | ConfigError) -> None:
+        """The controls say ``said``: a validated config, or the ConfigError that says why none."""
+        if isinstance(said, ConfigError):
+            self.network_note.setText(f"The controls' network is invalid: {said}")
+        else:
+            self.network_note.setText(f"Network (from the controls): {network_text(said)}")
         earlier = self.shown_config
-        if self._closed or earlier is None or config == earlier:
+        if self._closed or earlier is None or said == earlier:
             return
         was_running = self.running
         if was_running:
