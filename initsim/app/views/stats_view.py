@@ -9,10 +9,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from ..model.runstate import RunState
-from .plotstyle import COLORS, style_plot
+from .plotstyle import COLORS, DecadeAxis, fit_log_range, style_plot
 from .width_band import WidthBand
 
-MIN_DECADES = 2.0
 # Symbols mark the layers when there are few enough of them to tell apart.
 MAX_SYMBOL_LAYERS = 40
 
@@ -34,7 +33,7 @@ class StatsView(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.plots = pg.GraphicsLayoutWidget()
-        self.std_plot = pg.PlotItem()
+        self.std_plot = pg.PlotItem(axisItems={"left": DecadeAxis("left")})  # log: decades labelled first
         self.fraction_plot = pg.PlotItem()
         self.std_plot.setTitle("Standard deviation by layer", size="9.5pt")
         self.std_plot.setLogMode(False, True)
@@ -95,12 +94,6 @@ class StatsView(QWidget):
         self.band.shutdown()
 
     def _fit_std_range(self, state: RunState) -> None:
-        """At least MIN_DECADES on the log axis: a healthy net then looks flat, as it is, and
-        sampling noise does not read as a trend."""
-        values = np.concatenate([state.series(name) for name, *_ in STD_CURVES])
-        values = values[np.isfinite(values) & (values > 0)]
-        if not values.size:
-            return
-        low, high = np.log10(values.min()), np.log10(values.max())
-        middle, half = (low + high) / 2, max(high - low, MIN_DECADES) / 2
-        self.std_plot.setYRange(middle - half, middle + half, padding=0.05)
+        """At least MIN_DECADES on the log axis (`fit_log_range`): a healthy net then looks flat, as
+        it is, and sampling noise does not read as a trend."""
+        fit_log_range(self.std_plot, *(state.series(name) for name, *_ in STD_CURVES))
