@@ -285,6 +285,19 @@ def test_the_controls_say_once_per_edit_a_validated_config_or_why_none(qtbot, ma
     settle(qtbot, window)
 
 
+def test_the_layer_statistics_log_axis_labels_its_decades_first(qtbot, make_window):
+    """Over a range of two decades pyqtgraph's own log axis labels every multiple 1..9 at once,
+    and they pile up; the std axis labels the decades first, then 2 and 5, where they fit."""
+    window = make_window(get_preset("he_relu").config)
+    window.tabs.setCurrentWidget(window.stats)
+    settle(qtbot, window)
+    axis = window.stats.std_plot.getAxis("left")
+    low, high = axis.range
+    assert 1 < high - low < 3  # a healthy net: a flat curve on at least two decades
+    labelled = axis.tickValues(low, high, axis.height())[0][1]
+    assert labelled and all(abs(value - round(value)) < 1e-9 for value in labelled)
+
+
 def test_presets_set_every_control(qtbot, make_window):
     window = make_window()
     combo = window.findChild(QComboBox, "preset")
