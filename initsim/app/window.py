@@ -313,6 +313,7 @@ class MainWindow(QMainWindow):
         self.shared_x_action = self._action(view_menu, "Shared x range", "Ctrl+Shift+X",
                                             self.histograms.shared_x.setChecked,
                                             self.histograms.shared_x.toolTip(), checkable=True)
+        self.shared_x_action.setChecked(self.histograms.shared_x.isChecked())
         self.histograms.shared_x.toggled.connect(self.shared_x_action.setChecked)
         # The heatmap view, once built, follows this action (see _new_heatmap_view).
         self.log_action = self._action(view_menu, "Log density", "Ctrl+L", None, LOG_DENSITY_TIP,
@@ -452,10 +453,10 @@ class MainWindow(QMainWindow):
     # --- settings and shutdown ------------------------------------------------------------
 
     def reset_view_options(self) -> None:
-        """The views' options as a new window has them: the histograms of the activations, each
-        panel on its own x range, the heatmap's log density."""
+        """The views' options as a new window has them: the histograms of the activations on a
+        shared x range, the heatmap's log density."""
         self.histograms.set_quantity("post")
-        self.histograms.shared_x.setChecked(False)
+        self.histograms.shared_x.setChecked(True)
         self.log_action.setChecked(True)
 
     def _restore_settings(self) -> None:

@@ -17,7 +17,7 @@ from initsim.app.views.heatmap_view import VALUE_BINS, DepthMap
 from initsim.app.model.histograms import common_grid, depth_image, panel_layers, panel_stride
 from initsim.app.model.runstate import RunState
 from initsim.app.widgets import NumberBox
-from initsim.engine import ConfigError, get_scheme, simulate_stream
+from initsim.engine import ConfigError, SimConfig, get_scheme, simulate_stream
 from initsim.engine.presets import DEFAULT_PRESET, get_preset, presets
 
 from appcheck import (SMALL, TIMEOUT_MS, TIMEOUT_S, assert_histograms_paint, assert_paints, reference, settle,
@@ -247,7 +247,6 @@ def test_a_refusal_stays_on_show_when_the_run_it_stopped_reports_after_it(qtbot,
 
 def test_an_edit_is_validated_once_however_many_parts_of_the_window_read_it(qtbot, make_window, monkeypatch):
     """The window, the run and the views all ask the controls for the config: it is checked once."""
-    from initsim.engine import SimConfig
     from initsim.engine.config import _VALIDATED
 
     window = make_window()
@@ -296,6 +295,24 @@ def test_the_layer_statistics_log_axis_labels_its_decades_first(qtbot, make_wind
     assert 1 < high - low < 3  # a healthy net: a flat curve on at least two decades
     labelled = axis.tickValues(low, high, axis.height())[0][1]
     assert labelled and all(abs(value - round(value)) < 1e-9 for value in labelled)
+
+
+def test_by_default_the_histograms_share_one_x_range_so_a_vanished_layer_is_a_spike(qtbot, make_window):
+    """On its own x range a vanished layer is as wide a bell curve as a healthy one; on the shared
+    range, the default, it is a spike at 0 beside the first layer's width."""
+    window = make_window(SimConfig(layers=12, width=64, batch=64, activation="tanh", init="normal",
+                                   init_params={"std": 0.02}))
+    settle(qtbot, window)
+    assert window.histograms.shared_x.isChecked() and window.shared_x_action.isChecked()
+    first, last = window.displayed_state().forward[0].post, window.displayed_state().forward[-1].post
+    assert last.std < 1e-6 * first.std  # it vanished
+    panels = [p for p in window.histograms.panels if p.plot.isVisible()]
+    spans = [p.plot.viewRange()[0] for p in panels]
+    assert all(span == spans[0] for span in spans)  # one x range for every panel
+    assert spans[0][1] - spans[0][0] > 1e5 * (last.max - last.min)  # the last layer: a spike in it
+    window.files.reset_to_defaults()
+    assert window.histograms.shared_x.isChecked()
+    settle(qtbot, window)
 
 
 def test_presets_set_every_control(qtbot, make_window):

@@ -125,6 +125,9 @@ class HistogramView(QWidget):
         self.shared_x.setObjectName("shared_x")
         self.shared_x.setToolTip("Draw every panel on the same x range and bins, so widths compare "
                                  "across layers; off, each panel spans its own layer's values")
+        # On by default: on its own x range a vanished layer looks as healthy as any other (a
+        # perfect bell curve at 1e-40); on a shared one it is a spike at 0.
+        self.shared_x.setChecked(True)
         self.shared_x.toggled.connect(self.options_changed)
         toolbar.addSpacing(12)
         toolbar.addWidget(self.shared_x)
