@@ -106,6 +106,13 @@ def test_a_network_whose_variance_grows_without_bound_has_no_fixed_point(qtbot, 
     assert "q* = \u221e" in view.numbers.text() and "No fixed point" in view.numbers.text()
 
 
+def test_zero_weights_are_said_to_pass_no_signal_not_to_shrink_it_every_0_layers(qtbot, make_window):
+    view = show_theory(qtbot, make_window(SMALL.replace(init="zeros", init_params={})))
+    assert view.point.chi1 == 0
+    assert "no signal" in view.numbers.text() and "every 0 layers" not in view.numbers.text()
+    assert "symmetry" in view.numbers.text()
+
+
 def test_a_click_sets_the_config_at_the_clicked_point(qtbot, make_window):
     window = make_window()
     view = show_theory(qtbot, window)

@@ -270,6 +270,10 @@ class TheoryView(ComputedView):
                        f"layers, ×{total:.3g} over its {config.layers}",
             "critical": "<b>critical</b>: signals keep their size through any depth",
         }.get(phase, "no fixed point")
+        if point.chi1 == 0:  # sigma_w^2 = 0: a depth scale of 0 layers says nothing
+            verdict = (f"<b>no signal</b>: with {SIGMA_W2} = 0 the input never reaches the next layer "
+                       "and no gradient reaches the one before; every unit of a layer computes the same "
+                       "value, a symmetry that training cannot break")
         notes = []
         if math.isinf(point.q_star):
             notes.append(f"No fixed point: the pre-activation variance grows without bound, and {CHI1} "
