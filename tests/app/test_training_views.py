@@ -212,6 +212,19 @@ def test_compare_without_training_is_the_simulation_alone(qtbot, make_window):
         view.compare(["no_such_scheme"])
 
 
+def test_the_empty_loss_plot_says_why_as_the_include_training_box_stands(qtbot, make_window):
+    """It once asked to tick the box while it was ticked."""
+    window = make_window()
+    view = window.compare
+    window.tabs.setCurrentWidget(view)
+    assert view.loss_note.isVisible() and view.loss_note.toPlainText().startswith("Tick")
+    view.include_training.setChecked(True)
+    assert view.loss_note.isVisible() and "press Compare" in view.loss_note.toPlainText()
+    view.include_training.setChecked(False)
+    assert view.loss_note.toPlainText().startswith("Tick")
+    settle(qtbot, window)
+
+
 def test_closing_mid_training_and_mid_comparison_ends_their_threads(qtbot, make_window):
     window = make_window()
     training = _train_held(qtbot, window)

@@ -102,6 +102,7 @@ class CompareView(JobView):
         self.settings.lr.refused.connect(lambda text: self.set_status("error", text))
         self.settings.setVisible(False)
         self.include_training.toggled.connect(self.settings.setVisible)
+        self.include_training.toggled.connect(self._note_missing_loss)
         self.progress = QProgressBar()
         self.progress.setObjectName("compare.progress")
         self.progress.setToolTip("Runs done: one per scheme and seed")
@@ -162,11 +163,19 @@ class CompareView(JobView):
             field: [BandItems(plot, color) for color in SERIES_COLORS[:MAX_CONFIGS]]
             for field, plot in (("activation_std", self.activation_plot), ("grad_std", self.grad_plot),
                                 ("loss", self.loss_plot))}
-        self._show_loss_note("Tick \u201cInclude training\u201d to compare the loss curves too.")
+        self._note_missing_loss()
         # Before the first comparison: the default network's layers, std 0.01..10 (log10 on the axis).
         self.activation_plot.setXRange(0.5, SimConfig.layers + 0.5, padding=0)
         for plot in (self.activation_plot, self.grad_plot):
             plot.setYRange(-2, 1, padding=0)
+
+    def _note_missing_loss(self) -> None:
+        """Say over the empty loss plot why it is empty, as the Include training box now stands."""
+        if self.result is not None and self.result.training is not None:
+            return  # the plot has curves
+        self._show_loss_note("The loss curves appear here once the schemes have trained: press Compare."
+                             if self.include_training.isChecked()
+                             else "Tick \u201cInclude training\u201d to compare the loss curves too.")
 
     def _show_loss_note(self, text: str) -> None:
         """``text`` over an empty loss plot, kept small; an empty ``text``: the plot has curves."""
@@ -264,7 +273,7 @@ class CompareView(JobView):
         layers = runs[0].config.layers
         self.activation_plot.setXRange(0.5, layers + 0.5, padding=0)
         if result.training is None:
-            self._show_loss_note("Tick \u201cInclude training\u201d to compare the loss curves too.")
+            self._note_missing_loss()
         else:
             self._show_loss_note("")
             self.loss_plot.setXRange(0, result.training.steps, padding=0.02)
