@@ -18,7 +18,6 @@ from initsim.engine.params import Param
 
 from .messages import show_message
 from .runtime.controller import StreamRunner
-from .runtime.worker import Job
 
 W = TypeVar("W", bound=QWidget)
 
@@ -246,7 +245,7 @@ def number(value: float | None) -> str:
 
 class ComputedView(QWidget):
     """A view whose pictures are computed on a StreamRunner of its own: it asks for what the shown
-    config needs and has not got yet (`StreamRunner.request`).
+    config needs and has not got yet (`self.runner.request`).
 
     Subclasses implement `fold` (events of the current job arrived) and `show_failure`."""
 
@@ -255,10 +254,6 @@ class ComputedView(QWidget):
         self.runner = StreamRunner(name, parent=self)
         self.runner.events.connect(self._on_events)
         self.runner.failed.connect(self._on_failed)
-
-    def request(self, key: object, job: Job) -> None:
-        """Start ``job`` unless ``key`` is the request already started."""
-        self.runner.request(key, job)
 
     def shutdown(self) -> None:
         self.runner.shutdown()

@@ -315,7 +315,7 @@ class SpectraView(ComputedView):
         self._show_jacobians()
         self._show_weights()
         if missing or not have_weights:
-            self.request(request, spectra_job(*request))
+            self.runner.request(request, spectra_job(*request))
 
     def fold(self, events: list) -> None:
         for event in events:

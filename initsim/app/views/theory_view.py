@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
-from initsim.engine import SimConfig, get_activation
+from initsim.engine import SimConfig, get_activation, get_scheme
 from initsim.engine.theory import (MeanField, PhaseDiagram, config_at, config_sigmas, mean_field,
                                    phase_axes, phase_diagram, phase_of)
 
@@ -177,7 +177,7 @@ class TheoryView(ComputedView):
         self.sigmas = sigma_w2, sigma_b2 = config_sigmas(self.config)
         self._place_marker()
         request = self._request(sigma_w2, sigma_b2)
-        self.request(request, theory_job(self.config, *request[1:]))
+        self.runner.request(request, theory_job(self.config, *request[1:]))
         self._show_numbers()
 
     def up_to_date(self) -> bool:
@@ -283,7 +283,7 @@ class TheoryView(ComputedView):
         if config.norm != "none":
             notes.append(f"With {config.norm} normalization the pre-activations are rescaled in every layer: "
                          "the diagram is of the plain network.")
-        if config.init == "lsuv":
+        if get_scheme(config.init).data_dependent:
             notes.append("LSUV rescales each layer from the data: the point is its orthogonal start.")
         self.numbers.setText(
             f"{head} · q* = {number(point.q_star)} · {CHI1} = {number(point.chi1)} · "
