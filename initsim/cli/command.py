@@ -79,17 +79,21 @@ def build_parser() -> Parser:
     theory.add_argument("--json", action="store_true", help="print JSON instead of a table")
     theory.set_defaults(run=cmd_theory)
 
-    phase = commands.add_parser("phase", help="write the order/chaos phase diagram (.png or .csv)")
-    add_activation_flags(phase)
+    phase = commands.add_parser("phase", help="write the order/chaos phase diagram (.png figure or .csv) "
+                                "of --activation; a network's flags (--preset, --init, ...) mark its point")
+    add_config_flags(phase)
     phase.add_argument("--grid", type=integer_flag(2, 1000), default=200, metavar="N",
                        help="N x N points (default 200)")
     phase.add_argument("--sigma-w2-max", type=number_flag(1e-6, 1e6), metavar="X",
-                       help="right edge (default: 3 x the critical sigma_w^2 at sigma_b^2 = 0)")
+                       help="right edge (default: 3 x the critical sigma_w^2 at sigma_b^2 = 0), widened to "
+                       "hold the network's point")
     phase.add_argument("--sigma-b2-max", type=number_flag(1e-6, 1e6), metavar="X",
-                       help="top edge (default: 0.1 x the critical sigma_w^2 at sigma_b^2 = 0)")
+                       help="top edge (default: 0.1 x the critical sigma_w^2 at sigma_b^2 = 0), widened to "
+                       "hold the network's point")
     phase.add_argument("--q0", type=number_flag(0.0), default=1.0, metavar="X",
                        help="start of the variance iteration whose end is q* (default 1)")
-    phase.add_argument("--out", required=True, metavar="FILE", help=".png (image) or .csv (every point)")
+    phase.add_argument("--out", required=True, metavar="FILE", help=".png (a 1600 x 1200 figure) or .csv "
+                       "(every point)")
     phase.set_defaults(run=cmd_phase)
 
     sweep = commands.add_parser("sweep", help="simulate a grid of configs in parallel; measured vs "

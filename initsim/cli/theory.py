@@ -8,15 +8,20 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..engine import ACTIVATIONS, RANGES, memory
+from ..engine import ACTIVATIONS, RANGES, SimConfig, get_activation, memory
 from ..engine.checks import integer_in, number_in
 from ..engine.export import atomic_write
 from ..engine.params import PARAMS, params_in_brackets
-from .common import (ACTIVATION_PARAMS, UsageError, announce, config_from_args, memory_limit, number_text,
-                     param_flag_type, print_json, read_integer, read_number)
+from .common import (ACTIVATION_PARAMS, CONFIG_FIELDS, UsageError, announce, config_from_args, memory_limit,
+                     number_text, param_flag_type, print_json, read_integer, read_number)
+
+if TYPE_CHECKING:
+    from ..engine.phase_export import MarkedPoint
+    from ..engine.theory import PhaseDiagram
 
 
 def add_activation_flags(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +32,6 @@ def add_activation_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _activation_from_args(args: argparse.Namespace):
-    from ..engine import get_activation
-
     act = get_activation(args.activation)
     return act, act.params({n: getattr(args, n) for n in ACTIVATION_PARAMS if getattr(args, n) is not None})
 
@@ -54,28 +57,89 @@ def cmd_theory(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_phase(args: argparse.Namespace) -> int:
-    from ..engine.phase_export import phase_csv, phase_png
-    from ..engine.theory import phase_axes, phase_diagram
+# The flags that say which network, beyond the activation whose diagram it is: given any, the
+# diagram marks that network's point.
+NETWORK_FIELDS = tuple(name for name in CONFIG_FIELDS
+                       if name not in ("activation", *ACTIVATION_PARAMS, "memory_limit_gib"))
+# The PNG is the Theory view's diagram laid out at FIGURE_LAYOUT pixels and drawn at FIGURE_SCALE
+# pixels per layout pixel: 1600 x 1200, its 9-point tick labels 24 pixels high, for a projector.
+FIGURE_LAYOUT = (800, 600)
+FIGURE_SCALE = 2.0
 
-    act, params = _activation_from_args(args)
+
+def network_name(config: SimConfig) -> str:
+    """The init, and the bias init unless it is zeros: what places a network on the diagram."""
+    return config.init if config.bias_init == "zeros" else f"{config.init}, bias {config.bias_init}"
+
+
+def cmd_phase(args: argparse.Namespace) -> int:
+    from ..engine.phase_export import axes_from_zero, default_extent, extent_holding, phase_csv
+    from ..engine.theory import phase_diagram
+
     out = Path(args.out)
     if out.suffix not in (".png", ".csv"):
         raise UsageError("the phase diagram is written as .png or .csv")
+    if args.activation is None and args.preset is None:
+        raise UsageError("phase: give --activation, or a network's --preset")
+    config = config_from_args(args)
+    act, params = get_activation(config.activation), dict(config.activation_params)
+    point = _marked_network(args, config)
     started = time.perf_counter()
-    sigma_w2, sigma_b2 = phase_axes(act, params, args.grid, args.sigma_w2_max, args.sigma_b2_max)
+    extent = default_extent(act, params, args.sigma_w2_max, args.sigma_b2_max)
+    if point is not None:
+        extent = extent_holding(extent, (point.sigma_w2, point.sigma_b2))
+    sigma_w2, sigma_b2 = axes_from_zero(extent, args.grid)
     diagram = phase_diagram(act, params, sigma_w2, sigma_b2, args.q0)
     seconds = time.perf_counter() - started
     if out.suffix == ".png":
-        atomic_write(out, lambda f: f.write(phase_png(diagram)))
+        atomic_write(out, _figure_png(diagram, point, config))
     else:
-        atomic_write(out, lambda f: f.write(phase_csv(diagram).encode()))
+        atomic_write(out, phase_csv(diagram).encode())
     print(f"wrote the {args.grid} x {args.grid} phase diagram of {act.name} to {out} ({seconds:.2f} s): "
-          f"sigma_w^2 from {sigma_w2[0]:.4g} to {sigma_w2[-1]:.4g}, sigma_b^2 from 0 to {sigma_b2[-1]:.4g}")
+          f"sigma_w^2 from 0 to {sigma_w2[-1]:.4g}, sigma_b^2 from 0 to {sigma_b2[-1]:.4g}")
     line = ", ".join(f"{w:.4g} at sigma_b^2 = {b:.4g}" for b, w in
                      zip(sigma_b2[[0, args.grid // 2, -1]], diagram.critical_sigma_w2[[0, args.grid // 2, -1]]))
     print(f"critical sigma_w^2 (chi_1 = 1): {line}")
+    if point is not None:
+        print(f"the network ({point.label}) at sigma_w^2 = {number_text(point.sigma_w2)}, "
+              f"sigma_b^2 = {number_text(point.sigma_b2)}")
     return 0
+
+
+def _marked_network(args: argparse.Namespace, config: SimConfig) -> MarkedPoint | None:
+    """The network's point, if the flags name a network (see NETWORK_FIELDS)."""
+    from ..engine.phase_export import MarkedPoint, zero_weights_label
+    from ..engine.theory import config_sigmas
+
+    if not any(getattr(args, name) is not None for name in NETWORK_FIELDS):
+        return None
+    sigma_w2, sigma_b2 = config_sigmas(config)
+    return MarkedPoint(sigma_w2, sigma_b2, zero_weights_label(network_name(config), sigma_w2))
+
+
+def _figure_png(diagram: PhaseDiagram, point: MarkedPoint | None, config: SimConfig) -> bytes:
+    """The diagram as the PNG of a figure, rendered offscreen; its text chunks say what it shows
+    (and, with a point, the config, as `initsim export` writes it)."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QImage
+
+    from ..app.io.imaging import CONFIG_KEY, render_image
+    from ..app.io.offscreen import headless
+    from ..app.views.phase_plot import figure_widget
+    from ..engine.export import config_json
+    from ..engine.phase_export import phase_notes, png_bytes
+
+    with headless():
+        widget = figure_widget(diagram, point, QSize(*FIGURE_LAYOUT))
+        image = render_image(widget, FIGURE_SCALE).convertToFormat(QImage.Format.Format_RGB888)
+        widget.close()
+    # A copy of the pixels, not a view of the image's memory; each row's bytes are padded to a multiple of 4.
+    rows = np.frombuffer(image.constBits(), np.uint8, image.sizeInBytes()).reshape(image.height(), -1)
+    rgb = rows[:, :3 * image.width()].reshape(image.height(), image.width(), 3).copy()
+    notes = phase_notes(diagram, point)
+    if point is not None:
+        notes[CONFIG_KEY] = config_json(config)
+    return png_bytes(rgb, notes)
 
 
 MAX_AXIS_POINTS = 10_000

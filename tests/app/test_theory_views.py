@@ -3,15 +3,16 @@ is the engine's result for the window's config, and none of them leaves work run
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
 from threadpoolctl import threadpool_limits
 
-from initsim.app.views.phase_plot import LOG_DEPTH_LEVELS
+from initsim.app.views.phase_plot import LOG_DEPTH_LEVELS, MARKER_SIZE
 from initsim.app.views.spectra_view import (THEORY_COLUMN, density_steps, jacobian_numbers, jacobian_result,
                                       layer_variance, shown_histogram)
 from initsim.app.views.sweep_view import sweep_configs
@@ -20,6 +21,7 @@ from initsim.app.views.plotstyle import positive
 from initsim.engine import get_activation, initial_weights
 from initsim.engine.spectra import isometry_pair, jacobian_spectrum, weight_spectrum
 from initsim.engine.sweep import finite_width_band, sweep
+from initsim.engine.phase_export import axes_from_zero, default_extent
 from initsim.engine.theory import config_at, config_sigmas, phase_axes, phase_diagram, phase_of
 
 from appcheck import SMALL, TIMEOUT_MS, TIMEOUT_S, nan_equal, settle
@@ -44,7 +46,7 @@ def show_theory(qtbot, window):
 
 def engine_diagram(config):
     act, params = get_activation(config.activation), dict(config.activation_params)
-    return phase_diagram(act, params, *phase_axes(act, params, GRID))
+    return phase_diagram(act, params, *axes_from_zero(default_extent(act, params), GRID))
 
 
 def is_empty(curve) -> bool:
@@ -52,8 +54,7 @@ def is_empty(curve) -> bool:
 
 
 def marker_position(view) -> tuple[float, float]:
-    x, y = view.marker.getData()
-    return float(x[0]), float(y[0])
+    return view.figure.point.position()
 
 
 # --- Theory ------------------------------------------------------------------------------------
@@ -76,28 +77,62 @@ def test_the_image_is_the_engine_phase_diagram_in_both_colourings(qtbot, make_wi
     expected = engine_diagram(SMALL)
     shown = view.result.diagram
     nan_equal(shown.chi1, expected.chi1)
-    nan_equal(view.phase.critical.yData, expected.sigma_b2)
-    nan_equal(view.phase.critical.xData, expected.critical_sigma_w2)
-    low, high = view.phase.image.levels
+    nan_equal(view.figure.phase.critical.yData, expected.sigma_b2)
+    nan_equal(view.figure.phase.critical.xData, expected.critical_sigma_w2)
+    low, high = view.figure.phase.image.levels
     assert high == -low > 0
-    nan_equal(view.phase.image.image, np.clip(expected.log_chi1, low, high).T)
+    nan_equal(view.figure.phase.image.image, np.clip(expected.log_chi1, low, high).T)
     view.mode.setCurrentIndex(view.mode.findData("depth"))
-    nan_equal(view.phase.image.image, np.clip(np.log10(expected.depth_scale), *LOG_DEPTH_LEVELS).T)
-    assert view.region_labels["ordered"].isVisible() and view.region_labels["chaotic"].isVisible()
+    nan_equal(view.figure.phase.image.image, np.clip(np.log10(expected.depth_scale), *LOG_DEPTH_LEVELS).T)
+    assert view.figure.region_labels["ordered"].isVisible() and view.figure.region_labels["chaotic"].isVisible()
 
     relu = SMALL.replace(activation="relu", init="kaiming_normal", init_params={})
     window.set_config(relu)
     view = show_theory(qtbot, window)
     nan_equal(view.result.diagram.chi1, engine_diagram(relu.validated()).chi1)
-    np.testing.assert_allclose(view.phase.critical.xData, 2.0)  # He's critical point, whatever the bias
+    np.testing.assert_allclose(view.figure.phase.critical.xData, 2.0)  # He's critical point, whatever the bias
 
 
 def test_a_point_outside_the_diagram_widens_its_axes(qtbot, make_window):
     far = SMALL.replace(bias_init="normal", bias_params={"std": 0.5})  # sigma_b^2 0.25, default top 0.1
     view = show_theory(qtbot, make_window(far))
     qtbot.waitUntil(lambda: view.result.diagram.sigma_b2[-1] > 0.25, timeout=TIMEOUT_MS)
-    assert view.phase.rect.contains(*marker_position(view))
+    assert view.figure.phase.rect.contains(*marker_position(view))
     assert "outside" not in view.numbers.text()
+
+
+def marker_and_label_in_scene(view) -> tuple[QRectF, QRectF]:
+    """The marker's circle and its label's box, in scene coordinates, as last painted."""
+    view.plots.grab()  # a paint: a label follows the view's transform when told a paint is coming
+    x, y = marker_position(view)
+    centre = view.figure.phase.plot.vb.mapViewToScene(QPointF(x, y))
+    radius = MARKER_SIZE / 2 + 1.5  # its pen's half width
+    return (QRectF(centre.x() - radius, centre.y() - radius, 2 * radius, 2 * radius),
+            view.figure.point.label.sceneBoundingRect())
+
+
+# tanh's default axes end at (3, 0.1); (2.6, 0.0869) is as near their corner as a point gets without
+# widening them.
+@pytest.mark.parametrize("sigmas", [(0.0, 0.0), (1e-6, 0.0), (2.6, 0.0869), (256.0, 0.0), (1e4, 3.0), (0.5, 40.0)],
+                         ids=["zero", "tiny", "near_the_corner", "256", "1e4", "high_bias"])
+def test_the_axes_hold_the_point_with_its_marker_and_label_inside_the_plot(qtbot, make_window, sigmas):
+    config = config_at(SMALL, *sigmas) if sigmas[0] else SMALL.replace(init="zeros", init_params={})
+    view = show_theory(qtbot, make_window(config, size=(1000, 640)))  # a small plot: less room for the label
+    assert marker_position(view) == pytest.approx(config_sigmas(config.validated()), rel=1e-12)
+    plot_area = view.figure.phase.plot.vb.sceneBoundingRect()
+    marker, label = marker_and_label_in_scene(view)
+    assert plot_area.contains(marker) and plot_area.contains(label), (plot_area, marker, label)
+    nearest = QPointF(min(max(marker.center().x(), label.left()), label.right()),
+                      min(max(marker.center().y(), label.top()), label.bottom()))
+    assert math.dist(nearest.toTuple(), marker.center().toTuple()) >= marker.width() / 2  # the label covers no marker
+    assert "outside" not in view.numbers.text()
+
+
+def test_zero_weights_sit_in_the_corner_and_say_no_signal(qtbot, make_window):
+    view = show_theory(qtbot, make_window(SMALL.replace(init="zeros", init_params={})))
+    assert view.result.diagram.sigma_w2[0] == view.result.diagram.sigma_b2[0] == 0  # a grid point
+    assert marker_position(view) == (0, 0)
+    assert "zero weights, no signal" in view.figure.point.label.toPlainText()
 
 
 def test_a_network_whose_variance_grows_without_bound_has_no_fixed_point(qtbot, make_window):
@@ -118,7 +153,7 @@ def test_a_click_sets_the_config_at_the_clicked_point(qtbot, make_window):
     view = show_theory(qtbot, window)
     pos = view.point_in_widget(1.5, 0.05)
     qtbot.mouseClick(view.plots.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-    clicked = view.phase.plot.vb.mapSceneToView(view.plots.mapToScene(pos))
+    clicked = view.figure.phase.plot.vb.mapSceneToView(view.plots.mapToScene(pos))
     diagram = view.result.diagram
     expected = (round_to_span(clicked.x(), diagram.sigma_w2[-1]), round_to_span(clicked.y(), diagram.sigma_b2[-1]))
     assert expected == pytest.approx((1.5, 0.05), abs=0.01)  # within a pixel or two of the aim
@@ -197,8 +232,7 @@ def test_zero_weights_have_rank_zero_and_no_law(qtbot, make_window):
     assert is_empty(view.jacobian_curves["network"])  # no nonzero singular value to put on a log axis
     assert "every weight is 0" in view.weight_numbers.text()
     theory = show_theory(qtbot, window)
-    assert marker_position(theory)[0] == theory.phase.rect.left()  # sigma_w^2 = 0: at the edge
-    assert "outside the diagram" in theory.numbers.text()
+    assert marker_position(theory) == (0, 0)
 
 
 # --- Sweep -------------------------------------------------------------------------------------

@@ -2,13 +2,10 @@
 
 import csv
 import json
-import struct
 import subprocess
 import sys
 import warnings
-import zlib
 
-import numpy as np
 import pytest
 
 from initsim.cli import main
@@ -18,25 +15,6 @@ def run(capsys, *argv):
     status = main(list(argv))
     out, err = capsys.readouterr()
     return status, out, err
-
-
-def read_png(data: bytes) -> tuple[np.ndarray, dict[str, str]]:
-    """A minimal decoder for the PNGs `phase` writes (8-bit RGB, filter 0)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks, text = 8, {}, {}
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
-        if kind == b"tEXt":
-            key, value = body.split(b"\0")
-            text[key.decode()] = value.decode("latin-1")
-        chunks[kind] = chunks.get(kind, b"") + body
-        pos += 12 + length
-    width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
-    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, 1 + 3 * width)
-    assert np.all(rows[:, 0] == 0)
-    return rows[:, 1:].reshape(height, width, 3), text
 
 
 def test_theory_json_gives_the_per_layer_variance_and_the_fixed_point(capsys):
@@ -59,19 +37,18 @@ def test_theory_takes_activation_parameters_and_refuses_bad_input(capsys):
         assert status == 2 and field in err and len(err.splitlines()) == 1
 
 
-def test_phase_writes_a_png_without_qt_and_a_csv(tmp_path, capsys):
-    png = tmp_path / "tanh.png"
-    # In a fresh interpreter (pytest-qt has imported Qt into this one): no Qt is loaded.
+def test_phase_writes_a_csv_without_qt_on_axes_from_zero_that_hold_the_network(tmp_path, capsys):
+    table = tmp_path / "tanh.csv"
+    # In a fresh interpreter (pytest-qt has imported Qt into this one): no Qt is loaded. (The PNG is
+    # a figure drawn with Qt: tests/app/test_phase_png.py.)
     probe = ("import sys; from initsim.cli import main; status = main(sys.argv[1:]); "
              "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))]; sys.exit(status)")
     done = subprocess.run([sys.executable, "-c", probe, "phase", "--activation", "tanh", "--grid", "60",
-                           "--out", str(png)], capture_output=True, text=True, timeout=120)
+                           "--out", str(table)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "critical sigma_w^2" in done.stdout, done.stderr
-    image, text = read_png(png.read_bytes())
-    assert image.shape == (60, 60, 3) and "sigma_w^2" in text["x axis"]
-    blue, red = image[-1, 0], image[-1, -1]  # bottom row: sigma_b^2 = 0; left ordered, right chaotic
-    assert blue[2] > blue[0] and red[0] > red[2]
-    assert (image.sum(axis=2) == 0).any(axis=1).all()  # the black critical line crosses every row
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 3600 and float(rows[0]["sigma_w2"]) == float(rows[0]["sigma_b2"]) == 0  # zero weights
+    assert float(rows[0]["chi1"]) == 0 and float(rows[59]["sigma_w2"]) == pytest.approx(3.0)
 
     table = tmp_path / "relu.csv"
     status, _, _ = run(capsys, "phase", "--activation", "relu", "--grid", "10", "--sigma-w2-max", "4",
@@ -79,8 +56,16 @@ def test_phase_writes_a_png_without_qt_and_a_csv(tmp_path, capsys):
     rows = list(csv.DictReader(table.open()))
     assert status == 0 and len(rows) == 100 and float(rows[9]["sigma_w2"]) == pytest.approx(4.0)
     assert float(rows[9]["chi1"]) == pytest.approx(2.0)
+    # A network's flags mark its point, and the axes widen to hold it: 256 x 1 = 256 -> 300.
+    status, out, _ = run(capsys, "phase", "--activation", "relu", "--init", "normal", "--std", "1", "--grid", "10",
+                         "--out", str(table))
+    rows = list(csv.DictReader(table.open()))
+    assert status == 0 and float(rows[9]["sigma_w2"]) == pytest.approx(300.0)
+    assert "the network (normal) at sigma_w^2 = 256, sigma_b^2 = 0" in out
     status, _, err = run(capsys, "phase", "--activation", "relu", "--out", str(tmp_path / "x.jpg"))
     assert status == 2 and ".png or .csv" in err
+    status, _, err = run(capsys, "phase", "--init", "zeros", "--out", str(table))
+    assert status == 2 and "--activation" in err
 
 
 def test_sweep_writes_one_row_per_config_with_progress_on_stderr(tmp_path, capsys):

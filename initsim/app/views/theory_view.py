@@ -13,37 +13,18 @@ from PySide6.QtCore import QPoint, QPointF, Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from initsim.engine import SimConfig, get_activation, get_scheme
-from initsim.engine.theory import (MeanField, PhaseDiagram, config_at, config_sigmas, mean_field,
-                                   phase_axes, phase_diagram, phase_of)
+from initsim.engine.phase_export import (MarkedPoint, axes_from_zero, default_extent, extent_holding,
+                                         zero_weights_label)
+from initsim.engine.theory import (MeanField, PhaseDiagram, config_at, config_sigmas, mean_field, phase_diagram,
+                                   phase_of)
 
-from .phase_plot import (CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhasePlot, color_bar, levels,
-                         set_color_mode)
+from .phase_plot import CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhaseFigure
 from ..model.runstate import RunState
 from ..widgets import ComputedView, named, note_label, number, numbers_label
 
 GRID = 200  # points a side of the phase diagram
-# A point beyond the default axes widens them to hold it, up to this many times their extent;
-# further out, the marker waits at the edge and the text says where the network is.
-MAX_WIDENING = 20.0
-WIDENING_MARGIN = 1.15
 # A click is rounded to about a pixel of a 500-pixel-wide diagram: 1.762, not 1.76183209.
 CLICK_STEPS = 500
-
-
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 1.5, 2, 3, 5, 7.5 times a power of ten at or above ``value``."""
-    power = 10.0 ** math.floor(math.log10(value))
-    return next(power * m for m in (1, 1.5, 2, 3, 5, 7.5, 10) if power * m >= value * (1 - 1e-12))
-
-
-def diagram_extent(default: tuple[float, float], point: tuple[float, float]) -> tuple[float, float]:
-    """The axes' ends (sigma_w^2 max, sigma_b^2 max): the activation's default, widened to hold
-    ``point`` when it lies outside but within MAX_WIDENING times the default."""
-    def end(default_end: float, value: float) -> float:
-        if value <= default_end or value > MAX_WIDENING * default_end:
-            return default_end
-        return nice_ceiling(WIDENING_MARGIN * value)
-    return end(default[0], point[0]), end(default[1], point[1])
 
 
 def round_to_span(value: float, span: float) -> float:
@@ -95,11 +76,9 @@ def theory_job(config: SimConfig, diagram_wanted: bool, extent: tuple[float, flo
         yield PointTheory(sigma_w2, sigma_b2, field.q_star, field.chi1, field.depth_scale)
         if not diagram_wanted or should_stop():
             return
-        w2_axis, b2_axis = phase_axes(act, params, grid=2)
-        default = (float(w2_axis[-1]), float(b2_axis[-1]))
-        w2_max, b2_max = extent or diagram_extent(default, (sigma_w2, sigma_b2))
-        w2_axis, b2_axis = phase_axes(act, params, GRID, w2_max, b2_max)
-        yield DiagramResult(phase_diagram(act, params, w2_axis, b2_axis), activation_key(config)[1], default)
+        default = default_extent(act, params)
+        axes = axes_from_zero(extent or extent_holding(default, (sigma_w2, sigma_b2)), GRID)
+        yield DiagramResult(phase_diagram(act, params, *axes), activation_key(config)[1], default)
     return events
 
 
@@ -136,25 +115,7 @@ class TheoryView(ComputedView):
                            "variance_scaling (Gaussian) with this \u03c3w\u00b2 and a normal bias with "
                            "this \u03c3b\u00b2")
         self.plots.setCursor(Qt.CursorShape.CrossCursor)
-        self.phase = PhasePlot(self.plots.addPlot(row=0, col=0), "Order and chaos")
-        self.bar = color_bar([self.phase.image])
-        self.plots.addItem(self.bar, row=0, col=1)
-        self.region_labels = {}
-        for phase, color in (("ordered", "#1d3f8f"), ("chaotic", "#8f1d1d")):
-            label = pg.TextItem(html=f'<span style="font-size:11pt; font-weight:600; color:{color}">'
-                                     f'{phase}</span>', anchor=(0.5, 0.5), fill=pg.mkBrush(255, 255, 255, 190))
-            label.setZValue(6)
-            label.hide()
-            self.phase.plot.addItem(label)
-            self.region_labels[phase] = label
-        self.marker = pg.ScatterPlotItem(size=14, symbol="o", pen=pg.mkPen("#111111", width=2.5),
-                                         brush=pg.mkBrush("#ffd400"))
-        self.marker.setZValue(8)
-        self.phase.plot.addItem(self.marker)
-        self.marker_label = pg.TextItem(html='<span style="font-size:9pt; color:#111">this network</span>',
-                                        anchor=(0, 1), fill=pg.mkBrush(255, 255, 255, 190))
-        self.marker_label.setZValue(8)
-        self.phase.plot.addItem(self.marker_label)
+        self.figure = PhaseFigure(self.plots.ci)
         self.plots.scene().sigMouseClicked.connect(self._on_click)
 
         self.numbers = numbers_label("theory_numbers", "Mean-field theory at this network's own \u03c3w\u00b2 = "
@@ -195,7 +156,7 @@ class TheoryView(ComputedView):
         shown = self.result
         if shown is None or (shown.diagram.activation, shown.params) != activation_key(self.config):
             return point, True, None
-        extent = diagram_extent(shown.default_extent, (sigma_w2, sigma_b2))
+        extent = extent_holding(shown.default_extent, (sigma_w2, sigma_b2))
         current = (float(shown.diagram.sigma_w2[-1]), float(shown.diagram.sigma_b2[-1]))
         return (point, True, extent) if extent != current else (point, False, None)
 
@@ -215,41 +176,13 @@ class TheoryView(ComputedView):
     # --- painting -------------------------------------------------------------------------
 
     def _show_diagram(self) -> None:
-        if self.result is None:
-            return
-        diagram = self.result.diagram
-        mode = self.mode.currentData()
-        level_range = levels(mode, diagram.chi1)
-        self.phase.set_grid(diagram.sigma_w2, diagram.sigma_b2)
-        self.phase.show(mode, diagram.chi1, level_range)
-        self.phase.set_critical_line(diagram.critical_sigma_w2, diagram.sigma_b2)
-        set_color_mode(self.bar, mode, level_range)
-        self.phase.plot.setTitle(f"Order and chaos: {diagram.activation}", size="10pt")
-        self._place_region_labels(diagram)
-
-    def _place_region_labels(self, diagram: PhaseDiagram) -> None:
-        """Each phase's name at the centre of its region (hidden when it has none in view)."""
-        w2, b2 = np.meshgrid(diagram.sigma_w2, diagram.sigma_b2)
-        for phase, inside in (("ordered", diagram.chi1 < 1), ("chaotic", diagram.chi1 > 1)):
-            label = self.region_labels[phase]
-            label.setVisible(bool(inside.any()))
-            if inside.any():
-                label.setPos(float(w2[inside].mean()), float(b2[inside].mean()))
-
-    def _outside(self) -> bool:
-        rect = self.phase.rect
-        x, y = self.sigmas
-        return not rect.isEmpty() and not (rect.left() <= x <= rect.right() and rect.top() <= y <= rect.bottom())
+        if self.result is not None:
+            self.figure.show(self.result.diagram, self.mode.currentData())
 
     def _place_marker(self) -> None:
-        """At the config's point, or at the nearest edge of the diagram when it lies outside."""
-        x, y = self.sigmas
-        rect = self.phase.rect
-        if not rect.isEmpty():
-            x = min(max(x, rect.left()), rect.right())
-            y = min(max(y, rect.top()), rect.bottom())
-        self.marker.setData([x], [y])
-        self.marker_label.setPos(x, y)
+        """At the config's point, once a diagram whose axes hold it is shown."""
+        sigma_w2, sigma_b2 = self.sigmas
+        self.figure.point.place(MarkedPoint(sigma_w2, sigma_b2, zero_weights_label("this network", sigma_w2)))
 
     def _show_numbers(self) -> None:
         config, point = self.config, self.point
@@ -278,8 +211,8 @@ class TheoryView(ComputedView):
         if math.isinf(point.q_star):
             notes.append(f"No fixed point: the pre-activation variance grows without bound, and {CHI1} "
                          "is its limit there.")
-        if self._outside():
-            notes.append("The point lies outside the diagram; the marker waits at its edge.")
+        if not all(map(math.isfinite, self.sigmas)):
+            notes.append("Its point, at an infinite variance, has no place on the diagram.")
         if config.norm != "none":
             notes.append(f"With {config.norm} normalization the pre-activations are rescaled in every layer: "
                          "the diagram is of the plain network.")
@@ -296,8 +229,8 @@ class TheoryView(ComputedView):
     def _on_click(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton or self.config is None or self.result is None:
             return
-        point = self.phase.plot.vb.mapSceneToView(event.scenePos())
-        if self.phase.rect.contains(point):
+        point = self.figure.phase.plot.vb.mapSceneToView(event.scenePos())
+        if self.figure.phase.rect.contains(point):
             self.click_at(point.x(), point.y())
 
     def click_at(self, sigma_w2: float, sigma_b2: float) -> None:
@@ -309,5 +242,5 @@ class TheoryView(ComputedView):
 
     def point_in_widget(self, sigma_w2: float, sigma_b2: float) -> QPoint:
         """The pixel of the diagram widget's viewport where (sigma_w^2, sigma_b^2) is drawn."""
-        scene = self.phase.plot.vb.mapViewToScene(QPointF(sigma_w2, sigma_b2))
+        scene = self.figure.phase.plot.vb.mapViewToScene(QPointF(sigma_w2, sigma_b2))
         return self.plots.mapFromScene(scene)
