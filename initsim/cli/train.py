@@ -75,7 +75,7 @@ def _rows(count: int, most: int = 20) -> list[int]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..engine.train import Diverged, Setup, StepEvent, describe, run
+    from ..engine.train import Diverged, Setup, StepEvent, chance_of, run, verdict_of
 
     _refuse_flags(args, "train", {"batch": "is the simulation's batch: use --train-batch",
                                   "input_width": "is the task's dimension: use --task-dim",
@@ -107,17 +107,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                  number_text(event.probe.accuracy), number_text(min(event.grad_data)), number_text(max(event.grad_data)),
                  number_text(min(event.update_data)), number_text(max(event.update_data)))
         print("  ".join(f"{str(cell):>10}" for cell in cells))
+    steps = [e for e in events if isinstance(e, StepEvent)]
     diverged = events[-1] if events and isinstance(events[-1], Diverged) else None
-    status = describe(events[-1], t.flat_steps)
+    verdict = verdict_of([e.loss for e in steps], chance_of(data), t.flat_steps, diverged)
     if args.json:
         print_json({"config": c.to_dict(), "train": t.to_dict(), "data_digest": data.digest,
-                    "steps": [e.record() for e in events if isinstance(e, StepEvent)],
+                    "steps": [e.record() for e in steps],
                     "diverged_at": diverged.step if diverged else None,
                     "diverged_layer": diverged.layer if diverged else None,
-                    "status": "diverged" if diverged else "flat" if events[-1].flat else "healthy",
-                    "message": status, "seconds": time.perf_counter() - started})
+                    "status": verdict.kind, "verdict": verdict.message, "seconds": time.perf_counter() - started})
         return 0
-    print(f"{status}; {time.perf_counter() - started:.2f} s")
+    print(f"{verdict.message}; {time.perf_counter() - started:.2f} s")
     return 0
 
 

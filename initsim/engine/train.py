@@ -13,6 +13,9 @@ per weight matrix, the gradient norm, the grad:data ratio std(dL/dW) / std(W) an
 ratio log10(std(lr * update) / std(W)) (Karpathy's makemore part 3: about -3 is healthy; much lower,
 the layer barely learns; much higher, it thrashes). Every ``record_every`` steps a `Probe` measures
 the whole training set after the update. A non-finite loss ends the run with a `Diverged` event.
+`verdict_of` says how a run stands from its losses so far, against the task's chance level
+(`chance_of`): diverged, not learning (the loss stays at chance), flat (it does not move, elsewhere),
+healthy (it has clearly fallen below chance) or too early to tell.
 Normalization uses the statistics of the batch it is given, in training and in the probe; the
 decision regions use the training set's.
 
@@ -30,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -46,9 +49,6 @@ from .tasks import Dataset, get_task, make_dataset
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
-# A loss is flat when the means of the two halves of its last `flat_steps` values differ by less
-# than this fraction of their size.
-FLAT_TOLERANCE = 1e-3
 
 TRAIN_RANGES: dict[str, tuple[int, int]] = {
     "samples": (4, 100_000),
@@ -324,14 +324,110 @@ class Diverged:
 TrainEvent = StepEvent | Diverged
 
 
-def describe(event: TrainEvent, flat_steps: int) -> str:
-    """How a run stands after ``event``, in plain words (for a status line)."""
-    if isinstance(event, Diverged):
-        return f"{event.message}: the signal exploded"
-    if event.flat:
-        return (f"flat: the loss has not moved for {flat_steps} steps "
-                "(a dead or vanished signal does not learn)")
-    return "healthy: the loss is moving"
+# --- the verdict -----------------------------------------------------------------------------
+
+VerdictKind = Literal["diverged", "not learning", "flat", "too early", "healthy"]
+
+# The verdict reads the mini-batch loss through medians, which a few batches' spikes cannot move: the
+# loss at the start is the median of the first START_STEPS steps (about the initialization's loss:
+# the optimizer has barely moved yet), the loss now that of the later half of the steps so far, at
+# most the last RECENT_MAX (the longer the window, the surer the loss now, and the later it follows
+# a change: 200 steps tell a regression net at chance from one 5% off at batch 128).
+START_STEPS = 5
+RECENT_MAX = 200
+# No verdict (but divergence) before this many steps: the later half then starts after 25 steps of
+# training, time for most nets that learn at their optimizer's default rate to leave chance level
+# (measured on the presets' nets with spirals, blobs and regression). Some nets sit at chance for
+# hundreds of steps before they learn: they are called not learning until they do.
+VERDICT_STEPS = 50
+# Not learning, healthy and flat hold only with this many standard errors to spare (of the loss now:
+# the median's, 1.25 sigma / sqrt(steps) with sigma the batch losses' interquartile range / 1.35; for
+# flat, of the difference of two means): jitter delays them, too early to tell in the meantime, and
+# cannot make one flip to another.
+CERTAINTY = 2.0
+MEDIAN_ERROR = 1.25 / 1.35
+# Not learning: the loss now within this fraction of chance. Nets that learn nothing sit from exactly
+# at it (a dead signal) to 4% above it (a chaotic tanh net at batch 16: its noisy outputs cost it).
+CHANCE_BAND = 0.05
+# Healthy: the loss now at most this fraction of chance (twice the band away from it: the loss of a
+# net that learns nothing is never there) and below the start.
+HEALTHY_FRACTION = 0.9
+# Flat: the means of the two halves of the last `flat_steps` losses surely differ by less than this
+# fraction of their size (a dead signal's loss moves by less than 0.1%; a learning net's jitters more).
+FLAT_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class Chance:
+    """The loss of a network that has learned nothing from the inputs: the best it can do without
+    them."""
+
+    loss: float
+    meaning: str  # how that loss comes about, in plain words
+
+
+def chance_of(data: Dataset) -> Chance:
+    """The cross-entropy of guessing by the classes' frequencies (ln of the number of classes when
+    they are balanced), or the mean squared error of predicting the targets' mean."""
+    if data.is_classification:
+        frequencies = np.bincount(data.targets, minlength=data.classes) / len(data.targets)
+        frequencies = frequencies[frequencies > 0]
+        return Chance(float(-np.sum(frequencies * np.log(frequencies))),
+                      f"guessing among {data.classes} classes")
+    return Chance(float(np.var(data.targets, dtype=np.float64)), "predicting the mean")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a run stands, for a status line: its kind, and a message in plain words that starts
+    with it."""
+
+    kind: VerdictKind
+    message: str
+
+
+def verdict_of(losses: Sequence[float] | np.ndarray, chance: Chance, flat_steps: int,
+               diverged: Diverged | None = None) -> Verdict:
+    """The verdict on a run from the mini-batch ``losses`` of its steps so far and, if its loss
+    became non-finite, the ``diverged`` event that ended it."""
+    if diverged is not None:
+        return Verdict("diverged", f"{diverged.message}: the signal exploded")
+    values = np.asarray(losses, dtype=np.float64)
+    if len(values) < VERDICT_STEPS:
+        return Verdict("too early", f"too early to tell: the loss is judged from step {VERDICT_STEPS}")
+    recent = values[-min(len(values) // 2, RECENT_MAX):]
+    start, now = float(np.median(values[:START_STEPS])), float(np.median(recent))
+    low, high = np.percentile(recent, [25, 75])
+    error = MEDIAN_ERROR * float(high - low) / math.sqrt(len(recent))
+    flat = loss_is_flat(values, flat_steps)
+    near_chance = abs(now - chance.loss) <= CHANCE_BAND * chance.loss
+    level = f"chance level ({chance.loss:.3g}, {chance.meaning})"
+    if near_chance and abs(now - chance.loss) + CERTAINTY * error <= CHANCE_BAND * chance.loss:
+        still = f"; it has not moved for {flat_steps} steps: a dead or vanished signal" if flat else ""
+        return Verdict("not learning", f"not learning: the loss stays at {level}, {now:.3g} over the last "
+                                       f"{len(recent)} steps{still}")
+    if now + CERTAINTY * error < min(HEALTHY_FRACTION * chance.loss, start):
+        return Verdict("healthy", f"healthy: the loss has fallen from {start:.3g} at the start to {now:.3g} "
+                                  f"(chance level {chance.loss:.3g})")
+    if flat:
+        return Verdict("flat", f"flat: the loss has not moved for {flat_steps} steps, at {now:.3g} "
+                               f"(chance level {chance.loss:.3g})")
+    where = ("near chance level, its jitter too large to be sure" if near_chance else
+             f"{abs(now / chance.loss - 1):.0%} {'below' if now < chance.loss else 'above'} chance level")
+    return Verdict("too early", f"too early to tell: the loss, {now:.3g} \u00b1 {error:.2g} over the last "
+                                f"{len(recent)} steps, is {where} ({chance.loss:.3g})")
+
+
+def loss_is_flat(losses: Sequence[float] | np.ndarray, flat_steps: int) -> bool:
+    """Whether the loss has surely not moved over its last ``flat_steps`` values: the means of their
+    two halves differ by less than FLAT_TOLERANCE of their size, CERTAINTY standard errors of that
+    difference to spare (a jittering loss does not surely stand still)."""
+    if len(losses) < flat_steps:
+        return False
+    halves = np.array_split(np.asarray(losses, dtype=np.float64)[-flat_steps:], 2)
+    early, late = (float(half.mean()) for half in halves)
+    error = math.sqrt(sum(float(half.var()) / len(half) for half in halves))
+    return abs(early - late) + CERTAINTY * error < FLAT_TOLERANCE * max(abs(early), abs(late))
 
 
 @dataclass(frozen=True)
@@ -339,17 +435,20 @@ class TrainResult:
     config: SimConfig  # validated; its input width is the task's dimension
     training: TrainConfig  # validated
     data_digest: str  # the training set's fingerprint (`Dataset.digest`)
+    chance: Chance  # the training set's (`chance_of`)
     steps: tuple[StepEvent, ...]
     diverged: Diverged | None
     layers: tuple[Layer, ...]  # the final (W, b), hidden layers then the output layer
     seconds: float
 
     @property
-    def status(self) -> str:
-        """diverged, flat or healthy."""
-        if self.diverged is not None:
-            return "diverged"
-        return "flat" if self.steps and self.steps[-1].flat else "healthy"
+    def verdict(self) -> Verdict:
+        return verdict_of([e.loss for e in self.steps], self.chance, self.training.flat_steps, self.diverged)
+
+    @property
+    def status(self) -> VerdictKind:
+        """The verdict's kind: diverged, not learning, flat, too early or healthy."""
+        return self.verdict.kind
 
     @property
     def last_probe(self) -> Probe | None:
@@ -406,7 +505,7 @@ def train(config: SimConfig, training: TrainConfig | None = None,
     layers: list[Layer] = []
     events = list(run(setup, layers_out=layers))
     diverged = events[-1] if events and isinstance(events[-1], Diverged) else None
-    return TrainResult(setup.net.config, setup.training, setup.data.digest,
+    return TrainResult(setup.net.config, setup.training, setup.data.digest, chance_of(setup.data),
                        tuple(e for e in events if isinstance(e, StepEvent)), diverged,
                        tuple(layers), time.perf_counter() - started)
 
@@ -450,7 +549,8 @@ def run(setup: Setup, should_stop: Callable[[], bool] | None = None, layers_out:
         ratios = _update(layers, batch.grads, optimizer)
         recent.append(batch.loss)
         probed = step == 1 or step % training.record_every == 0 or step == training.steps
-        yield StepEvent(step, training.steps, batch.loss, batch.accuracy, *ratios, _is_flat(recent),
+        flat = loss_is_flat(recent, training.flat_steps)
+        yield StepEvent(step, training.steps, batch.loss, batch.accuracy, *ratios, flat,
                         probe(layers, net.block, data, training.region_grid) if probed else None)
 
 
@@ -495,15 +595,6 @@ def _batches(samples: int, size: int, rng: np.random.Generator) -> Iterator[np.n
         order = rng.permutation(samples)
         for start in range(0, max(samples - size, 0) + 1, size):
             yield order[start:start + size]
-
-
-def _is_flat(recent: deque[float]) -> bool:
-    if len(recent) < (recent.maxlen or 0):
-        return False
-    values = np.array(recent)
-    half = len(values) // 2
-    early, late = float(values[:half].mean()), float(values[half:].mean())
-    return abs(early - late) < FLAT_TOLERANCE * max(abs(early), abs(late))
 
 
 def _floats(values: np.ndarray) -> tuple[float, ...]:

@@ -11,10 +11,11 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from initsim.app.views.compare_view import scheme_config
 from initsim.app.views.plotstyle import finite, positive
+from initsim.app.views.training_view import VERDICT_LEVELS
 from initsim.app.runtime.worker import _blas_limited
 from initsim.engine import ConfigError
 from initsim.engine.compare import compare
-from initsim.engine.train import Diverged, TrainConfig, describe, train_stream
+from initsim.engine.train import Diverged, TrainConfig, Verdict, chance_of, train_stream, verdict_of
 
 from appcheck import SMALL, TIMEOUT_MS, TIMEOUT_S, nan_equal, settle
 
@@ -74,6 +75,12 @@ def _assert_training_paints(view, events: list) -> None:
         nan_equal(update.yData, finite([e.update_data[matrix - 1] for e in steps]))
 
 
+def _engine_verdict(view, events: list) -> Verdict:
+    steps = [e for e in events if not isinstance(e, Diverged)]
+    setup = view.record.setup
+    return verdict_of([e.loss for e in steps], chance_of(setup.data), setup.training.flat_steps)
+
+
 def _draws_nothing(curve) -> bool:
     return curve.xData is None or len(curve.xData) == 0
 
@@ -95,8 +102,22 @@ def test_training_paints_the_engine_events_and_says_how_it_went(qtbot, make_wind
     assert len(view.regions_points.data) == view.record.setup.training.samples
     status = view.status.text()
     assert status.startswith("Done: 60 steps")
-    assert describe(events[-1], view.record.setup.training.flat_steps) in status
+    verdict = _engine_verdict(view, events)
+    assert status.endswith(f" \u00b7 {verdict.message}.")
+    assert view.status.property("level") == VERDICT_LEVELS[verdict.kind]
     assert view.start_button.isEnabled() and not view.stop_button.isEnabled()
+
+
+def test_a_net_that_cannot_learn_is_said_not_to_learn_in_orange(qtbot, make_window):
+    """It was once called healthy, in green, while its loss sat at ln 2."""
+    window = make_window(SMALL.replace(init="zeros"))
+    view = _train(qtbot, window, steps=80)
+    qtbot.waitUntil(lambda: _finished(view), timeout=TIMEOUT_MS)
+    verdict = _engine_verdict(view, _engine_events(view))
+    assert verdict.kind == "not learning"
+    assert view.status.text().endswith(f" \u00b7 {verdict.message}.")
+    assert "not learning: the loss stays at chance level (0.693, guessing among 2 classes)" in view.status.text()
+    assert view.status.property("level") == "warn"
 
 
 def test_a_task_of_more_than_two_dimensions_has_no_regions(qtbot, make_window):

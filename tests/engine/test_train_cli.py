@@ -21,10 +21,10 @@ def run_json(capsys, *argv):
 def test_train_json_has_every_step_and_the_engine_numbers(capsys):
     data = run_json(capsys, "train", *NET, *TASK, "--steps", "30", "--optimizer", "adam", "--json")
     assert {"config", "train", "data_digest", "steps", "diverged_at", "diverged_layer", "status",
-            "message"} <= set(data)
+            "verdict"} <= set(data)
     assert data["config"]["input_width"] == 2 and data["train"]["lr"] == 0.001
     assert [s["step"] for s in data["steps"]] == list(range(1, 31))
-    assert data["diverged_at"] is None and data["status"] in ("healthy", "flat")
+    assert data["diverged_at"] is None
     first = data["steps"][0]
     assert {"loss", "accuracy", "grad_norm", "grad_data", "update_data", "flat", "probe"} <= set(first)
     assert len(first["update_data"]) == 5 and len(first["probe"]["activation_std"]) == 4
@@ -32,20 +32,28 @@ def test_train_json_has_every_step_and_the_engine_numbers(capsys):
                      TrainConfig(samples=200, train_batch=50, steps=30, optimizer="adam"))
     assert [s["loss"] for s in data["steps"]] == [e.loss for e in expected.steps]
     assert data["data_digest"] == expected.data_digest
+    assert (data["status"], data["verdict"]) == (expected.verdict.kind, expected.verdict.message)
+
+
+def test_train_json_says_a_net_that_cannot_learn_is_not_learning(capsys):
+    data = run_json(capsys, "train", *NET, *TASK, "--init", "zeros", "--steps", "60", "--json")
+    assert data["status"] == "not learning"
+    assert data["verdict"].startswith("not learning: the loss stays at chance level (0.693, guessing among 2 classes)")
 
 
 def test_train_json_reports_divergence(capsys):
     data = run_json(capsys, "train", "--layers", "60", "--width", "16", "--activation", "linear",
                     "--init", "normal", "--std", "2", "--steps", "5", "--json")
     assert data["steps"] == [] and data["diverged_at"] == 1 and data["status"] == "diverged"
-    assert data["message"].startswith(f"diverged at step 1 (first non-finite values in layer {data['diverged_layer']})")
+    assert data["verdict"].startswith(f"diverged at step 1 (first non-finite values in layer {data['diverged_layer']})")
 
 
 def test_train_table_prints_a_row_every_k_steps_and_the_status(capsys):
     assert main(["train", *NET, *TASK, "--init", "zeros", "--steps", "120", "--every", "40"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[2:-1]] == ["1", "40", "80", "120"]
-    assert lines[-1].startswith("flat: the loss has not moved")
+    assert lines[-1].startswith("not learning: the loss stays at chance level (0.693, guessing among 2 classes), "
+                                "0.693 over the last 60 steps; it has not moved for 100 steps: a dead or vanished signal; ")
 
 
 def test_compare_json_one_run_per_scheme_in_order_with_the_same_data(capsys):

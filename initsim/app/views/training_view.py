@@ -4,7 +4,7 @@ Loss (log scale) and accuracy by step, of each mini-batch and, every few steps, 
 training set; per layer, the grad:data and update:data ratios by step, one curve per layer on a
 colour ramp by depth (Karpathy's makemore part 3, with its -3 guide for update:data); for a 2-D task
 the decision regions with the data over them; and a status line saying, in plain words, whether the
-run is healthy, flat or diverged.
+run is healthy, not learning, flat, diverged or too early to tell (the engine's verdict).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from initsim.engine.errors import ConfigError
-from initsim.engine.train import Diverged, Setup, TrainConfig, TrainEvent, describe, run
+from initsim.engine.train import (Diverged, Setup, TrainConfig, TrainEvent, VerdictKind, chance_of, run,
+                                  verdict_of)
 
 from ..controls import ControlsPanel
 from ..model.histograms import panel_layers, panel_stride
@@ -41,6 +42,10 @@ REGION_LIGHTNESS = 0.75
 REGRESSION_MAP = "CET-D1"
 REGRESSION_LEVELS = (-2.5, 2.5)  # standardized targets
 UPDATE_GUIDE = -3.0  # log10 update:data that makemore calls about right
+# The status line's look for each verdict: green only when the loss has clearly fallen, orange when it
+# does not learn, red when it diverged, neutral until there is evidence either way.
+VERDICT_LEVELS: dict[VerdictKind, str] = {"healthy": "ok", "not learning": "warn", "flat": "warn",
+                                          "diverged": "error", "too early": "info"}
 
 
 def probe_every(steps: int) -> int:
@@ -64,6 +69,7 @@ class TrainingRecord:
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
+        self.chance = chance_of(setup.data)
         steps, layers = setup.training.steps, setup.net.config.layers
         self.matrices = drawn_matrices(layers)
         self.done = 0  # steps received
@@ -102,18 +108,19 @@ class TrainingRecord:
         estimate = f" ({self.setup.estimate.text()})" if self.setup.estimate.worth_showing else ""
         if last is None:
             return "info", f"Training {training.task}: waiting for the first step\u2026{estimate}"
-        words = describe(last, training.flat_steps)
+        diverged = last if isinstance(last, Diverged) else None
+        verdict = verdict_of(self.loss[:self.done], self.chance, training.flat_steps, diverged)
+        level = VERDICT_LEVELS[verdict.kind]
         if isinstance(last, Diverged):
-            return "error", (f"\u2716 {words}. Try a smaller learning rate or an initialization "
-                             "that keeps the std near 1.")
-        level = "warn" if last.flat else "ok"
+            return level, (f"\u2716 {verdict.message}. Try a smaller learning rate or an initialization "
+                           "that keeps the std near 1.")
         if seconds is not None:
             where = f"Done: {last.steps:,} steps in {seconds:.1f} s"
         elif running:
             where = f"Step {last.step:,} of {last.steps:,}{estimate}"
         else:
             where = f"Stopped at step {last.step:,} of {last.steps:,}"
-        return level, f"{where} \u00b7 {words}."
+        return level, f"{where} \u00b7 {verdict.message}."
 
 
 class TrainingView(JobView):
