@@ -6,13 +6,18 @@ once from its data seed) and the same list of seeds, so two configs differ only 
 The result gives, per config, the median and the min-max band over the seeds: per layer for the
 simulation, per step for the training loss and accuracy. A run that diverged has no values after
 its divergence: the bands of later steps are over the runs still going (`running` counts them).
+
+The comparison streams: after each run it gives the bands of that run's config over its seeds so
+far, so that a view can draw each scheme as soon as one of its runs has finished. The runs go seed
+by seed, each config in turn, and a comparison keeps of each run only its per-layer and per-step
+numbers (`SeedStats`), from which a config's bands are made again, cheaply, as its seeds come in.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +29,8 @@ from .config import RANGES, SimConfig
 from .errors import ConfigError
 from .memory import DEFAULT_MEMORY_LIMIT
 from .simulate import BackwardEvent, ForwardEvent, simulate_stream
-from .tasks import make_dataset
-from .train import Diverged, Setup, StepEvent, TrainConfig, run
+from .tasks import Dataset, make_dataset
+from .train import Diverged, Setup, StepEvent, TrainConfig, TrainEvent, run
 
 MAX_CONFIGS = 4
 MAX_SEEDS = 32
@@ -85,6 +90,19 @@ class CompareProgress:
     total: int
     config_index: int  # of the run just finished
     seed: int
+    run: CompareRun  # that config over its seeds so far (`run.seeds`), this one the last
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """What a comparison keeps of one run (one config, one seed): its numbers per layer and per
+    step, not its events (whose histograms would take far more room)."""
+
+    activation_std: np.ndarray  # per layer
+    grad_std: np.ndarray  # per layer
+    loss: np.ndarray | None  # per step, NaN from its divergence on; None: no training
+    accuracy: np.ndarray | None  # per step, NaN for regression
+    diverged_at: int | None
 
 
 @dataclass(frozen=True)
@@ -97,7 +115,8 @@ class CompareResult:
 def compare_stream(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2),
                    training: TrainConfig | None = None, should_stop: Callable[[], bool] | None = None,
                    memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Iterator[CompareProgress | CompareResult]:
-    """Yield a CompareProgress after each run (one config, one seed), then the CompareResult.
+    """Yield a CompareProgress after each run (one config, one seed), with that config's bands over
+    its seeds so far, then the CompareResult: every config's bands over all the seeds.
 
     Stops early, cleanly (no result), when the caller stops iterating or ``should_stop()`` turns
     true, which is checked between layers and between training steps.
@@ -112,30 +131,40 @@ def compare_stream(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2
         training = training.replace(record_every=training.steps)
     memory.check(memory.comparison(configs, len(seeds), training), memory_limit,
                  "seeds, layers, width, batch or samples")
+    data: list[Dataset | None] = [None] * len(configs)  # per config, its training data
     setups: list[list[Setup]] = [[] for _ in configs]  # per config, one prepared run per seed
     if training is not None:
         # The data drawn once, in float64, and cast once for each dtype.
-        data = make_dataset(training.task, training.samples, training.noise, training.task_dim,
-                            training.data_seed, "float64")
-        cast = {c.dtype: data.cast(c.dtype) for c in configs}
+        drawn = make_dataset(training.task, training.samples, training.noise, training.task_dim,
+                             training.data_seed, "float64")
+        cast = {c.dtype: drawn.cast(c.dtype) for c in configs}
+        data = [cast[c.dtype] for c in configs]
         setups = [[Setup.of(c.replace(seed=s), training, cast[c.dtype], memory_limit) for s in seeds]
                   for c in configs]
     started = time.perf_counter()
-    runs = []
-    for index, config in enumerate(configs):
-        sims, events = [], []
-        for position, seed in enumerate(seeds):
-            sim = list(simulate_stream(config.replace(seed=seed), stop, memory_limit))
+    kept: list[list[SeedStats]] = [[] for _ in configs]
+    latest: dict[int, CompareRun] = {}  # per config index, its bands over its seeds so far
+    done, total = 0, len(configs) * len(seeds)
+    # Seed by seed, each config in turn: every config has its first run after one round, where
+    # config by config the last one would wait for all the seeds of the others.
+    for position, seed in enumerate(seeds):
+        for index, config in enumerate(configs):
+            activation_std, grad_std = _simulation_stds(simulate_stream(config.replace(seed=seed), stop,
+                                                                        memory_limit))
             if stop():
                 return
-            sims.append(sim)
-            if setups[index]:
-                events.append(list(run(setups[index][position], stop)))
+            loss = accuracy = diverged_at = None
+            if training is not None:
+                loss, accuracy, diverged_at = _training_curves(run(setups[index][position], stop),
+                                                               training.steps)
                 if stop():
                     return
-            yield CompareProgress(index * len(seeds) + position + 1, len(configs) * len(seeds), index, seed)
-        runs.append(_summary(config, seeds, sims, events, training, setups[index]))
-    yield CompareResult(tuple(runs), training, time.perf_counter() - started)
+            kept[index].append(SeedStats(activation_std, grad_std, loss, accuracy, diverged_at))
+            summary = _summary(config, seeds[:position + 1], kept[index], data[index])
+            latest[index] = summary
+            done += 1
+            yield CompareProgress(done, total, index, seed, summary)
+    yield CompareResult(tuple(latest.values()), training, time.perf_counter() - started)  # in config order
 
 
 def compare(configs: Sequence[SimConfig], seeds: Sequence[int] = (0, 1, 2),
@@ -157,25 +186,42 @@ def checked_inputs(configs: Sequence[SimConfig], seeds: Sequence[int]
     return [c.validated() for c in configs], [integer_in("seeds", s, low, high) for s in seeds]
 
 
-def _summary(config: SimConfig, seeds: list[int], sims: list[list], events: list[list],
-             training: TrainConfig | None, setups: list[Setup]) -> CompareRun:
-    activation = np.array([[e.post.std for e in sim if isinstance(e, ForwardEvent)] for sim in sims])
-    grad = np.array([[e.grad.std for e in sorted((e for e in sim if isinstance(e, BackwardEvent)),
-                                                 key=lambda e: e.index)] for sim in sims])
+def _simulation_stds(events: Iterable[ForwardEvent | BackwardEvent]) -> tuple[np.ndarray, np.ndarray]:
+    """A simulation's activation std and gradient std, each per layer in layer order."""
+    activation, grads = [], {}
+    for event in events:
+        if isinstance(event, ForwardEvent):
+            activation.append(event.post.std)
+        else:  # the backward pass goes from the last layer to the first
+            grads[event.index] = event.grad.std
+    return np.array(activation), np.array([grads[index] for index in sorted(grads)])
+
+
+def _training_curves(events: Iterable[TrainEvent], steps: int
+                     ) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """A training run's loss and accuracy per step (NaN where it has none: after diverging, or an
+    accuracy in regression) and the step it diverged at (None: it did not)."""
+    loss, accuracy = np.full(steps, np.nan), np.full(steps, np.nan)
+    diverged_at = None
+    for event in events:
+        if isinstance(event, StepEvent):
+            loss[event.step - 1] = event.loss
+            accuracy[event.step - 1] = np.nan if event.accuracy is None else event.accuracy
+        elif isinstance(event, Diverged):
+            diverged_at = event.step
+    return loss, accuracy, diverged_at
+
+
+def _summary(config: SimConfig, seeds: Sequence[int], stats: Sequence[SeedStats], data: Dataset | None
+             ) -> CompareRun:
+    """``config``'s bands over the runs of ``seeds`` (``stats``, in the same order); ``data``: the
+    training data (None: no training)."""
     loss = accuracy = running = None
-    diverged_at: list[int | None] = [None] * len(seeds)
-    if training is not None:
-        losses = np.full((len(seeds), training.steps), np.nan)
-        accuracies = np.full((len(seeds), training.steps), np.nan)
-        for row, run_events in enumerate(events):
-            for event in run_events:
-                if isinstance(event, StepEvent):
-                    losses[row, event.step - 1] = event.loss
-                    accuracies[row, event.step - 1] = np.nan if event.accuracy is None else event.accuracy
-                elif isinstance(event, Diverged):
-                    diverged_at[row] = event.step
+    if data is not None:
+        losses = np.array([s.loss for s in stats])
         loss, running = Band.over(losses), np.count_nonzero(~np.isnan(losses), axis=0)
-        accuracy = Band.over(accuracies) if setups[0].data.is_classification else None
-    return CompareRun(config.replace(seed=seeds[0]), tuple(seeds), Band.over(activation), Band.over(grad),
-                      loss, accuracy, running, tuple(diverged_at),
-                      setups[0].data.digest if setups else None)
+        accuracy = Band.over(np.array([s.accuracy for s in stats])) if data.is_classification else None
+    return CompareRun(config.replace(seed=seeds[0]), tuple(seeds),
+                      Band.over(np.array([s.activation_std for s in stats])),
+                      Band.over(np.array([s.grad_std for s in stats])), loss, accuracy, running,
+                      tuple(s.diverged_at for s in stats), None if data is None else data.digest)
