@@ -3,7 +3,9 @@
 Each scheme runs once per seed: the forward simulation (activation std and gradient std by layer)
 and, with "Include training", a training run on the same data, seeds and batch order (the
 mini-batch loss by step). One colour per scheme: its median over the seeds as a line, its min..max
-as a band. Drivable from code (the guided tour): ``compare(["kaiming_normal", "zeros"], seeds=3)``.
+as a band. Each run is drawn as it finishes: a scheme's line with its first seed, its band from its
+second on, and the legend says how many of its seeds are in. Drivable from code (the guided tour):
+``compare(["kaiming_normal", "zeros"], seeds=3)``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ DEFAULT_SEEDS = 3
 COMPARE_STEPS = 200
 NO_SCHEME = ""  # the first item of each pick: no scheme in this slot
 BAND_ALPHA = 45  # of 255: the min..max band under a scheme's median line
+# Two legend entries a row: with its seed count and notes, an entry can take half the width of a
+# 1280-pixel window, and a wider legend would widen the plots past the view.
+LEGEND_COLUMNS = 2
 
 
 def scheme_config(network: SimConfig, scheme: str) -> SimConfig:
@@ -54,15 +59,20 @@ class BandItems:
         fill.setAlpha(BAND_ALPHA)
         plot.addItem(pg.FillBetweenItem(self.low, self.high, brush=fill))
 
-    def show(self, band: Band | None) -> None:
-        """Draw ``band`` (per point 1, 2, ...) on a log axis; None clears."""
+    def show(self, band: Band | None, spread: bool = True) -> None:
+        """Draw ``band`` (per point 1, 2, ...) on a log axis, its min..max only with ``spread`` (a
+        band over one run is its line); None clears."""
         if band is None:
             for curve in (self.median, self.low, self.high):
                 curve.setData([], [])
             return
         x = np.arange(1, len(band.median) + 1)
-        for curve, values in ((self.median, band.median), (self.low, band.low), (self.high, band.high)):
-            curve.setData(x, positive(values), connect="finite")
+        self.median.setData(x, positive(band.median), connect="finite")
+        for curve, values in ((self.low, band.low), (self.high, band.high)):
+            if spread:
+                curve.setData(x, positive(values), connect="finite")
+            else:
+                curve.setData([], [])
 
 
 class CompareView(JobView):
@@ -72,6 +82,11 @@ class CompareView(JobView):
                          "it, with Include training)")
         self.result: CompareResult | None = None
         self.last_progress: CompareProgress | None = None
+        # Per picked scheme of the comparison shown, its bands over its seeds so far (None: none
+        # in yet), how many seeds each will have, and the schemes whose bands are not drawn yet.
+        self.partial: list[CompareRun | None] = []
+        self.planned_seeds = 0
+        self._unpainted: set[int] = set()
         self.picks: list[QComboBox] = []
         for slot in range(MAX_CONFIGS):
             combo = QComboBox()
@@ -152,7 +167,7 @@ class CompareView(JobView):
         self.loss_plot = make_plot("Training loss by step (mini-batch)", "loss (log scale)", log_y=True)
         grid.addItem(self.activation_plot, row=0, col=0)
         grid.addItem(self.grad_plot, row=0, col=1)
-        self.legend = add_legend_row(grid, 1, 0, 2, MAX_CONFIGS)
+        self.legend = add_legend_row(grid, 1, 0, 2, LEGEND_COLUMNS)
         grid.addItem(self.loss_plot, row=2, col=0, colspan=2)
         self.loss_note = pg.TextItem(anchor=(0.5, 0.5), color="#555")
         self.loss_plot.addItem(self.loss_note)
@@ -171,11 +186,14 @@ class CompareView(JobView):
 
     def _note_missing_loss(self) -> None:
         """Say over the empty loss plot why it is empty, as the Include training box now stands."""
-        if self.result is not None and self.result.training is not None:
+        if any(run is not None and run.loss is not None for run in self.partial):
             return  # the plot has curves
-        self._show_loss_note("The loss curves appear here once the schemes have trained: press Compare."
-                             if self.include_training.isChecked()
-                             else "Tick \u201cInclude training\u201d to compare the loss curves too.")
+        if not self.include_training.isChecked():
+            self._show_loss_note("Tick \u201cInclude training\u201d to compare the loss curves too.")
+        elif self.running:
+            self._show_loss_note("Each scheme's loss curve appears here once its first run has trained.")
+        else:
+            self._show_loss_note("The loss curves appear here once the schemes have trained: press Compare.")
 
     def _show_loss_note(self, text: str) -> None:
         """``text`` over an empty loss plot, kept small; an empty ``text``: the plot has curves."""
@@ -230,13 +248,17 @@ class CompareView(JobView):
             self.set_status("error", f"Cannot compare these: {exc}")
             return
         self.result, self.last_progress = None, None
+        self.partial, self.planned_seeds, self._unpainted = [None] * len(configs), len(seeds), set()
         self.progress.setRange(0, len(configs) * len(seeds))
         self.progress.setValue(0)
         self.progress.setFormat("%v of %m runs")
-        for items in self.bands.values():  # the earlier result goes: the new one replaces it whole
+        for items in self.bands.values():  # the earlier comparison goes; the new one's runs come in
             for item in items:
                 item.show(None)
+        # One legend entry per scheme from the start: its seed count then grows in place.
         self.legend.clear()
+        for name, item in zip(picks, self.bands["activation_std"]):
+            self.legend.addItem(item.median, _legend_label(name, None, len(seeds)))
         self.activation_plot.setXRange(0.5, network.layers + 0.5, padding=0)
         self.start_job(network, lambda should_stop: compare_stream(configs, seeds, training, should_stop, limit))
         self.paint()
@@ -247,39 +269,45 @@ class CompareView(JobView):
         for event in events:
             if isinstance(event, CompareProgress):
                 self.last_progress = event
+                self.partial[event.config_index] = event.run
+                self._unpainted.add(event.config_index)
             elif isinstance(event, CompareResult):
-                self.result = event
+                self.result = event  # its runs are the last of the partial ones
 
     def paint(self) -> None:
         progress = self.last_progress
         self.progress.setValue(0 if progress is None else progress.done)
+        if self._unpainted:
+            self._paint_new_runs()
+            self._fit_ranges([run for run in self.partial if run is not None])
+        self._note_missing_loss()
+        if self.shown_config is None:
+            return  # the status says the results are of an earlier network
         if self.running:
             done = "" if progress is None else f"{progress.done} of {progress.total} runs done; "
-            self.set_status("info", f"Comparing {', '.join(self.picked())}: {done}the plots fill "
-                                    "in when every run has finished\u2026")
-        elif self.shown_config is not None and self.result is None and progress is not None:
-            self.set_status("info", f"Stopped after {progress.done} of {progress.total} runs: "
-                                    "nothing to compare yet.")
-        result = self.result
-        if result is None or self.running:
-            return
-        runs = result.runs
-        for field, items in self.bands.items():
-            for slot, item in enumerate(items):
-                item.show(getattr(runs[slot], field) if slot < len(runs) else None)
-        self.legend.clear()
-        for run, item in zip(runs, self.bands["activation_std"]):
-            self.legend.addItem(item.median, _run_label(run))
-        layers = runs[0].config.layers
-        self.activation_plot.setXRange(0.5, layers + 0.5, padding=0)
-        if result.training is None:
-            self._note_missing_loss()
+            self.set_status("info", f"Comparing {', '.join(self.picked())}: {done}each scheme's line "
+                                    "appears with its first seed, its band from the second on\u2026")
+        elif self.result is not None:
+            self.set_status(*_result_status(self.result))
+        elif progress is None:
+            self.set_status("info", "Stopped before any run had finished: nothing to compare.")
         else:
-            self._show_loss_note("")
-            self.loss_plot.setXRange(0, result.training.steps, padding=0.02)
-        self._fit_ranges(runs)
-        if self.shown_config is not None:
-            self.set_status(*_result_status(result))
+            self.set_status("info", f"Stopped after {progress.done} of {progress.total} runs: the "
+                                    "legend says how many seeds of each scheme are drawn.")
+
+    def _paint_new_runs(self) -> None:
+        """Draw the schemes whose bands changed since the last paint, and their legend entries."""
+        for slot in sorted(self._unpainted):
+            run = self.partial[slot]
+            assert run is not None
+            for field, items in self.bands.items():
+                items[slot].show(getattr(run, field), spread=len(run.seeds) > 1)
+            self.legend.getLabel(self.bands["activation_std"][slot].median).setText(
+                _legend_label(run.config.init, run, self.planned_seeds))
+            if run.loss is not None:
+                self._show_loss_note("")
+                self.loss_plot.setXRange(0, len(run.loss.median), padding=0.02)
+        self._unpainted.clear()
 
     def _fit_ranges(self, runs: Sequence[CompareRun]) -> None:
         """The std axes span every band. The loss axis spans the bands of the schemes that trained
@@ -293,16 +321,23 @@ class CompareView(JobView):
             fit_log_range(self.loss_plot, *[band.low for band in steady], *[band.high for band in steady])
 
 
-def _run_label(run: CompareRun) -> str:
-    """A scheme's legend entry: its name, whether its activations have no std a log axis can
-    show, and how many of its seeds' training diverged."""
+def _legend_label(scheme: str, run: CompareRun | None, planned_seeds: int) -> str:
+    """A scheme's legend entry: its name; how many of its seeds are in, until all are; whether its
+    activations have no std a log axis can show; and how many of its seeds' training diverged."""
+    seeds = 0 if run is None else len(run.seeds)
+    count = "" if seeds == planned_seeds else f": {_of_seeds(seeds, planned_seeds)}"
     notes = []
-    if np.all(np.isnan(positive(run.activation_std.median))):
+    if run is not None and np.all(np.isnan(positive(run.activation_std.median))):
         notes.append("activation std 0 or not finite: not drawn")
-    diverged = sum(step is not None for step in run.diverged_at)
+    diverged = 0 if run is None else sum(step is not None for step in run.diverged_at)
     if diverged:
-        notes.append(f"diverged: {diverged} of {len(run.seeds)} seeds")
-    return run.config.init + (f" ({'; '.join(notes)})" if notes else "")
+        notes.append(f"diverged: {_of_seeds(diverged, seeds)}")
+    return scheme + count + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _of_seeds(part: int, whole: int) -> str:
+    """2 of 3 seeds; 1 of 1 seed."""
+    return f"{part} of {whole} seed{'s' * (whole > 1)}"
 
 
 def _result_status(result: CompareResult) -> tuple[str, str]:
