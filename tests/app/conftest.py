@@ -17,7 +17,7 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 
-from initsim.app import create_window
+from initsim.app import application, create_window
 from initsim.app.window import MainWindow
 from initsim.engine import SimConfig
 
@@ -62,7 +62,10 @@ def no_leftover_threads_or_timers():
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path):
-    """Each test reads and writes its own QSettings folder, never the user's."""
+    """Each test reads and writes its own QSettings folder, never the user's, under the names the
+    application gives it: a test's own QSettings() before the first window of a process would
+    otherwise write under no organization, where the window never reads."""
+    application()
     for settings_format in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(settings_format, QSettings.Scope.UserScope, str(tmp_path / "settings"))
 
