@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 
 from initsim import __version__
 from initsim.engine import ConfigError, SimConfig, memory
+from initsim.engine.diagnosis import ALL_CLEAR
 from initsim.engine.export import ExportError
 
 from . import preferences
@@ -26,7 +27,6 @@ from .io.imaging import write_image
 from .io.persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
 from .io.tour import TourPlayer
 from .messages import show_message
-from .model.diagnosis import ALL_CLEAR, diagnose
 from .model.runstate import QUANTITIES, RunState
 from .preferences import PreferencesDialog
 from .runtime.controller import RunController, Throttle
@@ -414,13 +414,15 @@ class MainWindow(QMainWindow):
             self._show_warnings(self._displayed)
 
     def _show_warnings(self, state: RunState) -> None:
-        found = diagnose(state)
-        if found:
-            self._show_message("warn", "\u26a0 " + " \u00b7 ".join(found))
+        found = state.diagnosis()
+        warnings = [f.message for f in found if f.is_warning]
+        notes = "".join(f" \u2139 {f.message}." for f in found if not f.is_warning)
+        if warnings:
+            self._show_message("warn", "\u26a0 " + " \u00b7 ".join(warnings) + notes)
         elif state.complete:
-            self._show_message("ok", f"\u2713 No warnings over all {state.layers} layers: {ALL_CLEAR}.")
+            self._show_message("ok", f"\u2713 No warnings over all {state.layers} layers: {ALL_CLEAR}.{notes}")
         else:
-            self._show_message("info", "No warnings so far.")
+            self._show_message("info", f"No warnings so far.{notes}")
 
     def _show_message(self, level: str, text: str) -> None:
         show_message(self.warnings, level, text)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import ConfigError, SimConfig, memory
-from ..engine.export import atomic_write, export_weights
+from ..engine.diagnosis import WARNING_KINDS
+from ..engine.export import atomic_write, export_weights, result_record
 from ..engine.params import params_in_brackets
 from .common import (CONFIG_FIELDS, Progress, SCHEME_PARAMS, UsageError, announce, config_from_args,
                      memory_limit, number_text, print_json)
@@ -17,12 +18,9 @@ from .common import (CONFIG_FIELDS, Progress, SCHEME_PARAMS, UsageError, announc
 def cmd_simulate(args: argparse.Namespace) -> int:
     result = simulated(config_from_args(args), args)
     theory = result.theory
+    record = result_record(result)
     if args.json:
-        print_json({"config": result.config.to_dict(),
-                    "theory": {"q_star": theory.q_star, "chi1": theory.chi1,
-                               "depth_scale": theory.depth_scale, "sigma_w2": theory.sigma_w2,
-                               "sigma_b2": theory.sigma_b2},
-                    "seconds": result.seconds, "layers": result.layer_records()})
+        print_json({**record, "seconds": result.seconds})
         return 0
     c = result.config
     print(f"{c.layers} x {c.width} {c.activation}, init {c.init} {params_in_brackets(c.init_params)}, "
@@ -39,6 +37,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"mean field: sigma_w^2 = {number_text(theory.sigma_w2[-1])}, sigma_b^2 = {number_text(theory.sigma_b2)}, "
           f"q* = {number_text(theory.q_star)}, chi_1 = {number_text(theory.chi1)}, "
           f"depth scale = {number_text(theory.depth_scale)} layers; {result.seconds:.3f} s")
+    for finding in record["diagnosis"]:
+        print(f"{'warning' if finding['kind'] in WARNING_KINDS else 'note'}: {finding['message']}")
     return 0
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from .checks import number_in
 from .config import SimConfig
+from .diagnosis import diagnose
 from .memory import DEFAULT_MEMORY_LIMIT
 from .simulate import SimResult, initial_weights
 
@@ -162,14 +163,21 @@ def stats_csv(result: SimResult) -> str:
     return out.getvalue()
 
 
-def stats_json(result: SimResult) -> str:
+def result_record(result: SimResult) -> dict:
+    """A run as one JSON-able dict: its config, the theory's summary, the diagnosis (`diagnose`)
+    and the per-layer records; the keys the CLI's --json documents."""
     theory = result.theory
-    return json.dumps(json_safe({
+    return {
         "config": result.config.to_dict(),
         "theory": {"q_star": theory.q_star, "chi1": theory.chi1, "depth_scale": theory.depth_scale,
                    "sigma_w2": theory.sigma_w2, "sigma_b2": theory.sigma_b2},
+        "diagnosis": [f.to_dict() for f in diagnose(result.config, result.forward, result.backward)],
         "layers": result.layer_records(),
-    }), indent=1, allow_nan=False)
+    }
+
+
+def stats_json(result: SimResult) -> str:
+    return json.dumps(json_safe(result_record(result)), indent=1, allow_nan=False)
 
 
 def histogram_arrays(result: SimResult) -> dict[str, np.ndarray]:

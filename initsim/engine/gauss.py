@@ -9,6 +9,7 @@ bend between two nodes. All functions take numpy arrays and broadcast.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -19,37 +20,37 @@ _Z_MAX = 10.0  # P(|z| > 10) ~ 1e-23: the tail is far below float64 resolution o
 _FEATURE_U = 20.0  # beyond |u| = 20, every activation is flat or linear to double precision
 
 
-def _unit_rule() -> tuple[np.ndarray, np.ndarray]:
+@functools.cache
+def _unit_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on [0, 1]."""
-    x, w = np.polynomial.legendre.leggauss(_NODES_PER_SEGMENT)
+    x, w = np.polynomial.legendre.leggauss(nodes)
     return (x + 1) / 2, w / 2
 
 
-_X, _WX = _unit_rule()
-
-
-def _graded_nodes(start: np.ndarray, end: np.ndarray, feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _graded_nodes(start: np.ndarray, end: np.ndarray, feature: np.ndarray,
+                  nodes: int = _NODES_PER_SEGMENT) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights from ``start`` towards ``end`` (either direction): one segment within
-    ``feature`` of the start, where the integrand bends, and one over the rest."""
+    ``feature`` of the start, where the integrand bends, and one over the rest, ``nodes`` each."""
+    x, wx = _unit_rule(nodes)
     length = end - start
     near = np.sign(length) * np.minimum(np.abs(length), feature)
-    nodes = np.concatenate(np.broadcast_arrays(start + near * _X, start + near + (length - near) * _X), -1)
-    weights = np.concatenate(np.broadcast_arrays(np.abs(near) * _WX, np.abs(length - near) * _WX), -1)
-    return nodes, weights
+    points = np.concatenate(np.broadcast_arrays(start + near * x, start + near + (length - near) * x), -1)
+    weights = np.concatenate(np.broadcast_arrays(np.abs(near) * wx, np.abs(length - near) * wx), -1)
+    return points, weights
 
 
 def _normal_pdf(z: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
-def _z_rule(scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes z and weights (density included) for E_z[f(scale z)], shape scale.shape + (nodes,)."""
+def _z_rule(scale: np.ndarray, nodes: int = _NODES_PER_SEGMENT) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z and weights (density included) for E_z[f(scale z)], shape scale.shape + (4 nodes,)."""
     scale = scale[..., None]
     with np.errstate(divide="ignore"):
         feature = _FEATURE_U / scale
     zero = np.zeros_like(scale)
-    up, up_w = _graded_nodes(zero, zero + _Z_MAX, feature)
-    down, down_w = _graded_nodes(zero, zero - _Z_MAX, feature)
+    up, up_w = _graded_nodes(zero, zero + _Z_MAX, feature, nodes)
+    down, down_w = _graded_nodes(zero, zero - _Z_MAX, feature, nodes)
     z = np.concatenate([down, up], -1)
     return z, np.concatenate([down_w, up_w], -1) * _normal_pdf(z)
 
@@ -65,9 +66,10 @@ def gauss_expectation(func: Callable[[np.ndarray], np.ndarray], q) -> np.ndarray
 _PAIR_CHUNK = 16  # (q, c) points per block of the 2-D rule: 16 x 192 x 192 nodes, ~5 MB an array
 
 
-def pair_expectation(func: Callable[[np.ndarray], np.ndarray], q, c) -> np.ndarray:
+def pair_expectation(func: Callable[[np.ndarray], np.ndarray], q, c,
+                     nodes: int = _NODES_PER_SEGMENT) -> np.ndarray:
     """E[func(u_1) func(u_2)] for (u_1, u_2) jointly normal, variances ``q``, correlation ``c``
-    (arrays that broadcast).
+    (arrays that broadcast); ``nodes`` per segment of each of the rule's two dimensions.
 
     With u_1 = sqrt(q) z_1 and u_2 = sqrt(q) (c z_1 + sqrt(1 - c^2) z_2), the inner integral over z_2
     is cut where u_2 changes sign, so kinked activations stay accurate.
@@ -77,20 +79,21 @@ def pair_expectation(func: Callable[[np.ndarray], np.ndarray], q, c) -> np.ndarr
     out = np.empty(flat_q.shape)
     for start in range(0, out.size, _PAIR_CHUNK):
         part = slice(start, start + _PAIR_CHUNK)
-        out[part] = _pair_block(func, flat_q[part], flat_c[part])
+        out[part] = _pair_block(func, flat_q[part], flat_c[part], nodes)
     return out.reshape(q.shape)
 
 
-def _pair_block(func: Callable[[np.ndarray], np.ndarray], q: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _pair_block(func: Callable[[np.ndarray], np.ndarray], q: np.ndarray, c: np.ndarray,
+                nodes: int) -> np.ndarray:
     scale = np.sqrt(q)
-    z1, w1 = _z_rule(scale)  # (points, n)
+    z1, w1 = _z_rule(scale, nodes)  # (points, n)
     slant = np.sqrt(1 - c * c)[:, None, None]
     c3, scale3 = c[:, None, None], scale[:, None, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         kink = np.clip(np.nan_to_num(-c3 * z1[..., None] / slant), -_Z_MAX, _Z_MAX)  # (points, n, 1)
         feature = _FEATURE_U / (scale3 * slant)
-        up, up_w = _graded_nodes(kink, np.full_like(kink, _Z_MAX), feature)
-        down, down_w = _graded_nodes(kink, np.full_like(kink, -_Z_MAX), feature)
+        up, up_w = _graded_nodes(kink, np.full_like(kink, _Z_MAX), feature, nodes)
+        down, down_w = _graded_nodes(kink, np.full_like(kink, -_Z_MAX), feature, nodes)
         z2 = np.concatenate([down, up], -1)  # (points, n, m)
         w2 = np.concatenate([down_w, up_w], -1) * _normal_pdf(z2)
         inner = np.sum(func(scale3 * (c3 * z1[..., None] + slant * z2)) * w2, axis=-1)

@@ -31,7 +31,7 @@ from .config import SimConfig
 from .memory import DEFAULT_MEMORY_LIMIT
 from .network import Layer, Network, backward, reused
 from .products import linear, scaled_matmul
-from .stats import Stats, std_of, summarize
+from .stats import SampleGeometry, Stats, sample_geometry, std_of, summarize
 from .theory import TheoryPrediction, config_prediction
 
 T = TypeVar("T")
@@ -48,6 +48,8 @@ class ForwardEvent:
     weight_std: float  # of the sampled (and, for LSUV, rescaled) weights
     theory_pre_std: float
     subnormal: int  # values of pre and post below the smallest normal, counted before any flush
+    geometry: SampleGeometry  # of pre: the samples' mean correlation, the units' spread
+    theory_sample_correlation: float | None  # mean-field c^l (None where the theory has none)
 
     @property
     def step(self) -> int:
@@ -91,6 +93,10 @@ class SimResult:
                 "grad_std": b.grad.std, "weight_grad_std": b.weight_grad_std,
                 "weight_std": f.weight_std,
                 "dead_fraction": f.dead_fraction, "saturated_fraction": f.saturated_fraction,
+                # None where undefined (a layer of zeros, a non-finite value), as JSON's null
+                "sample_correlation": _finite_or_none(f.geometry.correlation),
+                "theory_sample_correlation": f.theory_sample_correlation,
+                "unit_spread": _finite_or_none(f.geometry.unit_spread),
                 "nonfinite": f.pre.nonfinite + f.post.nonfinite,
                 "grad_nonfinite": b.grad.nonfinite,
                 "subnormal": f.subnormal, "grad_subnormal": b.subnormal,
@@ -100,6 +106,10 @@ class SimResult:
                 "grad_histogram": b.grad.histogram.to_dict(),
             })
         return records
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _input(config: SimConfig, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
@@ -307,7 +317,8 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
     def forward_event(layer: int, u: np.ndarray, y: np.ndarray, w: np.ndarray, subnormal: int) -> ForwardEvent:
         dead, saturated = _fractions(net, y)
         return ForwardEvent(layer, c.layers, summarize(u, c.bins, side_scratch), summarize(y, c.bins, side_scratch),
-                            dead, saturated, std_of(w), theory.pre_std[layer - 1], subnormal)
+                            dead, saturated, std_of(w), theory.pre_std[layer - 1], subnormal, sample_geometry(u),
+                            theory.sample_correlation[layer - 1])
 
     def backward_event(layer: int, grad_h: np.ndarray, weight_grad: np.ndarray, exponent: int,
                        subnormal: int) -> BackwardEvent:

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from initsim.app.runtime.controller import StreamRunner, Throttle
 from initsim.app.runtime.pools import LazyPool
-from initsim.app.model.diagnosis import diagnose
 from initsim.app.model.histograms import (MAX_PANELS, DepthImage, common_grid, depth_image, fractions,
                                     panel_curve, panel_height, panel_layers, panel_stride, rebin,
                                     rebin_rows)
@@ -21,7 +20,6 @@ from initsim.app.model.reference import reference_html
 from initsim.app.model.runstate import RunState
 from initsim.app.runtime.worker import StreamWorker, simulation_job
 from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ForwardEvent, Histogram, SimConfig, simulate_stream
-from initsim.engine.presets import get_preset
 from initsim.engine.stats import histogram
 
 from appcheck import SMALL, TIMEOUT_MS, TIMEOUT_S, reference
@@ -134,48 +132,6 @@ def test_a_depth_image_kept_as_layers_arrive_is_the_one_computed_afresh():
             np.testing.assert_array_equal(kept_grid, grid)
             np.testing.assert_array_equal(image, depth_image(hists, grid, log))
     assert np.array_equal(DepthImage(2, 4).image(False)[0], common_grid([], 4))  # nothing arrived yet
-
-
-def _state(config: SimConfig) -> RunState:
-    state = RunState(config.validated(), run_id=1)
-    for event in simulate_stream(config):
-        state.add(event)
-    return state
-
-
-@pytest.mark.parametrize(("preset", "expected"), [
-    ("zeros", ["signal vanished: activation std < 1e-06 from layer 1", "100% of relu units dead at layer 1",
-               "gradients vanished: gradient std < 1e-06 from layer 10 back to layer 1"]),
-    ("xavier_tanh", []),
-    ("lecun_selu", []),
-])
-def test_diagnosis_of_presets(preset, expected):
-    # On a smaller batch (and width) than the presets': the lessons hold, in a fraction of the time.
-    config = get_preset(preset).config
-    assert diagnose(_state(config.replace(batch=128, width=min(config.width, 128)))) == expected
-
-
-def test_diagnosis_names_the_first_overflowing_layer():
-    state = _state(get_preset("too_large").config.replace(batch=64))
-    first = next(f.index for f in state.forward if f.post.nonfinite or f.pre.nonfinite)
-    assert diagnose(state)[0] == f"exploded: non-finite values (inf or NaN) at layer {first}"
-
-
-def test_diagnosis_of_saturation_and_shrinking():
-    saturated = diagnose(_state(SimConfig(layers=4, width=64, batch=64, activation="tanh", init="normal",
-                                          init_params={"std": 1.0})))
-    assert any(w.startswith("tanh saturated: ") and "% of units at layer" in w for w in saturated)
-    shrinking = diagnose(_state(SimConfig(layers=20, width=64, batch=64, activation="relu",
-                                          init="xavier_normal")))
-    assert any(w.startswith("activation std shrinking: ") and w.endswith("at layer 20") for w in shrinking)
-
-
-def test_diagnosis_of_a_partial_run_uses_what_arrived():
-    config = get_preset("zeros").config.validated()
-    state = RunState(config, run_id=1)
-    assert diagnose(state) == []
-    state.add(next(iter(simulate_stream(config))))
-    assert diagnose(state)[0] == "signal vanished: activation std < 1e-06 from layer 1"
 
 
 def test_run_state_folds_events_and_tells_progress():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from initsim.app.controls import ControlsPanel
-from initsim.app.model.diagnosis import diagnose
 from initsim.app.model.runstate import RunState
 from initsim.engine import SimConfig, simulate_stream
 
@@ -34,14 +33,14 @@ def test_the_warnings_name_the_first_layers_with_subnormals_and_what_became_of_t
     forward = next(f.index for f in state.forward if f.subnormal)
     backward = max(b.index for b in state.backward if b.subnormal)
     assert 1 < forward < config.layers and 1 < backward < config.layers
-    warnings = diagnose(state)
+    warnings = [f.message for f in state.diagnosis()]
     assert f"underflow: values below {dtype}'s smallest normal ({tiny}) from layer {forward}, {fate}" in warnings
     assert (f"gradient underflow: values below {dtype}'s smallest normal ({tiny}) from layer {backward} "
             f"back to layer 1, {fate}") in warnings
 
 
 def test_no_underflow_warning_without_subnormals():
-    warnings = diagnose(finished(VANISHING.replace(layers=4)))
+    warnings = [f.message for f in finished(VANISHING.replace(layers=4)).diagnosis()]
     assert not [w for w in warnings if "underflow" in w]
 
 

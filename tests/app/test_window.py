@@ -416,14 +416,21 @@ def test_a_title_of_another_width_never_relays_out_the_histogram_panels(qtbot, m
     assert laid_out() == geometries
 
 
-def test_warnings_name_the_layer(qtbot, make_window):
+def test_warnings_are_the_engines_diagnosis(qtbot, make_window):
     window = make_window(get_preset("zeros").config)
     settle(qtbot, window)
-    text = window.warnings.text()
-    assert "signal vanished" in text and "from layer 1" in text
-    window.set_config(SMALL)
+    found = window.displayed_state().diagnosis()
+    assert found[0].kind == "symmetric"
+    assert window.warnings.text() == "\u26a0 " + " \u00b7 ".join(f.message for f in found)
+    assert window.warnings.property("level") == "warn"
+    # A collapsed batch is information: the run is all clear, and the line says both.
+    window.set_config(SMALL.replace(layers=100, width=64, activation="relu", init="kaiming_normal"))
     settle(qtbot, window)
+    (note,) = window.displayed_state().diagnosis()
+    assert note.kind == "collapsed"
     assert window.warnings.property("level") == "ok"
+    assert window.warnings.text().startswith("\u2713 No warnings over all 100 layers")
+    assert window.warnings.text().endswith(f"\u2139 {note.message}.")
 
 
 def test_shortcuts(qtbot, make_window):

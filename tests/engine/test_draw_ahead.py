@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from initsim.engine import SimConfig, initial_weights, simulate, simulate_stream
 from initsim.engine.network import Network, backward
 from initsim.engine.products import linear, scaled_matmul
 from initsim.engine.simulate import _fractions, _input
-from initsim.engine.stats import std_of, summarize
+from initsim.engine.stats import sample_geometry, std_of, summarize
 
 # The module, not the function of the same name that initsim.engine exports.
 simulate_module = importlib.import_module("initsim.engine.simulate")
@@ -63,12 +64,12 @@ def serial_records(config: SimConfig) -> list[dict]:
             if stats is not None:
                 inv_stds.append(stats[1])
             subnormal = block.flushed(h)
-            pre = summarize(h, c.bins)
+            pre, geometry = summarize(h, c.bins), sample_geometry(h)
             x, kept, post_subnormal = block.activate(h, np.empty_like(h))
             cache.append(kept)
             weights.append(w)
             forward.append((pre, summarize(x, c.bins), _fractions(net, x), std_of(w),
-                            subnormal + post_subnormal))
+                            subnormal + post_subnormal, geometry))
         grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)
         back = {}
         for layer, grad_h, x_in, subnormal in backward(grad, cache, inv_stds, weights, block, x0,
@@ -76,10 +77,11 @@ def serial_records(config: SimConfig) -> list[dict]:
             weight_grad, exponent = scaled_matmul(x_in.T, grad_h, flush=block.flush)
             back[layer] = (summarize(grad_h, c.bins), math.ldexp(std_of(weight_grad), exponent), subnormal)
     records = []
-    for layer, (pre, post, (dead, saturated), weight_std, subnormal) in enumerate(forward, 1):
+    for layer, (pre, post, (dead, saturated), weight_std, subnormal, geometry) in enumerate(forward, 1):
         grad_stats, weight_grad_std, grad_subnormal = back[layer]
         records.append({
             "pre": pre, "post": post, "dead": dead, "saturated": saturated, "weight_std": weight_std,
+            "geometry": geometry,
             "subnormal": subnormal, "grad": grad_stats, "weight_grad_std": weight_grad_std,
             "grad_subnormal": grad_subnormal})
     return records
@@ -104,6 +106,7 @@ def test_simulate_gives_the_serial_loops_numbers_bit_for_bit(name, draw_during_g
         assert same_stats(f.pre, e["pre"]) and same_stats(f.post, e["post"]), f.index
         assert (f.dead_fraction, f.saturated_fraction, f.weight_std, f.subnormal) == \
             (e["dead"], e["saturated"], e["weight_std"], e["subnormal"]), f.index
+        assert np.array_equal(astuple(f.geometry), astuple(e["geometry"]), equal_nan=True), f.index
         assert same_stats(b.grad, e["grad"]), b.index
         assert np.array_equal(b.weight_grad_std, e["weight_grad_std"], equal_nan=True), b.index
         assert b.subnormal == e["grad_subnormal"], b.index

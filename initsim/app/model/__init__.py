@@ -1,2 +1,2 @@
-"""What the window shows, without Qt: a run's state as its layers arrive, the plain-words
-diagnosis, the histograms' grids and images, the reference tables."""
+"""What the window shows, without Qt: a run's state as its layers arrive, the histograms' grids
+and images, the reference tables."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initsim.engine import BackwardEvent, ForwardEvent, LayerEvent, SimConfig, Stats
+from initsim.engine.diagnosis import Finding, diagnose
 
 # The three quantities a histogram can show, as (key, label).
 QUANTITIES = (("pre", "Pre-activations"), ("post", "Activations"), ("grad", "Gradients"))
@@ -78,6 +79,10 @@ class RunState:
         dead_fraction, saturated_fraction.
         """
         return self._series[name].copy()
+
+    def diagnosis(self) -> list[Finding]:
+        """The engine's findings from the layers received so far."""
+        return diagnose(self.config, self.forward, self.backward)
 
     def progress_text(self) -> str:
         """Where the run is, in words: "forward pass, layer 7 of 20" or "backward pass, layer 12"."""

@@ -10,8 +10,8 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from initsim.engine import Stats
+from initsim.engine.diagnosis import percent
 
-from ..model.diagnosis import percent
 from ..model.histograms import MAX_PANELS, common_grid, panel_curve, panel_height, panel_layers, panel_stride
 from ..model.runstate import QUANTITIES, RunState
 from .plotstyle import COLORS, axis_font, style_plot
