@@ -112,6 +112,9 @@ def engine_series(result: SimResult, name: str) -> np.ndarray:
                             for b in result.backward],
         "dead_fraction": [100 * f.dead_fraction for f in result.forward],
         "saturated_fraction": [100 * f.saturated_fraction for f in result.forward],
+        "sample_correlation": [f.geometry.correlation for f in result.forward],
+        "theory_sample_correlation": [np.nan if f.theory_sample_correlation is None else f.theory_sample_correlation
+                                      for f in result.forward],
     }[name]
     values = np.array(per_layer, dtype=float)
     if name.endswith("std"):  # drawn on a log axis: zeros and non-finite values are gaps
@@ -158,6 +161,9 @@ def assert_paints(window: MainWindow, result: SimResult) -> None:
             assert np.nanmin(expected, initial=0) >= (-LOG_DECADES if log else 0)
 
     window.tabs.setCurrentWidget(window.stats)
+    stats = window.stats
+    for plot in (stats.std_plot, stats.fraction_plot, stats.correlation_plot):  # every layer, in each
+        np.testing.assert_allclose(plot.viewRange()[0], [0.5, layers + 0.5])
     for name, curve in window.stats.curves.items():
         expected = engine_series(result, name)
         if np.all(np.isnan(expected)):  # nothing to draw

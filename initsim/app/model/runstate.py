@@ -76,7 +76,8 @@ class RunState:
         """One value per layer, NaN where the layer has not arrived (or has no such value).
 
         Names: pre_std, post_std, grad_std (measured), theory_pre_std, theory_grad_std,
-        dead_fraction, saturated_fraction.
+        dead_fraction, saturated_fraction, sample_correlation (measured),
+        theory_sample_correlation.
         """
         return self._series[name].copy()
 
@@ -101,4 +102,6 @@ _SERIES = {
     "theory_grad_std": lambda f, b: None if b is None else b.theory_grad_std,
     "dead_fraction": lambda f, b: None if f is None else f.dead_fraction,
     "saturated_fraction": lambda f, b: None if f is None else f.saturated_fraction,
+    "sample_correlation": lambda f, b: None if f is None else f.geometry.correlation,
+    "theory_sample_correlation": lambda f, b: None if f is None else f.theory_sample_correlation,
 }

@@ -1,5 +1,5 @@
-"""Per-layer statistics: std against layer on a log axis with the theory dashed, and the
-fractions of dead and saturated units."""
+"""Per-layer statistics: std against layer on a log axis with the theory dashed; below it, the
+fractions of dead and saturated units, and the samples' correlation against mean-field's c^l."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+
+from initsim.engine.stats import GEOMETRY_SAMPLES
 
 from ..model.runstate import RunState
 from .plotstyle import COLORS, DecadeAxis, fit_log_range, style_plot
@@ -27,6 +29,15 @@ FRACTION_CURVES = (
     ("dead_fraction", "dead units", "dead", False),
     ("saturated_fraction", "saturated units", "saturated", False),
 )
+CORRELATION_CURVES = (
+    ("sample_correlation", "measured", "pre", False),
+    ("theory_sample_correlation", "mean-field theory", "pre", True),
+)
+CORRELATION_TIP = (
+    "The mean cosine similarity between different samples' pre-activation vectors (the mean-field "
+    f"c\u02e1 = q_ab / q_aa), over the batch's first {GEOMETRY_SAMPLES} samples, with the theory's "
+    "correlation map dashed. At 1 the samples have become the same vector: the network no longer "
+    "tells its inputs apart, and ReLU units are on or off for all of them alike.")
 
 
 class StatsView(QWidget):
@@ -41,28 +52,34 @@ class StatsView(QWidget):
         self.fraction_plot.setTitle("Dead and saturated units", size="9.5pt")
         self.fraction_plot.setLabel("left", "% of units")
         self.fraction_plot.setLabel("bottom", "layer")
-        self.fraction_plot.setXLink(self.std_plot)
+        self.correlation_plot = pg.PlotItem()
+        self.correlation_plot.setTitle("Correlation between samples", size="9.5pt")
+        self.correlation_plot.setLabel("left", "mean correlation")
+        self.correlation_plot.setLabel("bottom", "layer")
+        self.correlation_plot.setToolTip(CORRELATION_TIP)
         self.curves: dict[str, pg.PlotDataItem] = {}
-        row = 0
-        for plot, curves, stretch in ((self.std_plot, STD_CURVES, 3), (self.fraction_plot, FRACTION_CURVES, 2)):
+        # The std plot spans the width; the unit fractions and the correlation share the row below.
+        for plot, curves, row, col, span in ((self.std_plot, STD_CURVES, 0, 0, 2),
+                                              (self.fraction_plot, FRACTION_CURVES, 2, 0, 1),
+                                              (self.correlation_plot, CORRELATION_CURVES, 2, 1, 1)):
             style_plot(plot)
             plot.showGrid(x=True, y=True, alpha=0.15)
-            self.plots.addItem(plot, row=row, col=0)
+            self.plots.addItem(plot, row=row, col=col, colspan=span)
             # The legend: one line under its plot, never over the data.
             legend = pg.LegendItem(labelTextSize="8.5pt", colCount=len(curves))
             legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-            self.plots.addItem(legend, row=row + 1, col=0)
-            self.plots.ci.layout.setRowStretchFactor(row, stretch)
-            self.plots.ci.layout.setRowStretchFactor(row + 1, 0)
-            row += 2
+            self.plots.addItem(legend, row=row + 1, col=col, colspan=span)
             for name, label, color, dashed in curves:
                 pen = pg.mkPen(COLORS[color], width=2,
                                style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
                 curve = plot.plot([], [], pen=pen, connect="finite", antialias=True)
                 legend.addItem(curve, label)
                 self.curves[name] = curve
+        for row, stretch in ((0, 3), (1, 0), (2, 2), (3, 0)):
+            self.plots.ci.layout.setRowStretchFactor(row, stretch)
         self.fraction_plot.setYRange(0, 100, padding=0.06)  # room for the label at 0
         self.fraction_plot.enableAutoRange(y=False)
+        self.correlation_plot.enableAutoRange(y=False)  # fitted in `_fit_correlation_range`
         self.band = WidthBand(self.std_plot, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -74,11 +91,11 @@ class StatsView(QWidget):
         self.band.show_state(state.config)
         layers = np.arange(1, state.layers + 1)
         symbols = state.layers <= MAX_SYMBOL_LAYERS
-        for name, _, color, dashed in STD_CURVES + FRACTION_CURVES:
+        for name, _, color, dashed in STD_CURVES + FRACTION_CURVES + CORRELATION_CURVES:
             values = state.series(name)
             if name.endswith("fraction"):
                 values = values * 100
-            else:  # a log axis: zeros and non-finite values are gaps
+            elif name.endswith("std"):  # a log axis: zeros and non-finite values are gaps
                 values[~(values > 0) | ~np.isfinite(values)] = np.nan
             shown = not np.all(np.isnan(values))  # nothing yet, or nothing to draw on a log axis
             self.curves[name].setData(
@@ -86,12 +103,23 @@ class StatsView(QWidget):
                 symbol="o" if symbols and not dashed else None, symbolSize=5,
                 symbolPen=None, symbolBrush=COLORS[color])
         if state.layers != self._layers:
-            self.std_plot.setXRange(0.5, state.layers + 0.5, padding=0)
+            # Not linked: pyqtgraph aligns linked views by their screen position, and the two lower
+            # plots sit side by side.
+            for plot in (self.std_plot, self.fraction_plot, self.correlation_plot):
+                plot.setXRange(0.5, state.layers + 0.5, padding=0)
             self._layers = state.layers
         self._fit_std_range(state)
+        self._fit_correlation_range(state)
 
     def shutdown(self) -> None:
         self.band.shutdown()
+
+    def _fit_correlation_range(self, state: RunState) -> None:
+        """Up to 1, the largest a cosine can be; down to -0.1, or lower where a batch norm's centring
+        takes the samples (to -1/(batch - 1): their vectors sum to zero)."""
+        measured = state.series("sample_correlation")
+        low = min(-0.1, float(np.nanmin(measured, initial=0.0)))
+        self.correlation_plot.setYRange(low, 1.0, padding=0.04)
 
     def _fit_std_range(self, state: RunState) -> None:
         """At least MIN_DECADES on the log axis (`fit_log_range`): a healthy net then looks flat, as
