@@ -126,7 +126,7 @@ def test_a_task_of_more_than_two_dimensions_has_no_regions(qtbot, make_window):
     qtbot.waitUntil(lambda: _finished(view), timeout=TIMEOUT_MS)
     _assert_training_paints(view, _engine_events(view))
     assert view.regions_image.image is None
-    assert "8-D" in view.regions_note.toPlainText()
+    assert "8-D" in view.regions_note.text
 
 
 def test_a_diverging_network_says_at_which_step_and_layer(qtbot, make_window):
@@ -226,7 +226,7 @@ def test_compare_without_training_is_the_simulation_alone(qtbot, make_window):
     qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=TIMEOUT_MS)
     assert view.result.training is None and view.result.runs[0].loss is None
     assert all(_draws_nothing(item.median) for item in view.bands["loss"])
-    assert view.loss_note.isVisible() and "Include training" in view.loss_note.toPlainText()
+    assert view.loss_note.item.isVisible() and "Include training" in view.loss_note.text
     with pytest.raises(ConfigError):
         view.compare(["kaiming_normal"] * 5)
     with pytest.raises(ConfigError):
@@ -238,11 +238,11 @@ def test_the_empty_loss_plot_says_why_as_the_include_training_box_stands(qtbot, 
     window = make_window()
     view = window.compare
     window.tabs.setCurrentWidget(view)
-    assert view.loss_note.isVisible() and view.loss_note.toPlainText().startswith("Tick")
+    assert view.loss_note.item.isVisible() and view.loss_note.text.startswith("Tick")
     view.include_training.setChecked(True)
-    assert view.loss_note.isVisible() and "press Compare" in view.loss_note.toPlainText()
+    assert view.loss_note.item.isVisible() and "press Compare" in view.loss_note.text
     view.include_training.setChecked(False)
-    assert view.loss_note.toPlainText().startswith("Tick")
+    assert view.loss_note.text.startswith("Tick")
     settle(qtbot, window)
 
 

@@ -26,6 +26,7 @@ from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgres
 from ..controls import ControlsPanel
 from ..preferences import memory_limit
 from .job_view import JobView
+from .plot_notes import PlotNote
 from .plotstyle import SERIES_COLORS, add_legend_row, fit_log_range, make_plot, positive
 from .training_settings import TrainingSettings
 
@@ -169,8 +170,7 @@ class CompareView(JobView):
         grid.addItem(self.grad_plot, row=0, col=1)
         self.legend = add_legend_row(grid, 1, 0, 2, LEGEND_COLUMNS)
         grid.addItem(self.loss_plot, row=2, col=0, colspan=2)
-        self.loss_note = pg.TextItem(anchor=(0.5, 0.5), color="#555")
-        self.loss_plot.addItem(self.loss_note)
+        self.loss_note = PlotNote(self.loss_plot)
         grid.layout.setRowStretchFactor(0, 5)
         grid.layout.setRowStretchFactor(1, 0)
         # The CompareRun field each plot shows -> one BandItems per slot, in the slots' colours.
@@ -197,14 +197,10 @@ class CompareView(JobView):
 
     def _show_loss_note(self, text: str) -> None:
         """``text`` over an empty loss plot, kept small; an empty ``text``: the plot has curves."""
-        self.loss_note.setText(text)
-        self.loss_note.setVisible(bool(text))
+        self.loss_note.say(text)
         self.plots.ci.layout.setRowStretchFactor(2, 1 if text else 4)
-        if text:
-            steps = self.settings.steps.value()
-            # A log axis: the view's y is log10 of the loss.
-            self.loss_plot.setRange(xRange=(0, steps), yRange=(-2, 0.5), padding=0)
-            self.loss_note.setPos(steps / 2, -0.75)
+        if text:  # the axes of the runs to come; a log axis: the view's y is log10 of the loss
+            self.loss_plot.setRange(xRange=(0, self.settings.steps.value()), yRange=(-2, 0.5), padding=0)
 
     # --- running --------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from ..model.runstate import RunState
 from ..preferences import memory_limit
 from ..widgets import ComputedView, named, number, numbers_label
 from .phase_plot import LABEL_STYLE
+from .plot_notes import PlotNote, sentence
 from .plotstyle import COLORS, style_plot
 
 # Spectra are computed up to a few seconds' work, estimated from their floating-point operations
@@ -223,6 +224,8 @@ class SpectraView(ComputedView):
         weight_legend.addItem(pg.PlotDataItem(pen=pg.mkPen(COLORS["post"], width=4)), "eigenvalues")
         weight_legend.addItem(pg.PlotDataItem(pen=law_pen), "Marchenko-Pastur")
         self.weight_plot.setLabel("bottom", "eigenvalue of W\u1d40W / fan-in", **LABEL_STYLE)
+        self.jacobian_note = PlotNote(self.jacobian_plot)
+        self.weight_note = PlotNote(self.weight_plot)
 
         self.jacobian_numbers = numbers_label("jacobian_numbers", "The singular values s of "
                                               "d(output)/d(input) at one input: max, min, condition "
@@ -335,6 +338,7 @@ class SpectraView(ComputedView):
         log = self.log_scale.isChecked()
         roles = [role for role, _ in self.wanted_jacobians()] if self.config is not None else []
         rows = []
+        undrawn = []  # (legend, why) of each Jacobian wanted and not drawn
         for role, curve in self.jacobian_curves.items():
             result = self.jacobians.get(role) if role in roles else None
             legend, _ = ROLES[role]
@@ -344,12 +348,15 @@ class SpectraView(ComputedView):
             if result is None or result.spectrum is None:
                 curve.setData([], [])
                 if role in roles:
-                    rows.append(f"<tr><td><b>{legend}</b></td><td colspan=7>"
-                                f"{COMPUTING if result is None else result.error}</td></tr>")
+                    why = COMPUTING if result is None else result.error
+                    rows.append(f"<tr><td><b>{legend}</b></td><td colspan=7>{why}</td></tr>")
+                    undrawn.append((legend, why))
                 continue
             histogram = shown_histogram(result, log)
             if histogram is None:
                 curve.setData([], [])
+                undrawn.append((legend, f"all {len(result.spectrum.singular_values)} singular values are 0 "
+                                        "(no signal passes), and log\u2081\u2080 0 has no place on the axis."))
             else:
                 curve.setData(histogram.edges, density_steps(histogram.counts, histogram.edges))
             if len(roles) > 1:
@@ -362,6 +369,11 @@ class SpectraView(ComputedView):
         compare = self.compare.isChecked()
         self.jacobian_plot.setTitle("Gaussian vs orthogonal weights" if compare else
                                     "Input-output Jacobian", size="10pt")
+        if len(undrawn) == len(roles) and roles:  # nothing drawn: say why in the plot
+            self.jacobian_note.say(" ".join(f"{legend}: {why}" if len(roles) > 1 else sentence(why)
+                                            for legend, why in undrawn))
+        else:
+            self.jacobian_note.say(" ".join(f"Not drawn, {legend}: {why}." for legend, why in undrawn), "aside")
         self.jacobian_numbers.setText(self._jacobian_heading(compare) + "<table cellspacing=0 cellpadding=2>"
                                       + table_row("", (f"<b>{name}</b>" for name in JACOBIAN_COLUMNS))
                                       + "".join(rows) + "</table>")
@@ -383,6 +395,7 @@ class SpectraView(ComputedView):
         if not current:
             self.weight_numbers.setText(COMPUTING if self.config is not None else "")
         if result is None:
+            self.weight_note.say(COMPUTING if self.config is not None else "")
             return
         spectrum = result.spectrum
         if spectrum is None:
@@ -390,7 +403,10 @@ class SpectraView(ComputedView):
             self.law.setData([], [])
             if current:
                 self.weight_numbers.setText(result.error)
+            self.weight_note.say(sentence(result.error))
             return
+        self.weight_note.say("Every weight is 0, so is every eigenvalue: no Marchenko-Pastur law of variance 0 "
+                             "to draw." if spectrum.variance == 0 else "", "aside")
         histogram = spectrum.histogram(bins_for(spectrum.fan_out))
         density = density_steps(histogram.counts, histogram.edges)
         self.weight_histogram.setData(histogram.edges, density)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 from initsim.engine.stats import GEOMETRY_SAMPLES
 
 from ..model.runstate import RunState
+from .plot_notes import PlotNote
 from .plotstyle import COLORS, DecadeAxis, fit_log_range, style_plot
 from .width_band import WidthBand
 
@@ -38,6 +39,85 @@ CORRELATION_TIP = (
     f"c\u02e1 = q_ab / q_aa), over the batch's first {GEOMETRY_SAMPLES} samples, with the theory's "
     "correlation map dashed. At 1 the samples have become the same vector: the network no longer "
     "tells its inputs apart, and ReLU units are on or off for all of them alike.")
+
+
+def _arrived(state: RunState) -> tuple[np.ndarray, np.ndarray]:
+    """Which layers' forward and backward events are in."""
+    return (np.array([event is not None for event in state.forward]),
+            np.array([event is not None for event in state.backward]))
+
+
+def _zero_weights(state: RunState) -> bool:
+    """Every layer in so far has all its weights 0 (and some layer is in)."""
+    weights = [event.weight_std for event in state.forward if event is not None]
+    return bool(weights) and all(std == 0 for std in weights)
+
+
+def _layers_text(missing: np.ndarray, arrived: np.ndarray) -> str:
+    """Where the ``missing`` layers of those ``arrived`` (masks over the layers) are, in few words:
+    "at every layer", "at layer 7", "from layer 31" (to the last arrived), "at 3 layers from layer 9"."""
+    layers, present = np.flatnonzero(missing) + 1, np.flatnonzero(arrived) + 1
+    if len(layers) == len(present):
+        return "at every layer"
+    if len(layers) == 1:
+        return f"at layer {layers[0]}"
+    if np.array_equal(layers, present[present >= layers[0]]):
+        return f"from layer {layers[0]}"
+    return f"at {len(layers)} layers from layer {layers[0]}"
+
+
+def std_note(state: RunState) -> tuple[str, str]:
+    """(text, place) of the std plot's note: why it draws nothing ("center"), or which curves it
+    lacks: measured std 0 or not finite, which a log axis cannot draw, and theory that has no
+    line ("aside"); ("", "center") when it draws everything that has arrived."""
+    forward, backward = _arrived(state)
+    gaps: dict[str, list[str]] = {}  # where -> the curves missing there
+    drawn = False
+    for name, label, _, dashed in STD_CURVES:
+        if dashed:
+            continue
+        values = state.series(name)
+        arrived = backward if name == "grad_std" else forward
+        missing = arrived & ~((values > 0) & np.isfinite(values))
+        drawn |= bool(np.any(arrived & ~missing))
+        if missing.any():
+            gaps.setdefault(_layers_text(missing, arrived), []).append(label.removesuffix(" std"))
+    if gaps and not drawn:
+        if _zero_weights(state):
+            return ("All weights are zero: every unit computes the same value; std 0 cannot be drawn on a "
+                    "log axis.", "center")
+        return ("Nothing to draw: the std is 0 or not finite at every layer so far, which a log axis "
+                "cannot show.", "center")
+    notes = ["Std 0 or not finite, which a log axis cannot draw: "
+             + "; ".join(f"{' and '.join(labels)} std {where}" for where, labels in gaps.items()) + "."
+             ] if gaps else []
+    if state.config.norm != "none" and backward.any():
+        notes.append(f"No gradient theory line: mean-field theory here does not model {state.config.norm} norm.")
+    return " ".join(notes), "aside"
+
+
+def correlation_note(state: RunState) -> tuple[str, str]:
+    """(text, place) of the correlation plot's note: why the measurement ("center" when there is
+    none at all) or the theory's line is missing where layers have arrived; ("", "center") when
+    both are drawn there."""
+    forward, _ = _arrived(state)
+    measured_missing = forward & ~np.isfinite(state.series("sample_correlation"))
+    theory_missing = forward & ~np.isfinite(state.series("theory_sample_correlation"))
+    if forward.any() and measured_missing[forward].all():
+        if _zero_weights(state):
+            return ("All weights are zero, so every pre-activation vector is 0: there is no angle between "
+                    "samples to measure.", "center")
+        return "No correlation to draw: the pre-activations are 0 or not finite, and have no angle.", "center"
+    notes = []
+    if measured_missing.any():
+        notes.append(f"No measurement {_layers_text(measured_missing, forward)}: the pre-activations there "
+                     "are 0 (or not finite), with no angle between them.")
+    if theory_missing.any():
+        notes.append(f"No mean-field line: its correlation map does not model {state.config.norm} norm."
+                     if state.config.norm != "none" else
+                     f"No mean-field line {_layers_text(theory_missing, forward)}: the predicted variance "
+                     "there is 0 or beyond float64's range.")
+    return " ".join(notes), "aside"
 
 
 class StatsView(QWidget):
@@ -80,6 +160,8 @@ class StatsView(QWidget):
         self.fraction_plot.setYRange(0, 100, padding=0.06)  # room for the label at 0
         self.fraction_plot.enableAutoRange(y=False)
         self.correlation_plot.enableAutoRange(y=False)  # fitted in `_fit_correlation_range`
+        self.std_note = PlotNote(self.std_plot)
+        self.correlation_note = PlotNote(self.correlation_plot)
         self.band = WidthBand(self.std_plot, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -110,6 +192,8 @@ class StatsView(QWidget):
             self._layers = state.layers
         self._fit_std_range(state)
         self._fit_correlation_range(state)
+        self.std_note.say(*std_note(state))
+        self.correlation_note.say(*correlation_note(state))
 
     def shutdown(self) -> None:
         self.band.shutdown()

@@ -25,6 +25,7 @@ from ..controls import ControlsPanel
 from ..model.histograms import panel_layers, panel_stride
 from ..preferences import memory_limit
 from .job_view import JobView
+from .plot_notes import PlotNote
 from .plotstyle import COLORS, SERIES_COLORS, add_legend_row, finite, fit_log_range, make_plot, positive
 from .training_settings import TrainingSettings
 
@@ -62,6 +63,22 @@ def depth_colors(count: int) -> list[QColor]:
     """``count`` colours from the shallowest layer to the deepest."""
     positions = np.linspace(0, DEPTH_SPAN, count) if count > 1 else np.zeros(1)
     return pg.colormap.get(DEPTH_MAP).mapToQColor(positions)
+
+
+def ratio_note(drawn: np.ndarray, matrices: list[int]) -> tuple[str, str]:
+    """(text, place) of a ratio plot's note, from ``drawn`` (steps so far x ``matrices``, NaN
+    where a value cannot be drawn): why it draws nothing ("center"), or which matrices never had
+    a value ("aside"); ("", "center") when every curve has one."""
+    if not len(drawn):
+        return "", "center"
+    empty = np.all(np.isnan(drawn), axis=0)
+    if empty.all():
+        return ("Nothing to draw: std(W) is 0 (all weights equal, as after a zeros init) or no gradient "
+                "reaches the weights.", "center")
+    if not empty.any():
+        return "", "center"
+    names = ", ".join(str(m) for m in np.asarray(matrices)[empty])
+    return f"No value yet for layer {names}: its std(W) or its gradient is 0.", "aside"
 
 
 class TrainingRecord:
@@ -181,8 +198,7 @@ class TrainingView(JobView):
         self.regions_points = pg.ScatterPlotItem(size=4, pen=pg.mkPen("#ffffff", width=0.5))
         self.regions_plot.addItem(self.regions_image)
         self.regions_plot.addItem(self.regions_points)
-        self.regions_note = pg.TextItem(anchor=(0.5, 0.5), color="#555")
-        self.regions_plot.addItem(self.regions_note)
+        self.regions_note = PlotNote(self.regions_plot)
         for row, stretch in ((0, 3), (1, 0), (2, 3), (3, 0)):
             grid.layout.setRowStretchFactor(row, stretch)
         for col, stretch in ((0, 5), (1, 5), (2, 6)):
@@ -190,6 +206,8 @@ class TrainingView(JobView):
         self.grad_curves: list[pg.PlotDataItem] = []
         self.update_curves: list[pg.PlotDataItem] = []
         self._regions_shown: np.ndarray | None = None
+        self.grad_note = PlotNote(self.grad_plot)
+        self.update_note = PlotNote(self.update_plot)
         self._show_empty_frame()
 
     # --- running --------------------------------------------------------------------------
@@ -244,12 +262,12 @@ class TrainingView(JobView):
         data = setup.data
         self.regions_plot.setTitle("Decision regions", size="9.5pt")
         if data.dim != 2:
-            self._show_regions_note(f"{data.task} is {data.dim}-D:\nno regions to draw\n(2-D tasks only)")
+            self._show_regions_note(f"{data.task} is {data.dim}-D: no regions to draw (2-D tasks only).")
             return
         self.regions_image.clear()
         for axis in ("left", "bottom"):
             self.regions_plot.showAxis(axis, True)
-        self.regions_note.setText("")
+        self.regions_note.say("")
         x0, x1, y0, y1 = data.extent
         self.regions_plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         if data.is_classification:
@@ -271,8 +289,7 @@ class TrainingView(JobView):
         self.regions_points.clear()
         for axis in ("left", "bottom"):
             self.regions_plot.showAxis(axis, False)
-        self.regions_note.setText(text)
-        self.regions_note.setPos(0, 0)
+        self.regions_note.say(text)
         self.regions_plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
     def _show_empty_frame(self) -> None:
@@ -283,7 +300,7 @@ class TrainingView(JobView):
                                   (self.update_plot, (UPDATE_GUIDE - 2, UPDATE_GUIDE + 2))):
             plot.setYRange(low, high, padding=0)
         self.depth_key.setVisible(False)  # no layers to key yet
-        self._show_regions_note("The decision regions\nof a 2-D task appear here\nas it trains")
+        self._show_regions_note("The decision regions of a 2-D task appear here as it trains.")
 
     # --- JobView ----------------------------------------------------------------------------
 
@@ -300,12 +317,15 @@ class TrainingView(JobView):
         self.set_loss_curve.setData(record.probe_steps, positive(record.probe_loss), connect="finite")
         self.accuracy_curve.setData(steps, finite(record.accuracy[:record.done]), connect="finite")
         self.set_accuracy_curve.setData(record.probe_steps, finite(record.probe_accuracy), connect="finite")
+        grad_data, update_data = positive(record.grad_data[:record.done]), finite(record.update_data[:record.done])
         for column, (grad, update) in enumerate(zip(self.grad_curves, self.update_curves)):
-            grad.setData(steps, positive(record.grad_data[:record.done, column]), connect="finite")
-            update.setData(steps, finite(record.update_data[:record.done, column]), connect="finite")
+            grad.setData(steps, grad_data[:, column], connect="finite")
+            update.setData(steps, update_data[:, column], connect="finite")
         fit_log_range(self.loss_plot, record.loss[:record.done], record.probe_loss)
         fit_log_range(self.grad_plot, record.grad_data[:record.done])
         self._fit_update_range(record)
+        self.grad_note.say(*ratio_note(grad_data, record.matrices))
+        self.update_note.say(*ratio_note(update_data, record.matrices))
         if record.regions is not None and record.regions is not self._regions_shown:
             self._regions_shown = record.regions
             data = record.setup.data
