@@ -242,7 +242,7 @@ def start_sweep(qtbot, window, size: int, pool=thread_pool):
     view.runner.pool.factory = pool
     window.tabs.setCurrentWidget(view)
     settle(qtbot, window)
-    view.size.setCurrentIndex(view.size.findData(size))
+    view.grid_choice.setCurrentIndex(view.grid_choice.findData(size))
     qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
     assert view.running and view.stop_button.isEnabled()
     return view

@@ -83,12 +83,12 @@ class SweepView(QWidget):
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
 
-        self.size = named(QComboBox(), "sweep_grid", "Grid points along \u03c3w\u00b2 and along "
-                          "\u03c3b\u00b2: each point is one simulation of the network")
+        self.grid_choice = named(QComboBox(), "sweep_grid", "Grid points along \u03c3w\u00b2 and along "
+                                 "\u03c3b\u00b2: each point is one simulation of the network")
         for n in GRID_SIZES:
-            self.size.addItem(f"{n} \u00d7 {n}", n)
-        self.size.setCurrentIndex(GRID_SIZES.index(DEFAULT_GRID))
-        self.size.currentIndexChanged.connect(self._describe_next)
+            self.grid_choice.addItem(f"{n} \u00d7 {n}", n)
+        self.grid_choice.setCurrentIndex(GRID_SIZES.index(DEFAULT_GRID))
+        self.grid_choice.currentIndexChanged.connect(self._describe_next)
         # The run button's tooltip says what it will sweep (set with the config).
         self.run_button = named(QPushButton("Run sweep"), "sweep_run", "")
         self.run_button.clicked.connect(self.run)
@@ -106,7 +106,7 @@ class SweepView(QWidget):
         toolbar = QHBoxLayout()
         toolbar.setContentsMargins(6, 4, 6, 0)
         toolbar.addWidget(QLabel("Grid"))
-        toolbar.addWidget(self.size)
+        toolbar.addWidget(self.grid_choice)
         toolbar.addWidget(self.run_button)
         toolbar.addWidget(self.stop_button)
         toolbar.addWidget(self.progress)
@@ -144,7 +144,7 @@ class SweepView(QWidget):
 
     @property
     def grid_size(self) -> int:
-        return int(self.size.currentData())
+        return int(self.grid_choice.currentData())
 
     def run(self) -> None:
         """Sweep the network the window shows over the chosen grid."""
@@ -171,7 +171,7 @@ class SweepView(QWidget):
         self.running = running
         self.run_button.setEnabled(not running and self.config is not None)
         self.stop_button.setEnabled(running)
-        self.size.setEnabled(not running)
+        self.grid_choice.setEnabled(not running)
 
     @Slot(int, object)
     def _on_events(self, run_id: int, events: list) -> None:
