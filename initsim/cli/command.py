@@ -24,7 +24,7 @@ from .train import add_train_flags, cmd_compare, cmd_train
 def build_parser() -> Parser:
     from ..engine.compare import MAX_SEEDS
     from ..engine.sweep import CONNECT_SECONDS
-    from ..engine.train import TRAIN_RANGES
+    from ..engine.train import TRAIN_RANGES, TrainConfig
 
     parser = Parser(prog="initsim", description="See what weight initialization does to a deep "
                     "network. With no command, opens the window.")
@@ -64,6 +64,8 @@ def build_parser() -> Parser:
     export.add_argument("--tour", metavar="NAME", help="render every step of a tour (a shipped name, or a "
                         ".toml file) as numbered PNG slides in --out-dir")
     export.add_argument("--out-dir", metavar="DIR", help="folder for the slides of --tour (created if needed)")
+    export.add_argument("--steps", type=integer_flag(*TRAIN_RANGES["steps"]), metavar="N",
+                        help=f"training steps of --view training (default {TrainConfig.steps}, as the Training tab)")
     export.set_defaults(run=cmd_export)
 
     theory = commands.add_parser("theory", help="mean-field prediction, layer by layer, for one "

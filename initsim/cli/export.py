@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine import memory
-from .common import CONFIG_FIELDS, UsageError, announce, config_from_args, memory_limit
+from .common import CONFIG_FIELDS, Progress, UsageError, announce, config_from_args, memory_limit
 from .simulate import simulated
+
+if TYPE_CHECKING:
+    from ..app.io.offscreen import Report
 
 
 # The window, or a view of the app's registry marked offscreen (imported here, it would pull in Qt at
 # every start); tests/app/test_view_registry.py keeps the two equal.
-IMAGE_VIEWS = ("window", "histograms", "heatmap", "stats", "theory")
+IMAGE_VIEWS = ("window", "histograms", "heatmap", "stats", "theory", "spectra", "sweep", "training", "compare")
 SIDE_RANGE = (100, 10000)
 
 
@@ -43,6 +47,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError("--out-dir is for the slides of a --tour; one file is written with --out")
     if args.out is None:
         raise UsageError("export needs --out FILE (.png, .svg, .csv, .json, .npz) or --tour NAME --out-dir DIR")
+    if args.steps is not None and args.view != "training":
+        raise UsageError("--steps is for --view training: the steps of the run it draws")
     out = Path(args.out)
     suffix = out.suffix.lower()
     config = config_from_args(args)
@@ -61,27 +67,39 @@ def cmd_export(args: argparse.Namespace) -> int:
                          f"(images), or {', '.join(DATA_FORMATS)} (data)")
     view = args.view or "window"
     if suffix == ".svg" and (view == "window" or args.image_scale is not None):
-        raise UsageError("SVG holds one view's plots, at no scale: pick --view histograms, heatmap, "
-                         "stats or theory")
+        raise UsageError(f"SVG holds one view's plots, at no scale: pick --view {', '.join(IMAGE_VIEWS[1:-1])} "
+                         f"or {IMAGE_VIEWS[-1]}")
     check_writable(out)
     limit = memory_limit(args)  # the hidden window runs the config under the same limit
     announce(memory.check(memory.simulation(config), limit, "layers, width or batch"), limit)
     from PySide6.QtCore import QSize
 
-    from ..app.io.offscreen import DEFAULT_SIZE, export_view, headless
+    from ..app.io.offscreen import DEFAULT_SIZE, ViewWork, export_view, headless
 
-    with headless():
+    with headless():  # a view whose work waits for its button (Train, Compare, a sweep's Run) runs it first
         path = export_view(config, view, out, QSize(*size) if size else DEFAULT_SIZE,
-                           args.image_scale or 1.0, memory_limit=limit)
+                           args.image_scale or 1.0, memory_limit=limit, work=ViewWork(args.steps, _progress_lines()))
     print(f"wrote {path}: the {view}")
     return 0
+
+
+def _progress_lines() -> Report:
+    """A view's progress on stderr, as the other commands report theirs (common.Progress), one
+    count per thing counted."""
+    counts: dict[str, Progress] = {}
+
+    def report(what: str, done: int, total: int) -> None:
+        if what not in counts:
+            counts[what] = Progress(what, total, shown=True)
+        counts[what].update(done)
+    return report
 
 
 def _export_tour(args: argparse.Namespace, size: tuple[int, int] | None) -> int:
     from ..engine.export import check_writable
     from ..engine.tours import get_tour, read_tour
 
-    others = [flag for flag in ("out", "view") if getattr(args, flag) is not None]
+    others = [flag for flag in ("out", "view", "steps") if getattr(args, flag) is not None]
     if others:
         raise UsageError(f"--{others[0]} does not go with --tour: the slides are the window, one per step")
     flags = [name for name in CONFIG_FIELDS if name != "memory_limit_gib" and getattr(args, name) is not None]
@@ -105,3 +123,4 @@ def _export_tour(args: argparse.Namespace, size: tuple[int, int] | None) -> int:
     for path in paths:
         print(f"  {path.name}")
     return 0
+

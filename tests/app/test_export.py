@@ -1,6 +1,6 @@
 """File > Export: images of the right size that carry their config, SVGs of the plots, the
 displayed run's data as the engine writes it, and failures that say what went wrong and leave no
-file behind."""
+file behind. `initsim export --view` of the views with work of their own: done before the render."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from initsim.app.io.imaging import CONFIG_KEY, VIEW_KEY
+from initsim.app.views.compare_view import DEFAULT_PICKS, DEFAULT_SEEDS
+from initsim.app.views.sweep_view import DEFAULT_GRID
+from initsim.cli import main
 from initsim.engine import ConfigError, SimConfig
 from initsim.engine.export import ExportError, export_data
 
@@ -190,3 +193,34 @@ def test_a_place_that_takes_no_files_is_refused_before_anything_is_rendered(wind
     with pytest.raises(ExportError, match="No such file"):
         window.exports.export_data(tmp_path / "missing" / "run.csv", "stats_csv")
     assert files_in(tmp_path) == set()
+
+
+# --- initsim export --view: a view's own work, started as its button does and finished first ----
+
+SMALL_FLAGS = ["--layers", str(SMALL.layers), "--width", str(SMALL.width), "--batch", str(SMALL.batch),
+               "--activation", SMALL.activation, "--init", SMALL.init, "--seed", str(SMALL.seed)]
+TRAINING_STEPS = 20
+
+
+# The last progress line of each view's work (spectra computes on show, and says nothing), and the
+# coloured share its image must pass: the view as it opens, before its button, has 0.0131 (the
+# sweep's theory map), 0.0002 (training) and 0 (compare).
+@pytest.mark.parametrize("view, flags, finished, colored", [
+    pytest.param("spectra", [], None, 0.003, id="spectra"),
+    pytest.param("sweep", [], f"sweep point {DEFAULT_GRID ** 2} of {DEFAULT_GRID ** 2}", 0.3, id="sweep"),
+    pytest.param("training", ["--steps", str(TRAINING_STEPS)],
+                 f"training step {TRAINING_STEPS} of {TRAINING_STEPS}", 0.01, id="training"),
+    pytest.param("compare", [], f"comparison run {len(DEFAULT_PICKS) * DEFAULT_SEEDS} of "
+                 f"{len(DEFAULT_PICKS) * DEFAULT_SEEDS}", 0.005, id="compare"),
+])
+def test_export_view_draws_a_views_work_done(capsys, tmp_path, view, flags, finished, colored):
+    out = tmp_path / f"{view}.png"
+    assert main(["export", *SMALL_FLAGS, "--view", view, *flags, "--size", "900x560", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == f"wrote {out}: the {view}\n"
+    if finished is not None:
+        assert printed.err.endswith(f"initsim: {finished}\n")  # the work's end, reported before the render
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (900, 560)
+    assert image.text(VIEW_KEY) == view and config_in_png(out) == SMALL.validated()
+    assert colored_fraction(image) > colored

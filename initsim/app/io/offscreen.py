@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 DEFAULT_SIZE = QSize(1600, 1000)
 SLIDE_SIZE = QSize(1920, 1080)  # a projector's
 WINDOW = "window"  # the name that means the whole window rather than one view
+
+# How far a view's own work has come: what is counted ("training step"), how many are done, of how many.
+Report = Callable[[str, int, int], None]
 
 
 # The one thing Qt's offscreen platform says about every main window shown: noise on a terminal.
@@ -122,20 +126,80 @@ def run_and_wait(window: MainWindow, start: Callable[[], None] | None = None) ->
         raise ExportError(f"the run failed: {window.controller.state.error}")
 
 
-def finish_view_work(view: QWidget) -> None:
-    """Run the event loop until the work ``view`` runs on its own runner (a spectrum, a
-    comparison) has ended; at once if it has none going."""
+@dataclass(frozen=True)
+class ViewWork:
+    """The work of a view that waits for its button (a sweep's Run, Train, Compare), started with
+    the view's own settings before the view is rendered: ``training_steps`` (None: the Training
+    tab's) and ``report``, told of its progress as it goes."""
+
+    training_steps: int | None = None
+    report: Report | None = None
+
+
+def _train(view: QWidget, work: ViewWork) -> None:
+    view.train(None if work.training_steps is None else view.settings.training(steps=work.training_steps))
+
+
+# What a user presses to start each such view's work, and how far that work has come; the other
+# views start theirs (a spectrum, a phase diagram) when shown.
+WORK_STARTS: dict[str, Callable[[QWidget, ViewWork], None]] = {
+    "sweep": lambda view, work: view.run(),
+    "training": _train,
+    "compare": lambda view, work: view.start(),
+}
+WORK_PROGRESS: dict[str, Callable[[QWidget], tuple[str, int, int] | None]] = {
+    "sweep": lambda view: ("sweep point", int(view.finished.sum()), view.finished.size),
+    "training": lambda view: ("training step", view.record.done, view.record.setup.training.steps),
+    "compare": lambda view: None if view.last_progress is None else (
+        "comparison run", view.last_progress.done, view.last_progress.total),
+}
+
+
+def start_view_work(view: QWidget, name: str, work: ViewWork) -> None:
+    """Start the work of view ``name`` that waits for its button, as the button does; nothing for a
+    view whose work needs none. Raises ExportError if the view refused to start (its status says
+    why: a training setting out of range, a comparison over the memory limit)."""
+    start = WORK_STARTS.get(name)
+    if start is None:
+        return
+    start(view, work)
+    if not view.runner.busy:
+        raise ExportError(f"the {name} view did not start: {view.status.text()}")
+
+
+def finish_view_work(view: QWidget, name: str = "view", report: Report | None = None) -> None:
+    """Run the event loop until the work ``view`` (view ``name``) runs on its own runner (a
+    spectrum, a comparison) has ended, telling ``report`` how far it has come as its events
+    arrive; at once if it has none going. Raises ExportError if the work failed."""
     runner = getattr(view, "runner", None)
     if not isinstance(runner, StreamRunner) or not runner.busy:
         return
+    progress = WORK_PROGRESS.get(name)
+    reported: list[tuple[str, int, int]] = []
+    failure: list[str] = []
     loop = QEventLoop()
+
+    def arrived(run_id: int, events: list) -> None:  # after the view's own slot: the view has them
+        counted = progress(view) if progress is not None and report is not None else None
+        if counted is not None and counted not in reported[-1:]:  # a count once (a comparison's result repeats it)
+            reported.append(counted)
+            report(*counted)
+
+    def failed(run_id: int, message: str) -> None:
+        failure.append(message)
+        loop.quit()
+
+    runner.events.connect(arrived)
     runner.done.connect(loop.quit)
-    runner.failed.connect(loop.quit)
+    runner.failed.connect(failed)
     try:
         loop.exec()  # nothing was delivered since busy was read: its end is still to come
     finally:
+        runner.events.disconnect(arrived)
         runner.done.disconnect(loop.quit)
-        runner.failed.disconnect(loop.quit)
+        runner.failed.disconnect(failed)
+    if failure:
+        raise ExportError(f"the work of the {name} failed: {failure[0]}")
 
 
 def show_target(window: MainWindow, name: str) -> QWidget:
@@ -163,16 +227,20 @@ def lay_out(window: MainWindow, widget: QWidget, size: QSize) -> None:
 
 
 def export_view(config: SimConfig, name: str, out: str | Path, size: QSize = DEFAULT_SIZE,
-                scale: float = 1.0, like: MainWindow | None = None, memory_limit: int | None = None) -> Path:
+                scale: float = 1.0, like: MainWindow | None = None, memory_limit: int | None = None,
+                work: ViewWork | None = None) -> Path:
     """Render view ``name`` (or WINDOW) of ``config`` laid out at ``size`` into ``out`` (.png at
     ``scale``, or .svg), and return the file; ``like``: a window whose view options and presenter
-    mode to copy."""
+    mode to copy; ``work``: run the view's work that waits for a button first (without it, such a
+    view is drawn as it opens, before anything was pressed)."""
     with hidden_window(config, size, memory_limit) as window:
         if like is not None:
             copy_view_options(like, window)
         run_and_wait(window)
         widget = show_target(window, name)
-        finish_view_work(window.tabs.currentWidget())
+        if work is not None:
+            start_view_work(widget, name, work)
+        finish_view_work(window.tabs.currentWidget(), name, work.report if work is not None else None)
         lay_out(window, widget, size)
         with painted(window):
             return write_image(out, widget, window.displayed_config(), name, scale)
@@ -194,7 +262,7 @@ def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale
         window.tour.start(tour)  # the first step's run replaces the window's first
         for index, step in enumerate(tour.steps):
             run_and_wait(window, window.tour.next if index else None)
-            finish_view_work(window.tabs.currentWidget())
+            finish_view_work(window.tabs.currentWidget(), step.view)
             lay_out(window, window, size)
             with painted(window):
                 slides[f"{index + 1:02d}-{slug(step.title)}.png"] = image_bytes(

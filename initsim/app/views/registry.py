@@ -29,7 +29,7 @@ class View:
     module: str  # the module (in initsim.app.views) of its class, imported when first built
     cls: str
     needs_controls: bool = False  # built with the window's ControlsPanel
-    offscreen: bool = False  # `initsim export --view` renders it
+    offscreen: bool = False  # `initsim export --view` renders it (after its own work: offscreen.start_view_work)
     in_tours: bool = False  # a tour step may show it
 
     def build(self, window: MainWindow) -> QWidget:
@@ -49,13 +49,13 @@ VIEWS = (
          "theory_view", "TheoryView", offscreen=True, in_tours=True),
     View("spectra", "Spectra",
          "Jacobian singular values, Gaussian vs orthogonal; weight spectra against Marchenko-Pastur",
-         "spectra_view", "SpectraView", in_tours=True),
+         "spectra_view", "SpectraView", offscreen=True, in_tours=True),
     View("sweep", "Sweep", "The measured depth scale over a grid of \u03c3w\u00b2 \u00d7 \u03c3b\u00b2, beside the theory's",
-         "sweep_view", "SweepView"),
+         "sweep_view", "SweepView", offscreen=True),
     View("training", "Training", "Train this network on a task: loss, accuracy, per-layer ratios, decision regions",
-         "training_view", "TrainingView", needs_controls=True, in_tours=True),
+         "training_view", "TrainingView", needs_controls=True, offscreen=True, in_tours=True),
     View("compare", "Compare", "Up to 4 schemes side by side over seeds: std by layer and loss",
-         "compare_view", "CompareView", needs_controls=True, in_tours=True),
+         "compare_view", "CompareView", needs_controls=True, offscreen=True, in_tours=True),
     View("reference", "Reference", "Which initialization for which activation, formulas, framework names",
          "reference_view", "ReferenceView"),
 )
