@@ -50,14 +50,14 @@ def build_parser() -> Parser:
     desktop.set_defaults(run=cmd_install_desktop)
 
     export = commands.add_parser("export", help="render a view or the window to PNG/SVG without a display, "
-                                 "a run's data to CSV/JSON/NPZ, or a tour's slides")
+                                 "a run's data to CSV/JSON/NPZ, a tour's slides, or the presets' gallery")
     add_config_flags(export)
     export.add_argument("--out", metavar="FILE", help=".png or .svg (an image of --view); .csv (per-layer "
                         "statistics, config in FILE.config.json), .json (statistics and histograms) or "
                         ".npz (histograms)")
     export.add_argument("--view", choices=IMAGE_VIEWS, help="what the image shows (default: the window)")
     export.add_argument("--size", metavar="WxH", help="layout size in pixels of the view or window "
-                        "(default 1600x1000; slides 1920x1080)")
+                        "(default 1600x1000; slides 1920x1080; gallery images 1200x750)")
     # Not --scale: that is VarianceScaling's parameter, among the config flags.
     export.add_argument("--image-scale", type=float, metavar="S", help="PNG pixels per layout pixel: 2 draws the "
                         "same layout twice as sharp (default 1)")
@@ -66,6 +66,8 @@ def build_parser() -> Parser:
     export.add_argument("--out-dir", metavar="DIR", help="folder for the slides of --tour (created if needed)")
     export.add_argument("--steps", type=integer_flag(*TRAIN_RANGES["steps"]), metavar="N",
                         help=f"training steps of --view training (default {TrainConfig.steps}, as the Training tab)")
+    export.add_argument("--gallery", metavar="DIR", help="render every preset's main views as PNGs into DIR, "
+                        "with an index.html of them and each preset's diagnosis (created if needed)")
     export.set_defaults(run=cmd_export)
 
     theory = commands.add_parser("theory", help="mean-field prediction, layer by layer, for one "

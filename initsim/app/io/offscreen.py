@@ -1,7 +1,7 @@
-"""Rendering with no window on screen: `initsim export`, its tour slides, and File > Export at a
-given size. A hidden main window (WA_DontShowOnScreen: laid out and painted, never mapped, with or
-without a display) is laid out at the asked size, runs the config and is rendered; what it paints
-is what the window paints, with the same code."""
+"""Rendering with no window on screen: `initsim export`, its tour slides and gallery, and File >
+Export at a given size. A hidden main window (WA_DontShowOnScreen: laid out and painted, never
+mapped, with or without a display) is laid out at the asked size, runs the config and is rendered;
+what it paints is what the window paints, with the same code."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,9 @@ from PySide6.QtCore import (QCoreApplication, QEvent, QEventLoop, QMessageLogCon
 from PySide6.QtWidgets import QApplication, QWidget
 
 from initsim.engine import SimConfig
+from initsim.engine.diagnosis import Finding
 from initsim.engine.export import ExportError, write_into_folder
+from initsim.engine.presets import Preset
 from initsim.engine.tours import Tour
 
 from ..runtime.controller import StreamRunner
@@ -31,7 +33,10 @@ if TYPE_CHECKING:
 
 DEFAULT_SIZE = QSize(1600, 1000)
 SLIDE_SIZE = QSize(1920, 1080)  # a projector's
+GALLERY_SIZE = QSize(1200, 750)  # a view of a preset: a page holds many, each still readable alone
 WINDOW = "window"  # the name that means the whole window rather than one view
+# The views of a gallery: what a preset's lesson shows in, each drawn from the run alone.
+GALLERY_VIEWS = ("histograms", "heatmap", "stats", "theory")
 
 # How far a view's own work has come: what is counted ("training step"), how many are done, of how many.
 Report = Callable[[str, int, int], None]
@@ -268,6 +273,39 @@ def export_tour(tour: Tour, out_dir: str | Path, size: QSize = SLIDE_SIZE, scale
                 slides[f"{index + 1:02d}-{slug(step.title)}.png"] = image_bytes(
                     ".png", window, step.config, step.view, scale)
     return write_into_folder(out_dir, slides)
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    """One preset of a gallery: the engine's diagnosis of the run drawn, and its views as PNGs."""
+
+    preset: Preset
+    findings: list[Finding]
+    images: dict[str, bytes]  # by view name, in the order asked
+
+
+def render_gallery(presets: Sequence[Preset], views: Sequence[str] = GALLERY_VIEWS, size: QSize = GALLERY_SIZE,
+                   scale: float = 1.0, memory_limit: int | None = None,
+                   report: Callable[[Preset, str], None] | None = None) -> list[GalleryEntry]:
+    """Each of ``presets`` run in one hidden window and each of ``views`` of it rendered at ``size``
+    as a PNG at ``scale`` (after the view's own work, a phase diagram), with the diagnosis of the
+    same run; ``report`` is told of each image as it is made."""
+    entries = []
+    with hidden_window(presets[0].config, size, memory_limit) as window:
+        for index, preset in enumerate(presets):
+            run_and_wait(window, (lambda: window.set_config(preset.config)) if index else None)
+            config = window.displayed_config()
+            images = {}
+            for name in views:
+                widget = show_target(window, name)
+                finish_view_work(widget, name)
+                lay_out(window, widget, size)
+                with painted(window):
+                    images[name] = image_bytes(".png", widget, config, name, scale)
+                if report is not None:
+                    report(preset, name)
+            entries.append(GalleryEntry(preset, window.displayed_state().diagnosis(), images))
+    return entries
 
 
 def copy_view_options(source: MainWindow, target: MainWindow) -> None:
