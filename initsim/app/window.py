@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self.tour = TourPlayer(self)
         self.centralWidget().layout().insertWidget(0, self.tour.panel)  # above the views
         self.presenter = PresenterMode(self)
+        self.presenter.toggled.connect(self._show_status_again)
         self.files = FileActions(self)  # configs and tours as files, drops, the session
         self.exports = ExportActions(self)
         self._build_menus()
@@ -413,12 +414,24 @@ class MainWindow(QMainWindow):
         if self._displayed is not None and self.refusal is None:
             self._show_warnings(self._displayed)
 
+    def _show_status_again(self) -> None:
+        if self.controller.state is not None:
+            self._show_status(self.controller.state)
+
     def _show_warnings(self, state: RunState) -> None:
         found = state.diagnosis()
         warnings = [f.message for f in found if f.is_warning]
         notes = "".join(f" \u2139 {f.message}." for f in found if not f.is_warning)
-        if warnings:
-            self._show_message("warn", "\u26a0 " + " \u00b7 ".join(warnings) + notes)
+        full = "\u26a0 " + " \u00b7 ".join(warnings) + notes
+        # On a projector, the first finding (the lesson) in large type; the rest on hover: four
+        # findings at presenter size take a third of a 720-pixel screen from the plots.
+        self.warnings.setToolTip(full if warnings and self.presenter.enabled else "")
+        if warnings and self.presenter.enabled and len(found) > 1:
+            more = len(found) - 1
+            self._show_message("warn", f"\u26a0 {warnings[0]} (and {more} more: hover here to read "
+                                       f"{'it' if more == 1 else 'them'})")
+        elif warnings:
+            self._show_message("warn", full)
         elif state.complete:
             self._show_message("ok", f"\u2713 No warnings over all {state.layers} layers: {ALL_CLEAR}.{notes}")
         else:

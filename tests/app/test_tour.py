@@ -148,7 +148,8 @@ def test_presenter_mode_reaches_views_shown_later_and_legends(window):
     window.presenter.set_enabled(True, full_screen=False)
     window.tabs.setCurrentWidget(window.heatmap)
     assert all(view.transform().m11() > 1 for view in plot_views(window.heatmap))
-    legends = [item for item in window.stats.plots.scene().items() if isinstance(item, pg.LegendItem)]
+    legends = [item for plots in (window.stats.plots, window.stats.details) for item in plots.scene().items()
+               if isinstance(item, pg.LegendItem)]
     assert legends and not any(item.flags() & item.GraphicsItemFlag.ItemIgnoresTransformations
                                for item in legends)
     window.presenter.set_enabled(False)

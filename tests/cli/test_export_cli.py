@@ -83,9 +83,9 @@ def test_a_view_as_svg_holds_its_plot_paths_and_config(tmp_path):
     assert done.returncode == 0, done.stderr
     root = ET.parse(tmp_path / "s.svg").getroot()
     width = float(root.get("viewBox").split()[2])
-    curves = [g for g in root.iter(f"{SVG}g") if g.get("id", "").startswith("PlotCurveItem")]
+    curves = [g for g in root.iter(f"{SVG}g") if "PlotCurveItem" in g.get("id", "")]
     paths = [path.get("d") for curve in curves for path in curve.iter(f"{SVG}path") if path.get("d")]
-    assert len(paths) >= 5  # the std curves, each drawn where the plot is
+    assert len(paths) >= 9  # the std curves and the lower plots' (one SVG of its plot areas), each where drawn
     for d in paths:
         xs = [float(x) for x in re.findall(r"[ML](-?[\d.]+),", d)]
         assert xs and 0 <= min(xs) and max(xs) <= width, d[:80]

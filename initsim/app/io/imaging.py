@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from html import escape  # not xml.sax.saxutils: it imports urllib.request, slow at start-up
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPoint
 from PySide6.QtGui import QImage, QPalette
 from PySide6.QtWidgets import QWidget
 
@@ -57,19 +57,39 @@ def png_bytes(image: QImage, config: SimConfig, view: str) -> bytes:
 
 def svg_bytes(widget: QWidget, config: SimConfig) -> bytes:
     """The plots of view ``widget`` as SVG (vector paths, clipped to their axes), the config in a
-    ``<metadata id="initsim-config">`` element. Raises ExportError if the view has no plots."""
+    ``<metadata id="initsim-config">`` element; a view of several plot areas (Layer statistics:
+    the std plot, the lower plots) as one SVG of them, each where the view has it. Raises
+    ExportError if the view has no plots."""
     views = [view for view in plot_views(widget) if view.isVisible()]
-    if len(views) != 1:
-        raise ExportError("SVG is for a view of plots: export "
-                          + ("this view" if not views else "a view with one plot area") + " as PNG")
-    # Plots bring their axes' transforms up to date when told a paint is coming; a view that has
-    # not painted since its last change (a hidden window, a paint throttled) would be drawn stale.
-    views[0].scene().prepareForPaint()
+    if not views:
+        raise ExportError("SVG is for a view of plots: export this view as PNG")
+    parts = []
     with _closed_paths_understood() as exporter:
-        text = bytes(exporter(views[0].scene()).export(toBytes=True)).decode("utf-8")
+        for view in views:
+            # Plots bring their axes' transforms up to date when told a paint is coming; a view that
+            # has not painted since its last change (a hidden window, a paint throttled) would be
+            # drawn stale.
+            view.scene().prepareForPaint()
+            text = bytes(exporter(view.scene()).export(toBytes=True)).decode("utf-8")
+            parts.append((view, text[re.search(r"<svg\b", text).start():]))
     metadata = f'\n<metadata id="{CONFIG_KEY}">{escape(config_json(config), quote=False)}</metadata>'
-    opening = re.search(r"<svg\b[^>]*>", text)
-    return (text[:opening.end()] + metadata + text[opening.end():]).encode("utf-8")
+    if len(parts) == 1:
+        text = parts[0][1]
+        opening = re.search(r"<svg\b[^>]*>", text)
+        return (text[:opening.end()] + metadata + text[opening.end():]).encode("utf-8")
+    nested = []
+    for number, (view, text) in enumerate(parts):
+        # Each part's content in a group at its place (nested <svg> elements are not SVG Tiny, and
+        # Qt's renderer skips them), its ids made its own: every part has a ViewBox_1_clip.
+        corner = view.mapTo(widget, QPoint(0, 0))
+        body = text[re.search(r"<svg\b[^>]*>", text).end():text.rindex("</svg>")]
+        body = re.sub(r'(id="|url\(#|href="#)', rf"\g<1>part{number}-", body)
+        nested.append(f'<g transform="translate({corner.x()} {corner.y()})">{body}</g>')
+    width, height = widget.width(), widget.height()
+    return (f'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<svg width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" version="1.2" xmlns="http://www.w3.org/2000/svg" '
+            f'xmlns:xlink="http://www.w3.org/1999/xlink">{metadata}\n' + "\n".join(nested) + "\n</svg>\n"
+            ).encode("utf-8")
 
 
 @contextlib.contextmanager

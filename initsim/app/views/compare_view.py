@@ -27,7 +27,7 @@ from ..controls import ControlsPanel
 from ..preferences import memory_limit
 from .job_view import JobView
 from .plot_notes import PlotNote
-from .plotstyle import SERIES_COLORS, add_legend_row, fit_log_range, make_plot, positive
+from .plotstyle import MIN_DATA_HEIGHT, SERIES_COLORS, add_legend_row, fit_log_range, make_plot, positive
 from .training_settings import TrainingSettings
 
 DEFAULT_PICKS = ("kaiming_normal", "xavier_normal", "normal", "zeros")
@@ -199,6 +199,8 @@ class CompareView(JobView):
         """``text`` over an empty loss plot, kept small; an empty ``text``: the plot has curves."""
         self.loss_note.say(text)
         self.plots.ci.layout.setRowStretchFactor(2, 1 if text else 4)
+        # Empty, it yields its least height to the std plots where room is short (presenter mode).
+        self.loss_plot.getViewBox().setMinimumHeight(0 if text else MIN_DATA_HEIGHT)
         if text:  # the axes of the runs to come; a log axis: the view's y is log10 of the loss
             self.loss_plot.setRange(xRange=(0, self.settings.steps.value()), yRange=(-2, 0.5), padding=0)
 

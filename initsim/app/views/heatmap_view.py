@@ -11,7 +11,7 @@ from initsim.engine import BackwardEvent
 from ..model.histograms import LOG_DECADES, DepthImage
 from ..model.runstate import RunState
 from ..widgets import note_label
-from .plotstyle import HEATMAP, style_plot
+from .plotstyle import HEATMAP, LayerAxis, style_plot
 
 LOG_DENSITY_TIP = (f"Colour by log10 of the density, {LOG_DECADES} decades below each layer's peak, "
                    "to see the tails")
@@ -87,8 +87,8 @@ class HeatmapView(QWidget):
         toolbar.addWidget(caption, 1)
         self.catching_up = False
         self.plots = pg.GraphicsLayoutWidget()
-        self.maps = [DepthMap(self.plots.addPlot(row=0, col=0), "post", "Activations"),
-                     DepthMap(self.plots.addPlot(row=1, col=0), "grad", "Gradients (dL/dh)")]
+        self.maps = [DepthMap(self.plots.addPlot(row=0, col=0, axisItems={"bottom": LayerAxis("bottom")}), "post", "Activations"),
+                     DepthMap(self.plots.addPlot(row=1, col=0, axisItems={"bottom": LayerAxis("bottom")}), "grad", "Gradients (dL/dh)")]
         self.color_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(HEATMAP),
                                          interactive=False, width=14)
         self.color_bar.setImageItem([m.image for m in self.maps])

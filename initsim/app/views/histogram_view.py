@@ -14,12 +14,26 @@ from initsim.engine.diagnosis import percent
 
 from ..model.histograms import MAX_PANELS, common_grid, panel_curve, panel_height, panel_layers, panel_stride
 from ..model.runstate import QUANTITIES, RunState
-from .plotstyle import COLORS, axis_font, style_plot
+from .plotstyle import COLORS, style_plot, tick_font
 
 SHARED_BINS = 64
 # Panels redrawn per paint: a change of depth changes every panel, and drawing them all in one
 # paint stalls the GUI, the more while the worker holds the GIL.
 PANELS_PER_PAINT = 3
+
+
+# A panel reads best about this much wider than tall (a histogram's bell, its axis labels).
+PANEL_ASPECT = 1.6
+
+
+def panel_columns(count: int, width: float, height: float) -> int:
+    """The columns of a grid of ``count`` panels in ``width`` x ``height`` whose panels are the
+    largest (each scaled to PANEL_ASPECT): wide and short, as presenter mode with a tour leaves
+    the view, takes two rows of five where a near-square grid would be three rows of four."""
+    def scale(columns: int) -> float:
+        rows = math.ceil(count / columns)
+        return min(width / columns / PANEL_ASPECT, height / rows)
+    return max(range(1, count + 1), key=scale) if count else 1
 
 
 class HistogramPanel:
@@ -28,7 +42,7 @@ class HistogramPanel:
 
     def __init__(self) -> None:
         self.plot = pg.PlotItem(enableMenu=False)  # its menu alone is a third of the cost
-        style_plot(self.plot, 7.5)
+        style_plot(self.plot)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideAxis("left")
         _never_sizing(self.plot.titleLabel)
@@ -36,7 +50,7 @@ class HistogramPanel:
         self.plot.addItem(self.curve)
         # Marks a clipped tallest bin with its height.
         self.clip_label = pg.TextItem(color="#2a2a2a", anchor=(0, 0))
-        self.clip_label.setFont(axis_font(7.5))
+        self.clip_label.setFont(tick_font())
         self.plot.addItem(self.clip_label, ignoreBounds=True)
         self.layer = 0
         self.stats: Stats | None = None
@@ -145,6 +159,7 @@ class HistogramView(QWidget):
         self.panels: list[HistogramPanel] = []  # the pool's first ones, in the layout
         self._shown_layers: list[int] = []
         self._layers = 0
+        self._columns = 0
         # Panels that still show another layer or run: drawn at the next paints.
         self.catching_up = False
         # Spare panels are made one per event-loop turn once a run is painted whole, so that a later,
@@ -197,19 +212,31 @@ class HistogramView(QWidget):
             self._pool.append(HistogramPanel())
             self._spare_timer.start()
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.panels:
+            self._place_panels(len(self.panels))
+
+    def _place_panels(self, count: int) -> None:
+        """The first ``count`` panels of the pool in the grid whose panels are the largest for
+        the view's shape (`panel_columns`); laid out again only when that grid changes."""
+        columns = panel_columns(count, self.plots.width(), self.plots.height())
+        if (count, columns) == (len(self.panels), self._columns):
+            return
+        self.plots.clear()  # takes the plots out of the layout; the pool keeps them
+        for i, panel in enumerate(self._pool[:count]):
+            self.plots.addItem(panel.plot, row=i // columns, col=i % columns)
+        self.panels = self._pool[:count]
+        self._columns = columns
+
     def _lay_out(self, layers: int) -> None:
-        """The panels of a net of ``layers`` layers, in a near-square grid, from the pool."""
+        """The panels of a net of ``layers`` layers, from the pool."""
         stride = panel_stride(layers)
         self._shown_layers = panel_layers(layers, stride)
         count = len(self._shown_layers)
         while len(self._pool) < count:
             self._pool.append(HistogramPanel())
-        if count != len(self.panels):
-            self.plots.clear()  # takes the plots out of the layout; the pool keeps them
-            columns = math.ceil(math.sqrt(count))
-            for i, panel in enumerate(self._pool[:count]):
-                self.plots.addItem(panel.plot, row=i // columns, col=i % columns)
-            self.panels = self._pool[:count]
+        self._place_panels(count)
         self._layers = layers
         self.caption.setText(f"all {layers} layers" if stride == 1 else
                              f"{count} of {layers} layers: the first, every {stride}"

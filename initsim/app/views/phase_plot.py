@@ -113,7 +113,7 @@ class PhasePlot:
 
     def __init__(self, plot: pg.PlotItem, title: str) -> None:
         self.plot = plot
-        style_plot(plot, 9)
+        style_plot(plot)
         plot.setTitle(title, size="10pt")
         plot.setLabel("bottom", SIGMA_W2, **LABEL_STYLE)
         plot.setLabel("left", SIGMA_B2, **LABEL_STYLE)
@@ -146,7 +146,7 @@ def color_bar(images: list[pg.ImageItem]) -> pg.ColorBarItem:
     bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("CET-D1"), interactive=False,
                           width=14, colorMapMenu=False)
     bar.setImageItem(images)
-    style_plot(bar, 9)
+    style_plot(bar)
     bar.getAxis("right").enableAutoSIPrefix(False)  # its ticks are labelled by hand
     return bar
 

@@ -206,7 +206,7 @@ class SpectraView(ComputedView):
         self.jacobian_plot = self.plots.addPlot(row=0, col=0)
         self.weight_plot = self.plots.addPlot(row=0, col=1)
         for plot in (self.jacobian_plot, self.weight_plot):
-            style_plot(plot, 9)
+            style_plot(plot)
             plot.setMouseEnabled(False, False)
             plot.showGrid(x=True, y=True, alpha=0.12)
             plot.setLabel("left", "density", **LABEL_STYLE)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from initsim.engine.stats import GEOMETRY_SAMPLES
 
 from ..model.runstate import RunState
 from .plot_notes import PlotNote
-from .plotstyle import COLORS, DecadeAxis, fit_log_range, style_plot
+from .plotstyle import COLORS, DecadeAxis, LayerAxis, fit_log_range, style_plot
 from .width_band import WidthBand
 
+# The view shows its lower plots when it has room for this many lines of its text (`_fit_details`).
+DETAILS_LINES = 28
 # Symbols mark the layers when there are few enough of them to tell apart.
 MAX_SYMBOL_LAYERS = 40
 
@@ -121,42 +123,43 @@ def correlation_note(state: RunState) -> tuple[str, str]:
 
 
 class StatsView(QWidget):
+    """The std plot over the view's width; under it, when the view has room (`_fit_details`), the
+    unit fractions and the correlation side by side."""
+
     def __init__(self) -> None:
         super().__init__()
         self.plots = pg.GraphicsLayoutWidget()
-        self.std_plot = pg.PlotItem(axisItems={"left": DecadeAxis("left")})  # log: decades labelled first
-        self.fraction_plot = pg.PlotItem()
+        self.details = pg.GraphicsLayoutWidget()
+        self.std_plot = pg.PlotItem(axisItems={"left": DecadeAxis("left"), "bottom": LayerAxis("bottom")})
         self.std_plot.setTitle("Standard deviation by layer", size="9.5pt")
         self.std_plot.setLogMode(False, True)
         self.std_plot.setLabel("left", "std (log scale)")
+        self.fraction_plot = pg.PlotItem(axisItems={"bottom": LayerAxis("bottom")})
         self.fraction_plot.setTitle("Dead and saturated units", size="9.5pt")
         self.fraction_plot.setLabel("left", "% of units")
         self.fraction_plot.setLabel("bottom", "layer")
-        self.correlation_plot = pg.PlotItem()
+        self.correlation_plot = pg.PlotItem(axisItems={"bottom": LayerAxis("bottom")})
         self.correlation_plot.setTitle("Correlation between samples", size="9.5pt")
         self.correlation_plot.setLabel("left", "mean correlation")
         self.correlation_plot.setLabel("bottom", "layer")
         self.correlation_plot.setToolTip(CORRELATION_TIP)
         self.curves: dict[str, pg.PlotDataItem] = {}
-        # The std plot spans the width; the unit fractions and the correlation share the row below.
-        for plot, curves, row, col, span in ((self.std_plot, STD_CURVES, 0, 0, 2),
-                                              (self.fraction_plot, FRACTION_CURVES, 2, 0, 1),
-                                              (self.correlation_plot, CORRELATION_CURVES, 2, 1, 1)):
+        for plot, curves, widget, col in ((self.std_plot, STD_CURVES, self.plots, 0),
+                                          (self.fraction_plot, FRACTION_CURVES, self.details, 0),
+                                          (self.correlation_plot, CORRELATION_CURVES, self.details, 1)):
             style_plot(plot)
             plot.showGrid(x=True, y=True, alpha=0.15)
-            self.plots.addItem(plot, row=row, col=col, colspan=span)
+            widget.addItem(plot, row=0, col=col)
             # The legend: one line under its plot, never over the data.
             legend = pg.LegendItem(labelTextSize="8.5pt", colCount=len(curves))
             legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-            self.plots.addItem(legend, row=row + 1, col=col, colspan=span)
+            widget.addItem(legend, row=1, col=col)
             for name, label, color, dashed in curves:
                 pen = pg.mkPen(COLORS[color], width=2,
                                style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
                 curve = plot.plot([], [], pen=pen, connect="finite", antialias=True)
                 legend.addItem(curve, label)
                 self.curves[name] = curve
-        for row, stretch in ((0, 3), (1, 0), (2, 2), (3, 0)):
-            self.plots.ci.layout.setRowStretchFactor(row, stretch)
         self.fraction_plot.setYRange(0, 100, padding=0.06)  # room for the label at 0
         self.fraction_plot.enableAutoRange(y=False)
         self.correlation_plot.enableAutoRange(y=False)  # fitted in `_fit_correlation_range`
@@ -165,9 +168,26 @@ class StatsView(QWidget):
         self.band = WidthBand(self.std_plot, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
         layout.addWidget(self.band.toolbar)
-        layout.addWidget(self.plots)
+        layout.addWidget(self.plots, 3)
+        layout.addWidget(self.details, 2)
         self._layers = 0
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_details()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # presenter mode's larger text, or back
+            self._fit_details()
+
+    def _fit_details(self) -> None:
+        """The lower plots show when the view has room for DETAILS_LINES lines of its text: on a
+        small screen in presenter mode (text and plots 1.6 times larger) they would squash the std
+        plot, the one a lecture is about, to a strip."""
+        self.details.setVisible(self.height() >= DETAILS_LINES * self.fontMetrics().height())
 
     def show_state(self, state: RunState) -> None:
         self.band.show_state(state.config)

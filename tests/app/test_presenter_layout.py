@@ -1,0 +1,107 @@
+"""Presenter mode on a projector's 1280 x 720 with a tour (issue 12): the step's main plot gets
+the height (Layer statistics' lower plots give way, histogram panels take the grid that fits),
+the warnings line says its first finding, tick labels have one size and layer axes whole layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+
+from initsim.app.views.histogram_view import panel_columns
+from initsim.app.views.plotstyle import MIN_DATA_HEIGHT, TICK_PIXELS, LayerAxis
+from initsim.app.views.registry import plot_views
+from initsim.engine.tours import get_tour
+
+from appcheck import SMALL, settle
+
+ZEROS = SMALL.replace(init="zeros", activation="relu")
+PROJECTOR = (1280, 720)
+
+
+def data_height(plot: pg.PlotItem) -> float:
+    """The height of ``plot``'s data area on screen, in pixels."""
+    view = plot.getViewBox()
+    return view.mapRectToScene(view.boundingRect()).height() * view.scene().views()[0].transform().m22()
+
+
+@pytest.fixture
+def lecture(qtbot, make_window):
+    """A window at 1280 x 720 in presenter mode, not full screen, with the classic tour's first step."""
+    window = make_window(SMALL, size=PROJECTOR)
+    window.presenter.set_enabled(True, full_screen=False)
+    window.resize(*PROJECTOR)
+    window.tour.start(get_tour("classic"))
+    settle(qtbot, window)
+    return window
+
+
+def test_the_std_plot_gets_the_height_on_a_projector_and_the_details_return_without_presenter(
+        qtbot, lecture):
+    window = lecture
+    window.tabs.setCurrentWidget(window.stats)
+    settle(qtbot, window)
+    view = window.stats
+    assert not view.details.isVisible()  # the dead units and correlation give way
+    assert data_height(view.std_plot) > view.height() / 3
+    window.tour.end()
+    window.presenter.set_enabled(False)
+    settle(qtbot, window)
+    assert view.details.isVisible()
+    for plot in (view.std_plot, view.fraction_plot, view.correlation_plot):
+        assert data_height(plot) >= MIN_DATA_HEIGHT
+
+
+def test_histogram_panels_take_the_grid_that_fits_and_keep_a_data_area(qtbot, lecture):
+    window = lecture
+    window.tabs.setCurrentWidget(window.histograms)
+    settle(qtbot, window)
+    view = window.histograms
+    plots = view.plots
+    assert view._columns == panel_columns(len(view.panels), plots.width(), plots.height())
+    assert all(data_height(panel.plot) >= MIN_DATA_HEIGHT - 1 for panel in view.panels)
+
+
+def test_panel_columns_make_the_largest_panels():
+    assert panel_columns(10, 1270, 290) == 5  # wide and short: two rows of five
+    assert panel_columns(16, 1600, 900) == 4
+    assert panel_columns(16, 900, 900) == 3  # six rows of three panels beat four of four, each 1.6:1
+    assert panel_columns(3, 300, 900) == 1
+    assert panel_columns(1, 500, 500) == 1
+    assert panel_columns(0, 500, 500) == 1
+
+
+def test_presenter_warnings_say_the_first_finding_and_the_rest_on_hover(qtbot, make_window):
+    window = make_window(ZEROS, size=PROJECTOR)
+    settle(qtbot, window)
+    found = window.controller.state.diagnosis()
+    assert len(found) > 1 and found[0].is_warning
+    full = window.warnings.text()
+    assert all(f.message in full for f in found) and window.warnings.toolTip() == ""
+    window.presenter.set_enabled(True, full_screen=False)
+    headline = window.warnings.text()
+    assert headline.startswith(f"\u26a0 {found[0].message} (and {len(found) - 1} more")
+    assert window.warnings.toolTip() == full
+    window.presenter.set_enabled(False)
+    assert window.warnings.text() == full
+
+
+def test_every_axis_has_the_one_tick_size_and_layer_axes_whole_layers(qtbot, make_window):
+    window = make_window(SMALL.replace(layers=3))
+    settle(qtbot, window)
+    for name in ("histograms", "heatmap", "stats", "theory", "spectra", "training", "compare"):
+        view = window.view(name)
+        window.tabs.setCurrentWidget(view)
+        settle(qtbot, window)
+        axes = [item for graphics in plot_views(view) for item in graphics.scene().items()
+                if isinstance(item, pg.AxisItem) and item.isVisible() and item.orientation in ("left", "bottom")
+                and not isinstance(item.parentItem(), pg.ColorBarItem)]
+        assert axes, name
+        for axis in axes:
+            assert axis.style["tickFont"] is not None and axis.style["tickFont"].pixelSize() == TICK_PIXELS, name
+    stats = window.stats
+    for plot in (stats.std_plot, stats.fraction_plot, stats.correlation_plot):
+        axis = plot.getAxis("bottom")
+        assert isinstance(axis, LayerAxis)
+        ticks = [value for _, values in axis.tickValues(0.5, 3.5, 600) for value in values]
+        assert ticks and np.all(np.asarray(ticks) == np.round(ticks))
