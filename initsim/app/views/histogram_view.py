@@ -14,7 +14,7 @@ from initsim.engine.diagnosis import percent
 
 from ..model.histograms import MAX_PANELS, common_grid, panel_curve, panel_height, panel_layers, panel_stride
 from ..model.runstate import QUANTITIES, RunState
-from .plotstyle import COLORS, style_plot, tick_font
+from .plotstyle import COLORS, style_plot, tick_font, title_never_sizes
 
 SHARED_BINS = 64
 # Panels redrawn per paint: a change of depth changes every panel, and drawing them all in one
@@ -45,7 +45,7 @@ class HistogramPanel:
         style_plot(self.plot)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideAxis("left")
-        _never_sizing(self.plot.titleLabel)
+        title_never_sizes(self.plot)
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0)
         self.plot.addItem(self.curve)
         # Marks a clipped tallest bin with its height.
@@ -94,22 +94,6 @@ class HistogramPanel:
 
     def _title(self, text: str, color: str) -> None:
         self.plot.setTitle(text, size="8.5pt", color=color)
-
-
-def _never_sizing(label: pg.LabelItem) -> None:
-    """Keeps ``label`` (a panel's title) from sizing its panel. A LabelItem asks for its text's
-    width again at each resize and each text, and the grid gives its columns widths in proportion
-    to what they ask: a title that grew (std 0.0123 for 0.01) relaid out the grid and repainted
-    every panel, where the title alone repaints at a fraction of the cost."""
-    ask_for_text_size = label.updateMin
-
-    def ask_for_height_only() -> None:
-        ask_for_text_size()
-        label.setMinimumWidth(0)
-        label.setPreferredWidth(0)
-
-    label.updateMin = ask_for_height_only
-    ask_for_height_only()
 
 
 class HistogramView(QWidget):

@@ -167,7 +167,7 @@ class TrainingView(JobView):
         self.accuracy_plot = make_plot("Accuracy", "accuracy")
         self.accuracy_plot.setYRange(0, 1, padding=0.04)
         self.grad_plot = make_plot("grad:data ratio by layer", "std(dL/dW) / std(W) (log)", log_y=True)
-        self.update_plot = make_plot("update:data ratio by layer (\u22123: dashed)",
+        self.update_plot = make_plot("update:data by layer (\u22123 dashed)",
                                      "log10 std(lr\u00b7update) / std(W)")
         self.regions_plot = make_plot("Decision regions", "x\u2082", bottom="x\u2081")
         self.regions_plot.setAspectLocked(True)
@@ -334,7 +334,7 @@ class TrainingView(JobView):
             self.regions_image.setImage(record.regions.T, autoLevels=False, levels=levels)
             x0, x1, y0, y1 = data.extent
             self.regions_image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))  # needs the image's size
-            self.regions_plot.setTitle(f"Decision regions after step {record.regions_step:,}", size="9.5pt")
+            self.regions_plot.setTitle(f"Decision regions at step {record.regions_step:,}", size="9.5pt")
         if self.running or self.shown_config is not None:
             self.set_status(*record.status(self.running, self.seconds))
 
