@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import pytest
+from PySide6.QtCore import Qt
 
 from initsim.app.views.histogram_view import panel_columns
 from initsim.app.views.plotstyle import MIN_DATA_HEIGHT, TICK_PIXELS, LayerAxis
@@ -105,3 +106,19 @@ def test_every_axis_has_the_one_tick_size_and_layer_axes_whole_layers(qtbot, mak
         assert isinstance(axis, LayerAxis)
         ticks = [value for _, values in axis.tickValues(0.5, 3.5, 600) for value in values]
         assert ticks and np.all(np.asarray(ticks) == np.round(ticks))
+
+
+def test_training_fits_a_1280_window_once_it_has_drawn(qtbot, make_window):
+    """The decision regions' title, once it said the step, made the row wider than the window."""
+    window = make_window(SMALL, size=PROJECTOR)
+    view = window.training
+    window.tabs.setCurrentWidget(view)
+    view.settings.steps.setValue(30)
+    view.start()
+    qtbot.waitUntil(lambda: not view.running and view.seconds is not None, timeout=60_000)
+    settle(qtbot, window)
+    assert view.regions_plot.titleLabel.text.startswith("Decision regions at step 30")
+    least = view.plots.ci.effectiveSizeHint(Qt.SizeHint.MinimumSize).width()
+    assert least <= view.plots.width()
+    right = view.regions_plot.mapRectToScene(view.regions_plot.boundingRect()).right()
+    assert right <= view.plots.width() / view.plots.transform().m11()
