@@ -27,7 +27,7 @@ from ..controls import ControlsPanel
 from ..preferences import memory_limit
 from .job_view import JobView
 from .plot_notes import PlotNote
-from .plotstyle import MIN_DATA_HEIGHT, SERIES_COLORS, add_legend_row, fit_log_range, make_plot, positive
+from .plotstyle import SERIES_COLORS, add_legend_row, fit_log_range, make_plot, positive
 from .training_settings import TrainingSettings
 
 DEFAULT_PICKS = ("kaiming_normal", "xavier_normal", "normal", "zeros")
@@ -185,22 +185,34 @@ class CompareView(JobView):
             plot.setYRange(-2, 1, padding=0)
 
     def _note_missing_loss(self) -> None:
-        """Say over the empty loss plot why it is empty, as the Include training box now stands."""
+        """Say over the empty loss plot why it is empty; without training to come, no loss plot:
+        the std plots take its room (a projector's 720 pixels, a tour's panel, leave them little)."""
         if any(run is not None and run.loss is not None for run in self.partial):
             return  # the plot has curves
         if not self.include_training.isChecked():
-            self._show_loss_note("Tick \u201cInclude training\u201d to compare the loss curves too.")
+            self._show_loss_plot(False)
         elif self.running:
             self._show_loss_note("Each scheme's loss curve appears here once its first run has trained.")
         else:
             self._show_loss_note("The loss curves appear here once the schemes have trained: press Compare.")
 
+    def _show_loss_plot(self, shown: bool) -> None:
+        """The loss plot in its row under the legend, or out of the layout and its row empty."""
+        if not shown:
+            self.plots.ci.layout.setRowStretchFactor(2, 0)
+        if shown == (self.loss_plot.scene() is not None):
+            return
+        if shown:
+            self.plots.ci.addItem(self.loss_plot, row=2, col=0, colspan=2)
+        else:
+            self.plots.ci.removeItem(self.loss_plot)
+
     def _show_loss_note(self, text: str) -> None:
-        """``text`` over an empty loss plot, kept small; an empty ``text``: the plot has curves."""
+        """The loss plot with ``text`` over it while empty, kept small; an empty ``text``: the plot
+        has curves."""
+        self._show_loss_plot(True)
         self.loss_note.say(text)
         self.plots.ci.layout.setRowStretchFactor(2, 1 if text else 4)
-        # Empty, it yields its least height to the std plots where room is short (presenter mode).
-        self.loss_plot.getViewBox().setMinimumHeight(0 if text else MIN_DATA_HEIGHT)
         if text:  # the axes of the runs to come; a log axis: the view's y is log10 of the loss
             self.loss_plot.setRange(xRange=(0, self.settings.steps.value()), yRange=(-2, 0.5), padding=0)
 
