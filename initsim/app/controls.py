@@ -28,7 +28,7 @@ NEW_SEED_MAX = 2**31 - 1
 CUSTOM = "custom"
 
 NORM_LABELS = {"none": "none", "batch": "BatchNorm (each unit over the batch)",
-               "layer": "LayerNorm (each sample over its units)"}
+               "layer": "LayerNorm (each sample over its units)", "rms": "RMSNorm (each sample over its units)"}
 INPUT_LABELS = {"normal": "normal N(0, 1)", "uniform": "uniform U(-\u221a3, \u221a3)"}
 DTYPE_LABELS = {"float32": "float32", "float64": "float64"}
 SUBNORMAL_LABELS = {"flush": "flush to zero", "keep": "keep (IEEE)"}

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from ..engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig, memory
 from ..engine.checks import choice_in, integer_in, number_in
-from ..engine.config import DTYPES, SUBNORMALS
+from ..engine.config import DTYPES, NORMS, SUBNORMALS
 from ..engine.export import json_safe
 from ..engine.params import PARAMS
 from ..engine.presets import get_preset
@@ -106,7 +106,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         net.add_argument("--" + name.replace("_", "-"), type=integer_flag(low, high), metavar="N",
                          help=f"{low}..{high}")
     net.add_argument("--activation", metavar="NAME", help=", ".join(ACTIVATIONS))
-    net.add_argument("--norm", metavar="NAME", help="normalization before the activation: none, batch, layer")
+    net.add_argument("--norm", metavar="NAME", help="normalization before the activation: " + ", ".join(NORMS))
     net.add_argument("--input-dist", metavar="NAME", help="input distribution (unit variance): normal, uniform")
     net.add_argument("--dtype", type=flag_type(lambda text: choice_in("", text, DTYPES), "name"),
                      metavar="NAME", help="float32 (default) or float64")

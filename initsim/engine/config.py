@@ -12,7 +12,10 @@ from .checks import choice_in, integer_in, params_mapping
 from .errors import unknown_name
 from .schemes import get_bias_init, get_scheme
 
-NORMS = ("none", "batch", "layer")
+# Normalizations of a layer's pre-activations (network.py): batch norm (each unit over the batch),
+# layer norm (each sample over its units) and RMSNorm (each sample over its units, as layer norm but
+# without the mean subtracted, as in Llama); none has no learned scale and shift.
+NORMS = ("none", "batch", "layer", "rms")
 INPUT_DISTRIBUTIONS = ("normal", "uniform")
 DTYPES = ("float32", "float64")
 # What becomes of values below the dtype's smallest normal: "flush" sets them to zero (fast on every
@@ -49,7 +52,7 @@ class SimConfig:
     init_params: Mapping[str, Any] = field(default_factory=dict)
     bias_init: str = "zeros"
     bias_params: Mapping[str, Any] = field(default_factory=dict)
-    norm: str = "none"  # normalization before the activation: none, batch or layer
+    norm: str = "none"  # normalization before the activation: one of NORMS
     input_width: int | None = None  # None: the same as width
     input_dist: str = "normal"  # unit variance either way
     seed: int = 0

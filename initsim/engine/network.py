@@ -2,6 +2,9 @@
 
 A hidden layer computes h = x W + b (W of shape (fan_in, fan_out)), optionally normalizes h over the
 batch or over the layer (without the affine part), and applies the activation: y = phi(u), u = norm(h).
+The normalizations: batch, u = (h - mean) / sqrt(var + eps), each unit over the batch; layer, the same
+for each sample over its units; rms (RMSNorm, as in Llama), u = h / sqrt(mean(h^2) + eps), each
+sample over its units, with no mean subtracted. eps = NORM_EPS for all three.
 
 Backpropagation is written once, in `backward`: the simulation drives it with a random gradient at
 the network's output, training with the gradient of its loss.
@@ -43,10 +46,12 @@ from .config import SimConfig
 from .products import linear, matmul
 from .schemes import BiasInit, Scheme, get_bias_init, get_scheme
 
-NORM_EPS = 1e-5
+NORM_EPS = 1e-5  # added to the variance (mean square for rms) before its root, as PyTorch's default
 
 Layer = tuple[np.ndarray, np.ndarray]  # (W, b)
-NormStats = tuple[np.ndarray, np.ndarray]  # (mean, inverse std) of a normalization
+# (mean, inverse std) of a normalization: for rms the mean is 0 (none is subtracted) and the inverse
+# std is 1 / sqrt(mean(h^2) + eps)
+NormStats = tuple[np.ndarray | float, np.ndarray]
 
 
 def reused(buffer: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -100,11 +105,15 @@ def flush_subnormals(array: np.ndarray, flush: bool) -> int:
 
 
 def normalize_backward(grad_u: np.ndarray, u: np.ndarray, inv_std: np.ndarray, norm: str) -> np.ndarray:
-    """dL/dh from dL/du for u = (h - mean) * inv_std (in place on grad_u)."""
+    """dL/dh from dL/du for u = (h - mean) * inv_std (in place on grad_u), exactly, eps included.
+
+    With r = inv_std = (mean((h - mean)^2) + eps)^(-1/2) over n values, dr/dh_j = -r^3 (h_j - mean) / n,
+    so dL/dh = r (g - mean(g) - u mean(g u)); rms subtracts no mean, and its dL/dh = r (g - u mean(g u))
+    (the same derivation with mean = 0)."""
     axis = 0 if norm == "batch" else 1
-    mean_grad = grad_u.mean(axis=axis, keepdims=True)
     mean_grad_u = (grad_u * u).mean(axis=axis, keepdims=True)
-    grad_u -= mean_grad
+    if norm != "rms":
+        grad_u -= grad_u.mean(axis=axis, keepdims=True)
     grad_u -= u * mean_grad_u
     grad_u *= inv_std
     return grad_u
@@ -116,7 +125,7 @@ class Block:
 
     act: Activation
     params: dict
-    norm: str  # none, batch or layer
+    norm: str  # one of config.NORMS
     flush: bool  # subnormals set to zero (see the module's docstring), else IEEE's gradual underflow
 
     @property
@@ -125,7 +134,8 @@ class Block:
         return self.act.derivative_from_output is not None and self.norm == "none"
 
     def normalize(self, h: np.ndarray, population: NormStats | None = None) -> NormStats | None:
-        """Normalize h in place (batch: each unit over the batch; layer: each sample over its units).
+        """Normalize h in place (batch: each unit over the batch; layer and rms: each sample over its
+        units, rms without subtracting the mean).
 
         ``population``: batch norm's (mean, inv_std) taken from another batch instead of this one
         (evaluating on points that are not a sample of the data). Returns the statistics used.
@@ -135,6 +145,9 @@ class Block:
         if population is not None and self.norm == "batch":
             mean, inv_std = population
             h -= mean
+        elif self.norm == "rms":
+            mean = 0.0
+            inv_std = 1 / np.sqrt(np.mean(h * h, axis=1, keepdims=True) + NORM_EPS)
         else:
             axis = 0 if self.norm == "batch" else 1
             mean = h.mean(axis=axis, keepdims=True)

@@ -539,6 +539,12 @@ def config_prediction(config: SimConfig, weights: Sequence[np.ndarray] | None = 
         sigma_w2 = [config.fans(layer)[0] * float(np.mean(np.square(weights[layer - 1], dtype=np.float64)))
                     if weights else math.nan for layer in layers]
     ratio = [fan_out / fan_in for fan_in, fan_out in map(config.fans, layers)]
+    # Every norm sets q = 1. Mean-field pre-activations are centred Gaussians, h ~ N(0, q) for each
+    # unit, so the mean and the mean square over a layer's many units (or a unit's many samples) are 0
+    # and q: layer and batch norm give u = h / sqrt(q), and so does rms, which divides by the root
+    # mean square without subtracting the mean (0 anyway). The norm's eps scales q = 1 by
+    # q_h / (q_h + eps), q_h the variance of h: 1 but for 1e-5 relative at q_h = 1, less only when
+    # q_h itself nears eps.
     prediction = predict(get_activation(config.activation), config.activation_params, sigma_w2, ratio, sigma_b2,
                          normalized=config.norm != "none",
                          pre_variance=[1.0] * config.layers if data_dependent else None)

@@ -20,6 +20,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from initsim.engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig
+from initsim.engine.config import NORMS
 from initsim.engine.configfile import config_from_mapping
 from initsim.engine.params import PARAMS
 from initsim.engine.schemes import ALIASES
@@ -118,7 +119,7 @@ def _owned(registry: dict, name: Any, aliases: dict | None = None) -> tuple[str,
 _WRONG_CHOICES = st.sampled_from(["float16", "int8", "group", "cauchy", ""]) | junk
 _NAMED = {"init": (SCHEMES, ALIASES, "init_params"), "activation": (ACTIVATIONS, None, "activation_params"),
           "bias_init": (BIAS_INITS, None, "bias_params")}
-_CHOICES = {"norm": ("none", "batch", "layer"), "input_dist": ("normal", "uniform"),
+_CHOICES = {"norm": NORMS, "input_dist": ("normal", "uniform"),
             "dtype": ("float32", "float64")}
 
 

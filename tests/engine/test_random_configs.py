@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from initsim.engine import ACTIVATIONS, BIAS_INITS, SCHEMES, ConfigError, SimConfig, simulate
+from initsim.engine.config import NORMS
 from initsim.engine.params import PARAMS
 
 BAD_VALUES = {"layers": 0, "width": -3, "batch": 10**5, "activation": "relux", "init": "kaiming",
@@ -38,7 +39,7 @@ def configs(draw):
         activation=activation, activation_params=draw(params_of(ACTIVATIONS[activation].defaults)),
         init=scheme, init_params=draw(params_of(SCHEMES[scheme].defaults)),
         bias_init=bias, bias_params=draw(params_of(BIAS_INITS[bias].defaults)),
-        norm=draw(st.sampled_from(["none", "batch", "layer"])),
+        norm=draw(st.sampled_from(NORMS)),
         input_dist=draw(st.sampled_from(["normal", "uniform"])), seed=draw(st.integers(0, 2**32)),
         dtype=draw(st.sampled_from(["float32", "float64"])), bins=draw(st.integers(2, 70)),
     )
