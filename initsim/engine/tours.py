@@ -11,7 +11,8 @@ A tour is a TOML file (the shipped ones are in resources/tours/):
     look_at = "What to look at."
     view = "histograms"            # one of VIEWS
     preset = "zeros"               # optional: the config starts from this preset
-    compare = ["kaiming_normal", "xavier_normal"]   # optional: schemes to put side by side
+    compare = ["kaiming_normal", "xavier_normal"]   # optional, a compare step: schemes side by side
+    isometry = true                # optional, a spectra step: Gaussian vs orthogonal weights
     [step.config]                  # optional: overrides, the keys of a saved config
     layers = 10
 """
@@ -34,7 +35,7 @@ from .schemes import get_scheme
 # The views a step may show: those of the app's registry (initsim.app.views.registry) marked in_tours,
 # which the engine cannot import; tests/app/test_view_registry.py keeps the two equal.
 VIEWS = ("histograms", "heatmap", "stats", "theory", "spectra", "training", "compare")
-_STEP_KEYS = ("title", "text", "look_at", "view", "preset", "compare", "config")
+_STEP_KEYS = ("title", "text", "look_at", "view", "preset", "compare", "isometry", "config")
 _TOUR_KEYS = ("title", "description", "step")
 
 
@@ -46,6 +47,9 @@ class TourStep:
     view: str
     config: SimConfig
     compare: tuple[str, ...] = ()  # scheme names, when the step compares schemes
+    # A spectra step shows Gaussian against orthogonal weights of the network's variance (the
+    # lesson of dynamical isometry, which a slide cannot press a button for).
+    isometry: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,19 @@ def _step(table: Any, number: int, source: _Source, start: int) -> TourStep:
     return TourStep(title=source.text_of(table, "title", where, start),
                     text=source.text_of(table, "text", where, start),
                     look_at=source.optional_text(table, "look_at", where, start), view=view, config=config,
-                    compare=_compared(table, where, source, start))
+                    compare=_compared(table, where, source, start),
+                    isometry=_isometry(table, view, where, source, start))
+
+
+def _isometry(table: dict, view: str, where: str, source: _Source, start: int) -> bool:
+    """Whether a spectra step compares Gaussian and orthogonal weights: 'isometry', false without it."""
+    value = table.get("isometry", False)
+    if not isinstance(value, bool):
+        raise source.error(f"{where}: 'isometry' is true or false, not {shown(value)}", "isometry", start)
+    if value and view != "spectra":
+        raise source.error(f"{where}: 'isometry' is for a spectra step (view = \"spectra\"), not {view}",
+                           "isometry", start)
+    return value
 
 
 def _compared(table: dict, where: str, source: _Source, start: int) -> tuple[str, ...]:

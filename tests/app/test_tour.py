@@ -3,6 +3,8 @@ presenter mode (full screen, larger type, high contrast, zoomed plots, all undon
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
@@ -44,11 +46,23 @@ def test_every_step_of_a_shipped_tour_applies_its_config_and_its_view(qtbot, win
         panel = window.tour.panel
         assert panel.title.text() == step.title and panel.text.text() == step.text
         assert f"step {index + 1} of {len(tour.steps)}" in panel.progress.text()
+        if step.view == "spectra":  # the slide shows Gaussian vs orthogonal when the step says so
+            assert window.spectra.compare.isChecked() == step.isometry
     assert not window.tour.panel.next_button.isEnabled()
     window.tour.next()  # past the last step: nothing happens
     assert window.tour.index == len(tour.steps) - 1
     window.set_config(TINY)  # not to wait for the last step's deep net
     settle(qtbot, window)
+
+
+def test_a_spectra_step_sets_the_isometry_comparison_both_ways(window):
+    isometry = small_tour("spectra", "spectra")
+    steps = (replace(isometry.steps[0], isometry=True), isometry.steps[1])
+    window.tour.start(replace(isometry, steps=steps))
+    assert window.spectra.compare.isChecked()
+    assert window.spectra.wanted_jacobians()[0][0] == "gaussian"
+    window.tour.next()
+    assert not window.spectra.compare.isChecked()
 
 
 def test_a_step_is_painted_when_its_run_ends(window):

@@ -59,6 +59,7 @@ def test_shipped_tour_tells_the_classic_story():
     assert all(step.view in VIEWS and step.text and step.look_at for step in tour.steps)
     assert tour.steps[4].compare == ("kaiming_normal", "xavier_normal")
     assert tour.steps[7].config.norm == "batch"
+    assert [step.isometry for step in tour.steps] == [step.title.startswith("Orthogonal") for step in tour.steps]
 
 
 TOUR = '''title = "t"
@@ -95,6 +96,16 @@ def test_tour_errors_name_file_line_and_problem(edit, line, needle):
     with pytest.raises(ConfigError) as info:
         parse_tour(TOUR.replace(*edit), "t.toml")
     assert str(info.value).startswith(f"t.toml:{line}: ") and needle in str(info.value)
+
+
+@pytest.mark.parametrize("value,needle", [("true", "'isometry' is for a spectra step"),
+                                          ('"yes"', "'isometry' is true or false, not 'yes'")])
+def test_isometry_is_a_spectra_steps_true_or_false(value, needle):
+    with pytest.raises(ConfigError) as info:
+        parse_tour(TOUR.replace('view = "stats"', f'view = "stats"\nisometry = {value}'), "t.toml")
+    assert str(info.value).startswith("t.toml:12: ") and needle in str(info.value)
+    spectra = parse_tour(TOUR.replace('view = "stats"', 'view = "spectra"\nisometry = true'), "t.toml")
+    assert spectra.steps[1].isometry and not spectra.steps[0].isometry
 
 
 def test_unreadable_or_empty_tour(tmp_path):

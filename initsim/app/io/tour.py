@@ -169,8 +169,10 @@ class TourPlayer(QObject):
             show_problem(self.window, "Tour", f"Step {index + 1} ({step.title}): {exc}")
         view = self.window.view(step.view)
         self.window.tabs.setCurrentWidget(view)
-        if step.compare and hasattr(view, "compare"):
+        if step.compare and step.view == "compare":
             view.compare(list(step.compare))
+        if step.view == "spectra":
+            view.show_isometry(step.isometry)
         self.panel.show_step(self.tour, index, step)
         if self.timer.isActive():  # a full interval for the step, however it was reached
             self.timer.start()

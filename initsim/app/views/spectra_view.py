@@ -284,6 +284,11 @@ class SpectraView(ComputedView):
         self.layer.blockSignals(False)
         self._request_missing()
 
+    def show_isometry(self, shown: bool) -> None:
+        """Gaussian against orthogonal weights (``shown``), or this network's Jacobian alone, as the
+        Gaussian vs orthogonal button does (a tour's step sets it)."""
+        self.compare.setChecked(shown)
+
     # --- the background work --------------------------------------------------------------
 
     def up_to_date(self) -> bool:
