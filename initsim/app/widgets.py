@@ -8,7 +8,7 @@ import re
 from decimal import Decimal
 from typing import TypeVar
 
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QStyle, QStyleOptionSpinBox, QWidget
 
@@ -222,6 +222,25 @@ class RefusalNote(QLabel):
     def say(self, text: str) -> None:
         show_message(self, "error", text)
         self.show()
+
+
+class DetailsGiveWay(QObject):
+    """Shows ``details`` (a view's secondary plots or tables) only while ``view`` has room for
+    ``lines`` lines of its own text. On a small screen in presenter mode (text and plots 1.6 times
+    larger, a tour's panel above) they would squash the view's main plot, the one a lecture is
+    about, to a strip; on a desk they are there. Follows the view's resizes and font changes."""
+
+    def __init__(self, view: QWidget, details: list[QWidget], lines: int) -> None:
+        super().__init__(view)
+        self.view, self.details, self.lines = view, details, lines
+        view.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.FontChange):
+            shown = self.view.height() >= self.lines * self.view.fontMetrics().height()
+            for widget in self.details:
+                widget.setVisible(shown)
+        return False
 
 
 def numbers_label(name: str, tooltip: str) -> QLabel:

@@ -122,3 +122,16 @@ def test_training_fits_a_1280_window_once_it_has_drawn(qtbot, make_window):
     assert least <= view.plots.width()
     right = view.regions_plot.mapRectToScene(view.regions_plot.boundingRect()).right()
     assert right <= view.plots.width() / view.plots.transform().m11()
+
+
+def test_spectra_numbers_give_way_to_the_plots_on_a_projector(qtbot, lecture):
+    window = lecture
+    view = window.view("spectra")
+    window.tabs.setCurrentWidget(view)
+    settle(qtbot, window)
+    numbers = (view.jacobian_numbers, view.weight_numbers)
+    assert not any(label.isVisible() for label in numbers)
+    window.tour.end()
+    window.presenter.set_enabled(False)
+    settle(qtbot, window)
+    assert all(label.isVisible() for label in numbers)

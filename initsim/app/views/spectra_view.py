@@ -20,11 +20,13 @@ from initsim.engine.theory import config_sigmas
 
 from ..model.runstate import RunState
 from ..preferences import memory_limit
-from ..widgets import ComputedView, named, number, numbers_label
+from ..widgets import ComputedView, DetailsGiveWay, named, number, numbers_label
 from .phase_plot import LABEL_STYLE
 from .plot_notes import PlotNote, sentence
 from .plotstyle import COLORS, style_plot
 
+# The numbers under the plots show when the view has room for this many lines of its text.
+DETAILS_LINES = 30
 # Spectra are computed up to a few seconds' work, estimated from their floating-point operations
 # at a rate of one core of a recent CPU for float64 products.
 FLOPS_PER_SECOND = 35e9
@@ -269,6 +271,8 @@ class SpectraView(ComputedView):
         layout.addLayout(grid)
         layout.addWidget(self.plots, 1)
         layout.addLayout(numbers)
+        # On a projector's small screen the plots, the lesson, keep the room; the numbers give way.
+        self.numbers_give_way = DetailsGiveWay(self, [self.jacobian_numbers, self.weight_numbers], DETAILS_LINES)
 
     # --- the window's calls -------------------------------------------------------------------
 
@@ -378,7 +382,8 @@ class SpectraView(ComputedView):
             self.jacobian_note.say(" ".join(f"{legend}: {why}" if len(roles) > 1 else sentence(why)
                                             for legend, why in undrawn))
         else:
-            self.jacobian_note.say(" ".join(f"Not drawn, {legend}: {why}." for legend, why in undrawn), "aside")
+            self.jacobian_note.say(" ".join(f"{legend}: {why}" if why == COMPUTING else f"Not drawn, {legend}: {why}."
+                                            for legend, why in undrawn), "aside")
         self.jacobian_numbers.setText(self._jacobian_heading(compare) + "<table cellspacing=0 cellpadding=2>"
                                       + table_row("", (f"<b>{name}</b>" for name in JACOBIAN_COLUMNS))
                                       + "".join(rows) + "</table>")

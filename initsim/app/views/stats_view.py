@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from initsim.engine.stats import GEOMETRY_SAMPLES
 
 from ..model.runstate import RunState
+from ..widgets import DetailsGiveWay
 from .plot_notes import PlotNote
 from .plotstyle import COLORS, DecadeAxis, LayerAxis, fit_log_range, style_plot
 from .width_band import WidthBand
 
-# The view shows its lower plots when it has room for this many lines of its text (`_fit_details`).
+# The view shows its lower plots when it has room for this many lines of its text (DetailsGiveWay).
 DETAILS_LINES = 28
 # Symbols mark the layers when there are few enough of them to tell apart.
 MAX_SYMBOL_LAYERS = 40
@@ -123,7 +124,7 @@ def correlation_note(state: RunState) -> tuple[str, str]:
 
 
 class StatsView(QWidget):
-    """The std plot over the view's width; under it, when the view has room (`_fit_details`), the
+    """The std plot over the view's width; under it, when the view has room (DetailsGiveWay), the
     unit fractions and the correlation side by side."""
 
     def __init__(self) -> None:
@@ -172,22 +173,8 @@ class StatsView(QWidget):
         layout.addWidget(self.band.toolbar)
         layout.addWidget(self.plots, 3)
         layout.addWidget(self.details, 2)
+        self.details_give_way = DetailsGiveWay(self, [self.details], DETAILS_LINES)
         self._layers = 0
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit_details()
-
-    def changeEvent(self, event) -> None:
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.FontChange:  # presenter mode's larger text, or back
-            self._fit_details()
-
-    def _fit_details(self) -> None:
-        """The lower plots show when the view has room for DETAILS_LINES lines of its text: on a
-        small screen in presenter mode (text and plots 1.6 times larger) they would squash the std
-        plot, the one a lecture is about, to a strip."""
-        self.details.setVisible(self.height() >= DETAILS_LINES * self.fontMetrics().height())
 
     def show_state(self, state: RunState) -> None:
         self.band.show_state(state.config)
