@@ -423,13 +423,12 @@ class MainWindow(QMainWindow):
         warnings = [f.message for f in found if f.is_warning]
         notes = "".join(f" \u2139 {f.message}." for f in found if not f.is_warning)
         full = "\u26a0 " + " \u00b7 ".join(warnings) + notes
-        # On a projector, the first finding (the lesson) in large type; the rest on hover: four
-        # findings at presenter size take a third of a 720-pixel screen from the plots.
+        # On a projector, the first finding (the lesson) in large type; all of them in its tooltip:
+        # four findings at presenter size take a third of a 720-pixel screen from the plots.
         self.warnings.setToolTip(full if warnings and self.presenter.enabled else "")
         if warnings and self.presenter.enabled and len(found) > 1:
             more = len(found) - 1
-            self._show_message("warn", f"\u26a0 {warnings[0]} (and {more} more: hover here to read "
-                                       f"{'it' if more == 1 else 'them'})")
+            self._show_message("warn", f"\u26a0 {warnings[0]} (and {more} more)")
         elif warnings:
             self._show_message("warn", full)
         elif state.complete:
