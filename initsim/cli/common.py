@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from ..engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig, memory
 from ..engine.checks import choice_in, integer_in, number_in
-from ..engine.config import DTYPES, NORMS, SUBNORMALS
+from ..engine.config import BRANCH_SCALES, DTYPES, NORMS, RESIDUALS, SUBNORMALS, branch_scale_text
 from ..engine.export import json_safe
 from ..engine.params import PARAMS
 from ..engine.presets import get_preset
@@ -36,9 +36,11 @@ SCHEME_PARAMS = params_taken(SCHEMES)
 ACTIVATION_PARAMS = params_taken(ACTIVATIONS)
 BIAS_PARAMS = {f"bias_{name}": name for name in params_taken(BIAS_INITS)}  # --bias-std sets the bias init's std
 # Every flag of add_config_flags, by its argparse name.
+# The residual block's flags (issue 13): they describe a block, so residual none refuses them.
+BLOCK_FIELDS = ("branch_scale", "expansion", "fixup")
 CONFIG_FIELDS = ("preset", "layers", "width", "batch", "input_width", "seed", "bins", "activation", "norm",
                  "input_dist", "dtype", "subnormals", "memory_limit_gib", "init", "bias_init", *SCHEME_PARAMS,
-                 *ACTIVATION_PARAMS, *BIAS_PARAMS)
+                 *ACTIVATION_PARAMS, *BIAS_PARAMS, "residual", *BLOCK_FIELDS)
 
 
 class UsageError(Exception):
@@ -121,6 +123,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blas-threads", type=integer_flag(1, 1024), metavar="N",
                         help="threads of the matrix products (default 1, as in the window, unless "
                         + ", ".join(BLAS_ENVIRONMENT) + " is set)")
+    block = parser.add_argument_group("residual network (README: Residual networks)")
+    block.add_argument("--residual", type=flag_type(lambda text: choice_in("", text, RESIDUALS), "name"),
+                       metavar="FORM", help="none (default: a plain MLP), pre (x + alpha F(norm(x))) or post "
+                       "(norm(x + alpha F(x))); --layers counts blocks")
+    block.add_argument("--branch-scale", type=flag_type(branch_scale_text, "scale"), metavar="X",
+                       help="alpha: a number (default 1; 0 for ReZero / SkipInit), " + " or ".join(BRANCH_SCALES))
+    block.add_argument("--expansion", type=integer_flag(*RANGES["expansion"]), metavar="E",
+                       help="the branch's hidden width is E x width (default 1; 4 as in transformers)")
+    block.add_argument("--fixup", action="store_const", const=True, default=None,
+                       help="Fixup: W2 = 0 and W1 scaled by L^(-1/2); no norm")
     init = parser.add_argument_group("initialization")
     init.add_argument("--init", metavar="NAME", help="scheme (see `initsim schemes`)")
     init.add_argument("--bias-init", metavar="NAME", help=", ".join(BIAS_INITS))
@@ -137,10 +149,15 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     base = get_preset(args.preset).config if args.preset else SimConfig()
     changes: dict[str, Any] = {}
     for name in ("layers", "width", "batch", "input_width", "seed", "bins", "activation", "norm",
-                 "input_dist", "dtype", "subnormals", "init", "bias_init"):
-        value = getattr(args, name)
+                 "input_dist", "dtype", "subnormals", "init", "bias_init", "residual", *BLOCK_FIELDS):
+        value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
+    # A block's flags with no block would do nothing: refused, as a flag the scheme does not take.
+    block_flags = [name for name in BLOCK_FIELDS if name in changes]
+    if block_flags and changes.get("residual", base.residual) == "none":
+        raise UsageError(", ".join("--" + name.replace("_", "-") for name in block_flags)
+                         + ": only for a residual network (give --residual pre or post)")
     # Parameters belong to their scheme: naming a new scheme starts from its defaults.
     init_params = {} if "init" in changes else dict(base.init_params)
     act_params = {} if "activation" in changes else dict(base.activation_params)

@@ -23,20 +23,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print_json({**record, "seconds": result.seconds})
         return 0
     c = result.config
+    residual = c.residual != "none"
+    block = (f"; {c.residual}-norm residual blocks, alpha {c.branch_scale}, expansion {c.expansion}"
+             + (", Fixup" if c.fixup else "")) if residual else ""
     print(f"{c.layers} x {c.width} {c.activation}, init {c.init} {params_in_brackets(c.init_params)}, "
-          f"bias {c.bias_init}, norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}")
-    header = ("layer", "pre std", "act mean", "act std", "dead %", "sat %", "grad std",
-              "theory pre", "theory grad", "nonfinite", "subnormal")
+          f"bias {c.bias_init}, norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}{block}")
+    # A block's pre std is its branch's hidden pre-activation, its act the stream x_l, its grad dL/dx_l.
+    header = (("block", "hidden pre", "x mean", "x std", "branch std") if residual else
+              ("layer", "pre std", "act mean", "act std")) + \
+        ("dead %", "sat %", "grad std", "theory pre", "theory grad", "nonfinite", "subnormal")
     print("  ".join(f"{h:>10}" for h in header))
     for row in result.layer_records():
         cells = (row["index"], number_text(row["pre_std"]), number_text(row["post_mean"]), number_text(row["post_std"]),
+                 *((number_text(row["branch_std"]),) if residual else ()),
                  f"{100 * row['dead_fraction']:.1f}", f"{100 * row['saturated_fraction']:.1f}",
                  number_text(row["grad_std"]), number_text(row["theory_pre_std"]), number_text(row["theory_grad_std"]),
                  row["nonfinite"], row["subnormal"] + row["grad_subnormal"])
         print("  ".join(f"{str(cell):>10}" for cell in cells))
-    print(f"mean field: sigma_w^2 = {number_text(theory.sigma_w2[-1])}, sigma_b^2 = {number_text(theory.sigma_b2)}, "
-          f"q* = {number_text(theory.q_star)}, chi_1 = {number_text(theory.chi1)}, "
-          f"depth scale = {number_text(theory.depth_scale)} layers; {result.seconds:.3f} s")
+    if residual:
+        print(f"mean field: no prediction for residual blocks yet; {result.seconds:.3f} s")
+    else:
+        print(f"mean field: sigma_w^2 = {number_text(theory.sigma_w2[-1])}, sigma_b^2 = {number_text(theory.sigma_b2)}, "
+              f"q* = {number_text(theory.q_star)}, chi_1 = {number_text(theory.chi1)}, "
+              f"depth scale = {number_text(theory.depth_scale)} layers; {result.seconds:.3f} s")
     for finding in record["diagnosis"]:
         print(f"{'warning' if finding['kind'] in WARNING_KINDS else 'note'}: {finding['message']}")
     return 0
@@ -72,7 +81,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         announce(memory.simulation(config), memory_limit(args))
         export_weights(config, out, memory_limit(args))
-        print(f"wrote {config.layers} layers of {config.init} to {out}")
+        print(f"wrote {config.layers} {'blocks' if config.residual != 'none' else 'layers'} of {config.init} to {out}")
         return 0
     if out.suffix != ".npy":
         raise UsageError("one matrix is written as .npy (use --layers N for a whole network as .npz)")

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .activations import get_activation
 from .checks import choice_in, integer_in, params_mapping
-from .errors import unknown_name
+from .errors import ConfigError, shown, unknown_name
 from .schemes import get_bias_init, get_scheme
 
 # Normalizations of a layer's pre-activations (network.py): batch norm (each unit over the batch),
 # layer norm (each sample over its units) and RMSNorm (each sample over its units, as layer norm but
 # without the mean subtracted, as in Llama); none has no learned scale and shift.
 NORMS = ("none", "batch", "layer", "rms")
+# Residual networks (issue 13): none is the plain MLP; pre and post are the block's two forms (pre-norm:
+# x_l = x_{l-1} + alpha F(norm(x_{l-1})); post-norm: x_l = norm(x_{l-1} + alpha F(x_{l-1}))).
+RESIDUALS = ("none", "pre", "post")
+# The branch scale alpha's names, by depth L (the number of blocks): GPT-2 scales by 1/sqrt(2L) (two
+# residual branches a layer), 1/sqrt(L) keeps the stream's variance bounded with a norm. A number
+# (0 for ReZero / SkipInit) is given as itself.
+BRANCH_SCALES: dict[str, Callable[[int], float]] = {
+    "1/sqrt(L)": lambda blocks: 1 / math.sqrt(blocks),
+    "1/sqrt(2L)": lambda blocks: 1 / math.sqrt(2 * blocks),
+}
 INPUT_DISTRIBUTIONS = ("normal", "uniform")
 DTYPES = ("float32", "float64")
 # What becomes of values below the dtype's smallest normal: "flush" sets them to zero (fast on every
@@ -36,6 +49,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "input_width": (1, 4096),
     "seed": (0, 2**63 - 1),
     "bins": (2, 1024),
+    "expansion": (1, 16),  # a residual block's hidden width is expansion x width (4 in transformers)
 }
 
 
@@ -59,6 +73,22 @@ class SimConfig:
     dtype: str = "float32"
     subnormals: str = "flush"
     bins: int = 64
+    # The residual block (see RESIDUALS and README's "Residual networks"); ``layers`` counts blocks.
+    residual: str = "none"
+    branch_scale: str = "1"  # alpha: a number as text, or a name of BRANCH_SCALES
+    expansion: int = 1
+    fixup: bool = False  # Fixup (Zhang et al. 2019): W2 = 0 and W1 scaled by L^(-1/2), no norm
+
+    @property
+    def branch_alpha(self) -> float:
+        """The branch scale alpha as a number (of a validated config)."""
+        by_depth = BRANCH_SCALES.get(self.branch_scale)
+        return by_depth(self.layers) if by_depth is not None else float(self.branch_scale)
+
+    @property
+    def hidden_width(self) -> int:
+        """A residual block's hidden width, expansion x width."""
+        return self.expansion * self.width
 
     @property
     def fan_in_first(self) -> int:
@@ -82,6 +112,7 @@ class SimConfig:
                     if not (name == "input_width" and self.input_width is None)}
         if integers.get("input_width") in (None, integers["width"]):
             integers["input_width"] = None  # the same as width
+        block = _block_options(self, integers["expansion"])
         scheme = get_scheme(self.init)
         activation = get_activation(self.activation)
         bias = get_bias_init(self.bias_init)
@@ -91,11 +122,14 @@ class SimConfig:
         given = {name: params_mapping(name, getattr(self, name))
                  for name in ("init_params", "activation_params", "bias_params")}
         config = self.replace(
-            **integers,
+            **(integers | block),
             init=scheme.name, init_params=scheme.params(given["init_params"]),
             activation=activation.name, activation_params=activation.params(given["activation_params"]),
             bias_init=bias.name, bias_params=bias.params(given["bias_params"]),
         )
+        if config.residual != "none" and scheme.data_dependent:
+            raise ConfigError("init", f"{scheme.name} is not available for residual networks yet (it fits "
+                              "each plain layer to the data)")
         object.__setattr__(config, _VALIDATED, True)  # not a field: replace() makes a config to check again
         return config
 
@@ -118,3 +152,40 @@ class SimConfig:
         return cls(**{k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()})
 
 
+
+
+def branch_scale_text(value: Any) -> str:
+    """A branch scale in its canonical text: a name of BRANCH_SCALES (spaces and the case of L
+    aside), or a finite number (given as a number or as text) in its shortest form ("0.5", "1")."""
+    if isinstance(value, str):
+        key = value.replace(" ", "").replace("l)", "L)")
+        if key in BRANCH_SCALES:
+            return key
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ConfigError("branch_scale", f"got {shown(value)}, expected a finite number or one of "
+                          + ", ".join(BRANCH_SCALES))
+    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+
+
+def _block_options(config: SimConfig, expansion: int) -> dict[str, Any]:
+    """The validated residual fields. A plain network (residual none) has no block: its block options
+    are set to their defaults, whatever they were (a file's or the window's leftovers), so that
+    every plain config is the same config. The CLI refuses them with residual none instead, as
+    flags that would do nothing."""
+    residual = choice_in("residual", config.residual, RESIDUALS)
+    if not isinstance(config.fixup, (bool, np.bool_)):
+        raise ConfigError("fixup", f"got {shown(config.fixup)}, expected true or false")
+    scale = branch_scale_text(config.branch_scale)
+    if residual == "none":
+        return {"residual": residual, "branch_scale": "1", "expansion": 1, "fixup": False}
+    if config.fixup and config.norm != "none":
+        raise ConfigError("fixup", f"Fixup replaces the normalization: choose norm none (got {config.norm})")
+    return {"residual": residual, "branch_scale": scale, "expansion": expansion, "fixup": bool(config.fixup)}

@@ -27,7 +27,7 @@ from .checks import number_in
 from .config import SimConfig
 from .diagnosis import diagnose
 from .memory import DEFAULT_MEMORY_LIMIT
-from .simulate import SimResult, initial_weights
+from .simulate import SimResult, initial_blocks, initial_weights
 
 DATA_FORMATS = {".csv": "per-layer statistics", ".json": "per-layer statistics and histograms",
                 ".npz": "histograms"}
@@ -209,9 +209,20 @@ def export_data(result: SimResult, path: str | Path) -> list[Path]:
 
 def export_weights(config: SimConfig, path: str | Path, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Path:
     """The initial weights of every layer, ``W1, b1, ..., WL, bL`` (W: (fan_in, fan_out)), and the
-    config; refused (ConfigError) if sampling them needs more than ``memory_limit`` bytes."""
+    config; refused (ConfigError) if sampling them needs more than ``memory_limit`` bytes.
+
+    A residual network's are per block, ``block1.W1, block1.b1, block1.W2, block1.b2, ...``, after
+    ``projection.W, projection.b`` when its input is projected to its width."""
     arrays: dict[str, np.ndarray] = {}
-    for index, (w, b) in enumerate(initial_weights(config, memory_limit), 1):
-        arrays[f"W{index}"], arrays[f"b{index}"] = w, b
+    if config.validated().residual != "none":
+        weights = initial_blocks(config, memory_limit)
+        if weights.projection is not None:
+            arrays["projection.W"], arrays["projection.b"] = weights.projection
+        for index, block in enumerate(weights.blocks, 1):
+            arrays.update({f"block{index}.W1": block.w1, f"block{index}.b1": block.b1,
+                           f"block{index}.W2": block.w2, f"block{index}.b2": block.b2})
+    else:
+        for index, (w, b) in enumerate(initial_weights(config, memory_limit), 1):
+            arrays[f"W{index}"], arrays[f"b{index}"] = w, b
     arrays["config_json"] = np.array(config_json(config.validated()))
     return atomic_write(path, lambda f: np.savez(f, **arrays))

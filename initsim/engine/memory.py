@@ -151,6 +151,8 @@ def simulation(config: SimConfig, batch: int | None = None) -> Estimate:
     draw (made while the layer before it runs), LSUV's float64 variance of h, or the backward pass's float64
     output gradient with its cast, whichever is largest.
     """
+    if config.residual != "none":
+        return _residual_simulation(config, config.batch if batch is None else batch)
     item = np.dtype(config.dtype).itemsize
     b = config.batch if batch is None else batch
     fan_in, width, layers = config.fan_in_first, config.width, config.layers
@@ -172,6 +174,42 @@ def simulation(config: SimConfig, batch: int | None = None) -> Estimate:
     flops = (6 + 2 * lsuv) * matmuls + qr
     draws = fan_in * width + (layers - 1) * width * width + b * (fan_in + width)
     return Estimate(int(peak), float(flops), float(draws), f"{layers} layers x {width} x {b}")
+
+
+def _residual_simulation(config: SimConfig, b: int) -> Estimate:
+    """`simulation` of a residual network (simulate.py's `_run_residual`): held to the end of the
+    forward pass, each block's W1, b1, W2, b2 and what its backward pass keeps (the stream x_l, the
+    hidden pre-activation or activation, pre-norm's normalized copy of the stream, the norms'
+    statistics); the input and its projection; the working buffers a run writes (two of the
+    hidden's shape, two of the stream's, a scratch of each; the other pair of the hidden's shape is
+    allocated and never touched: the copy of the pre-activation or the activation's output, as the
+    activation keeps one or the other). On top, at the peak: a block's draw, or the start of the
+    backward pass (its float64 output gradient and cast; or the gradient with a buffer of dL/dx, the
+    hidden's dL/dz, a dL/dW1 and, for post-norm with a norm, dL/ds), whichever is largest."""
+    item = np.dtype(config.dtype).itemsize
+    fan_in, width, hidden, layers = config.fan_in_first, config.width, config.hidden_width, config.layers
+    projected = fan_in != width
+    statistics = {"none": 0, "batch": width, "layer": b, "rms": b}[config.norm]
+    normed = config.norm != "none"
+    block_bytes = item * (2 * width * hidden + hidden + width + b * (width + hidden)
+                          + (config.residual == "pre" and normed) * b * width + statistics)
+    base = item * (b * fan_in + projected * ((fan_in + 1) * width + b * width)
+                   + 3 * b * hidden + 3 * b * width)
+    held = layers * block_bytes
+    draw = 2 * draw_bytes(config.init, width, hidden, config.dtype)
+    backward = max(b * width * (DRAW_BYTES + item),
+                   item * ((2 + (config.residual == "post" and normed)) * b * width + b * hidden + width * hidden))
+    peak = max(
+        b * fan_in * (DRAW_BYTES + item),  # the input, drawn
+        held - block_bytes + draw + base,  # the last block's draw
+        held + base + backward,
+    ) + layers * LAYER_RESULT_BYTES
+    # per block: two multiplies forward, three backward (dL/dz, dL/du, dL/dW1), 2 flops each multiply-add
+    flops = 10 * layers * b * width * hidden + 2 * projected * b * fan_in * width
+    qr = 8 * layers * width * hidden * min(width, hidden) if config.init in QR_SCHEMES else 0
+    draws = 2 * layers * width * hidden + projected * fan_in * width + b * (fan_in + width)
+    return Estimate(int(peak), float(flops + qr), float(draws),
+                    f"{layers} blocks x {width} (x {config.expansion}) x {b}")
 
 
 def weights_matrix(init: str, fan_in: int, fan_out: int, dtype: str) -> Estimate:

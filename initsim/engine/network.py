@@ -9,6 +9,12 @@ sample over its units, with no mean subtracted. eps = NORM_EPS for all three.
 Backpropagation is written once, in `backward`: the simulation drives it with a random gradient at
 the network's output, training with the gradient of its loss.
 
+A residual network (config.residual pre or post, issue 13) is made of blocks instead: pre-norm
+x_l = x_{l-1} + alpha F(norm(x_{l-1})), post-norm x_l = norm(x_{l-1} + alpha F(x_{l-1})), with the
+branch F(u) = phi(u W1 + b1) W2 + b2 (`block_forward`, `block_backward`, exact for every norm).
+Block l draws W1, b1, W2, b2 in that order from plain layer l's stream; an input projection, when the
+input's width differs from the stream's, has a stream of its own (`Network.projection_stream`).
+
 Memory: the backward pass needs, per layer, the weights and one batch-by-width array. Where the
 activation's derivative can be had from its output (relu, tanh, sigmoid, ...) and there is no
 normalization, that array is the output itself, which the next layer's weight gradient needs anyway;
@@ -37,7 +43,7 @@ training alike.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -204,6 +210,12 @@ class Network:
     block: Block
     dtype: np.dtype
 
+    @property
+    def branch(self) -> Block:
+        """The block of a residual branch's hidden layer phi(u W1 + b1): the activation without a
+        norm (a residual network normalizes its stream, see `block_forward`)."""
+        return replace(self.block, norm="none")
+
     @classmethod
     def of(cls, config: SimConfig) -> Network:
         config = config.validated()
@@ -223,6 +235,38 @@ class Network:
         w = self.scheme.sample(*fans, rng, self.dtype, c.init_params)
         b = self.bias.sample(*fans, rng, self.dtype, c.bias_params)
         return w, b
+
+    # --- residual networks (config.residual pre or post) ---
+
+    @property
+    def has_projection(self) -> bool:
+        """Whether a residual network's input is projected to its width (its input width differs)."""
+        return self.config.residual != "none" and self.config.fan_in_first != self.config.width
+
+    def projection_stream(self) -> np.random.Generator:
+        """The input projection's own stream: the first child of the input's SeedSequence, so that
+        neither the input nor any block depends on whether there is a projection."""
+        return np.random.default_rng(np.random.SeedSequence(self.config.seed, spawn_key=(0, 0)))
+
+    def sample_projection(self) -> Layer:
+        """The plain dense layer (P, b) of shape (input width, width) that a residual network's input
+        goes through when its width differs: x_0 = input P + b, no activation, no norm."""
+        return self.sample_layer((self.config.fan_in_first, self.config.width), self.projection_stream())
+
+    def sample_block(self, rng: np.random.Generator) -> BlockWeights:
+        """A residual block's W1, b1, W2, b2, drawn in that order from the block's stream, each matrix
+        from the scheme at its own fans: W1 (width, E width), W2 (E width, width). Fixup: W2 = 0
+        (not drawn) and W1 scaled by L^(-1/2), L the number of blocks (Zhang et al. 2019's
+        L^(-1/(2m-2)) for m = 2 layers in a branch)."""
+        c = self.config
+        w1, b1 = self.sample_layer((c.width, c.hidden_width), rng)
+        if not c.fixup:
+            w2, b2 = self.sample_layer((c.hidden_width, c.width), rng)
+            return BlockWeights(w1, b1, w2, b2)
+        w1 *= self.dtype.type(c.layers ** -0.5)
+        w2 = np.zeros((c.hidden_width, c.width), self.dtype)
+        b2 = self.bias.sample(c.hidden_width, c.width, rng, self.dtype, c.bias_params)
+        return BlockWeights(w1, b1, w2, b2)
 
 
 def hidden_forward(x: np.ndarray, layers: Sequence[Layer], block: Block, fitting: Scheme | None = None,
@@ -269,3 +313,111 @@ def backward(grad: np.ndarray, cache: list[np.ndarray], inv_stds: list[np.ndarra
             w = weights[layer - 1]
             spare = matmul(grad, w.T, reused(spare, (grad.shape[0], w.shape[0]), grad.dtype), block.flush)
             grad, spare = spare, grad
+
+
+# --- residual blocks ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BlockWeights:
+    """A residual block's branch F(u) = phi(u W1 + b1) W2 + b2: W1 of shape (width, E width), W2 of
+    shape (E width, width)."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+
+
+@dataclass(frozen=True)
+class BlockCache:
+    """What a block's backward pass needs from its forward pass."""
+
+    branch_in: np.ndarray  # u, the branch's input: norm(x_{l-1}) for pre-norm with a norm, else x_{l-1}
+    in_inv_std: np.ndarray | None  # pre-norm's norm statistics (None without)
+    hidden: np.ndarray  # what the branch's activation keeps (`Block.activate`)
+    out: np.ndarray | None  # post-norm's output x_l, the norm's u, with a norm (else None)
+    out_inv_std: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class BlockPass:
+    """A block's forward pass: the stream's next value and what the simulation reports of it."""
+
+    out: np.ndarray  # x_l, a new array
+    cache: BlockCache
+    pre: np.ndarray  # the hidden pre-activation u W1 + b1 (in ``pre_copy`` when the activation overwrote it)
+    hidden: np.ndarray  # phi(u W1 + b1)
+    branch: np.ndarray  # alpha F(u), in ``branch_out``
+    subnormal: int  # of the pre-activation and of x_l, counted before any flush
+
+
+def block_forward(x: np.ndarray, weights: BlockWeights, norm: Block, branch: Block, form: str, alpha: float,
+                  pre_copy: np.ndarray, hidden_work: np.ndarray, branch_out: np.ndarray) -> BlockPass:
+    """One residual block on the stream ``x`` (left as it is):
+    pre-norm (``form`` "pre") x_l = x + alpha F(norm(x)); post-norm x_l = norm(x + alpha F(x));
+    F(u) = phi(u W1 + b1) W2 + b2. ``norm`` is the network's block (its norm is the stream's),
+    ``branch`` the activation without a norm (`Network.branch`). ``pre_copy`` and ``hidden_work``
+    (batch, E width) and ``branch_out`` (batch, width) are working buffers that the result's pre,
+    hidden and branch may live in."""
+    flush = branch.flush
+    u, in_stats = x, None
+    if form == "pre" and norm.norm != "none":
+        u = x.copy()
+        in_stats = norm.normalize(u)
+        norm.flushed(u)
+    a = linear(u, weights.w1, weights.b1, flush=flush)
+    subnormal = branch.flushed(a)
+    pre = a
+    if branch.keeps_output:  # the activation overwrites a: the statistics read a copy
+        pre = pre_copy
+        np.copyto(pre, a)
+    hidden, kept, _ = branch.activate(a, hidden_work)
+    f = linear(hidden, weights.w2, weights.b2, branch_out, flush)
+    if alpha != 1:
+        f *= f.dtype.type(alpha)
+    out = np.add(x, f)
+    out_stats = None
+    if form == "post" and norm.norm != "none":
+        out_stats = norm.normalize(out)
+    subnormal += norm.flushed(out)
+    cache = BlockCache(u, None if in_stats is None else in_stats[1], kept,
+                       out if out_stats is not None else None, None if out_stats is None else out_stats[1])
+    return BlockPass(out, cache, pre, hidden, f, subnormal)
+
+
+@dataclass(frozen=True)
+class BlockGradient:
+    """A block's backward pass: dL/dx_{l-1}, and dL/da with the branch's input u, from which
+    dL/dW1 = u.T @ dL/da (a = u W1 + b1)."""
+
+    grad_in: np.ndarray
+    grad_pre: np.ndarray
+    branch_in: np.ndarray
+    subnormal: int  # values of dL/dx_{l-1} below the smallest normal, counted before any flush
+
+
+def block_backward(grad: np.ndarray, cache: BlockCache, weights: BlockWeights, norm: Block, branch: Block,
+                   alpha: float, grad_stream: np.ndarray, grad_hidden: np.ndarray, grad_in: np.ndarray
+                   ) -> BlockGradient:
+    """dL/dx_{l-1} from ``grad`` = dL/dx_l (left as it is), exactly, into ``grad_in``; ``grad_stream``
+    (batch, width) and ``grad_hidden`` (batch, E width) are working buffers.
+
+    With s = x_{l-1} + alpha F(u) (x_l = s for pre-norm, norm(s) for post-norm):
+    dL/ds = dL/dx_l or norm's backward of it; dL/dz = alpha dL/ds W2^T; dL/da = dL/dz phi'(a);
+    dL/du = dL/da W1^T; dL/dx_{l-1} = dL/ds + dL/du, with pre-norm's backward through u = norm(x_{l-1})."""
+    flush = branch.flush
+    grad_s = grad
+    if cache.out is not None:
+        grad_s = grad_stream
+        np.copyto(grad_s, grad)
+        normalize_backward(grad_s, cache.out, cache.out_inv_std, norm.norm)
+        norm.flushed(grad_s)  # it goes into a multiply (see the module's docstring on subnormals)
+    grad_z = matmul(grad_s, weights.w2.T, grad_hidden, flush)
+    if alpha != 1:
+        grad_z *= grad_z.dtype.type(alpha)
+    grad_a, _ = branch.backward(grad_z, cache.hidden, None)
+    grad_u = matmul(grad_a, weights.w1.T, grad_in, flush)
+    if cache.in_inv_std is not None:
+        normalize_backward(grad_u, cache.branch_in, cache.in_inv_std, norm.norm)
+    grad_u += grad_s
+    return BlockGradient(grad_u, grad_a, cache.branch_in, norm.flushed(grad_u))

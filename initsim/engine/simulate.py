@@ -11,6 +11,10 @@ normalization, when there is one) and w.r.t. the weights.
 
 The layers' forward and backward passes, their memory discipline and the seeding of their
 weights are in `network.py`, shared with training.
+
+A residual network's run (`_run_residual`) streams its blocks the same way: per block, pre is the
+branch's hidden pre-activation u W1 + b1, post the stream x_l, branch_std the std of alpha F, grad
+dL/dx_l, and the weight statistics are W1's. `initial_blocks` gives its weights.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from threadpoolctl import threadpool_info
 from . import memory
 from .config import SimConfig
 from .memory import DEFAULT_MEMORY_LIMIT
-from .network import Layer, Network, backward, reused
+from .errors import ConfigError
+from .network import BlockPass, BlockWeights, Layer, Network, backward, block_backward, block_forward, reused
 from .products import linear, scaled_matmul
 from .stats import SampleGeometry, Stats, sample_geometry, std_of, summarize
 from .theory import TheoryPrediction, config_prediction
@@ -39,6 +44,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ForwardEvent:
+    """A layer's forward statistics; of a residual network's block l (config.residual pre or post),
+    pre is the branch's hidden pre-activation u W1 + b1, post the stream x_l, the fractions of its
+    hidden activation, weight_std of W1."""
+
     index: int  # 1-based layer
     layers: int
     pre: Stats  # the activation's input u (after the normalization, if any)
@@ -46,10 +55,12 @@ class ForwardEvent:
     dead_fraction: float  # units whose gradient is zero for every sample of the batch
     saturated_fraction: float  # outputs in the activation's flat tails
     weight_std: float  # of the sampled (and, for LSUV, rescaled) weights
-    theory_pre_std: float
+    theory_pre_std: float | None  # None where the theory has no prediction (residual networks)
     subnormal: int  # values of pre and post below the smallest normal, counted before any flush
     geometry: SampleGeometry  # of pre: the samples' mean correlation, the units' spread
     theory_sample_correlation: float | None  # mean-field c^l (None where the theory has none)
+    # A residual block's: std of alpha F, what the branch adds to the stream (None for a plain layer)
+    branch_std: float | None = None
 
     @property
     def step(self) -> int:
@@ -58,6 +69,9 @@ class ForwardEvent:
 
 @dataclass(frozen=True)
 class BackwardEvent:
+    """A layer's backward statistics; of a residual network's block l, grad is dL/dx_l (the stream's
+    gradient), weight_grad_std that of dL/dW1."""
+
     index: int
     layers: int
     grad: Stats  # dL/dh, the gradient w.r.t. the layer's linear output
@@ -84,12 +98,15 @@ class SimResult:
     def layer_records(self) -> list[dict]:
         """One JSON-able dict per layer, the keys the CLI's --json documents."""
         records = []
+        residual = self.config.residual != "none"
         for f, b in zip(self.forward, self.backward):
             records.append({
                 "index": f.index,
                 "pre_mean": f.pre.mean, "pre_std": f.pre.std, "pre_min": f.pre.min, "pre_max": f.pre.max,
                 "post_mean": f.post.mean, "post_std": f.post.std, "post_min": f.post.min,
                 "post_max": f.post.max,
+                # a residual block's, after the stream's; a plain layer has no branch
+                **({"branch_std": _finite_or_none(f.branch_std)} if residual else {}),
                 "grad_std": b.grad.std, "weight_grad_std": b.weight_grad_std,
                 "weight_std": f.weight_std,
                 "dead_fraction": f.dead_fraction, "saturated_fraction": f.saturated_fraction,
@@ -197,6 +214,9 @@ def initial_weights(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT)
     """
     net = checked_network(config, memory_limit)
     c = net.config
+    if c.residual != "none":
+        raise ConfigError("residual", "a residual network's weights are per block (W1, b1, W2, b2): "
+                          "use initial_blocks")
     if not net.scheme.data_dependent:
         streams = net.streams()
         return [net.sample_layer(c.fans(layer), streams[layer]) for layer in range(1, c.layers + 1)]
@@ -205,6 +225,26 @@ def initial_weights(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT)
         if event.index == c.layers:  # the forward pass is done; the backward pass is not needed
             break
     return outputs.layers
+
+
+@dataclass(frozen=True)
+class ResidualWeights:
+    """A residual network's weights: the input projection (P, b) when the input's width differs
+    from the stream's (else None), and each block's W1, b1, W2, b2."""
+
+    projection: Layer | None
+    blocks: tuple[BlockWeights, ...]
+
+
+def initial_blocks(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> ResidualWeights:
+    """A residual network's weights exactly as `simulate` uses them; checked against
+    ``memory_limit`` as the simulation is. ConfigError for a plain network (`initial_weights`)."""
+    net = checked_network(config, memory_limit)
+    if net.config.residual == "none":
+        raise ConfigError("residual", "a plain network has layers, not blocks: use initial_weights")
+    streams = net.streams()
+    return ResidualWeights(net.sample_projection() if net.has_projection else None,
+                           tuple(net.sample_block(streams[block]) for block in range(1, net.config.layers + 1)))
 
 
 def _blas_leaves_a_core() -> bool:
@@ -240,6 +280,9 @@ class _RunOutputs:
 
     layers: list[Layer] = field(default_factory=list)  # (W, b) per layer, as drawn (and rescaled)
     theory: TheoryPrediction | None = None  # known once the forward pass is done
+    # A residual network's: its input projection (None when the input has the stream's width), its blocks
+    projection: Layer | None = None
+    blocks: list[BlockWeights] = field(default_factory=list)
 
 
 def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) -> Iterator[LayerEvent]:
@@ -256,6 +299,9 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
     the multiply, while this thread makes the event, taking no core from a multi-threaded BLAS.
     The thread is joined when the run ends, is stopped, or the consumer closes the stream.
     """
+    if net.config.residual != "none":
+        yield from _run_residual(net, should_stop, outputs)
+        return
     c, block, dtype = net.config, net.block, net.dtype
     streams = net.streams()
     x0 = _input(c, streams[0], dtype)
@@ -368,4 +414,115 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
             event = beside_multiplies(backward_event, layer, grad_h, weight_grad, exponent, subnormal)
     finally:
         pool.shutdown(cancel_futures=True)  # waits for the task under way
+        drawn.clear()
+
+
+def _run_residual(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) -> Iterator[LayerEvent]:
+    """`_run` for a residual network: a ForwardEvent per block (1..L), then a BackwardEvent per block
+    (L..1), with the plain run's side thread (`_run`'s docstring): it draws the next block's weights
+    and makes the previous block's event while this thread computes the block, where BLAS leaves a
+    core; else the events are made here between blocks.
+
+    The stream x_l and what the backward pass keeps (`network.BlockCache`) are fresh arrays per block;
+    what an event reads besides them (the copy of the hidden pre-activation that the activation
+    overwrites, or the hidden activation, and alpha F) lives in working buffers that alternate by
+    block, so that block l + 1 never writes what block l's event reads. Backward, dL/dx_l rotates
+    through three buffers: block l writes dL/dx_{l-1} while the events of blocks l + 1 (under way)
+    and l (next) read theirs.
+    """
+    c, dtype, norm, branch = net.config, net.dtype, net.block, net.branch
+    alpha = c.branch_alpha
+    streams = net.streams()
+    x0 = _input(c, streams[0], dtype)
+    theory = config_prediction(c)
+    outputs.theory = theory
+    hidden_shape, stream_shape = (c.batch, c.hidden_width), (c.batch, c.width)
+    pre_buffers = (np.empty(hidden_shape, dtype), np.empty(hidden_shape, dtype))
+    hidden_buffers = (np.empty(hidden_shape, dtype), np.empty(hidden_shape, dtype))
+    branch_buffers = (np.empty(stream_shape, dtype), np.empty(stream_shape, dtype))
+    hidden_scratch, stream_scratch = np.empty(hidden_shape, dtype), np.empty(stream_shape, dtype)
+    drawn: list[Future[BlockWeights]] = []
+    caches = []
+    core_left = _blas_leaves_a_core()
+
+    def draw(block: int) -> None:
+        if block <= c.layers:
+            drawn.append(pool.submit(_quietly, net.sample_block, streams[block]))
+
+    def beside_blocks(function: Callable[..., T], *args) -> Future[T]:
+        """As `_run`'s beside_multiplies: on the side thread where BLAS leaves a core, else here."""
+        if core_left:
+            return pool.submit(_quietly, function, *args)
+        made: Future[T] = Future()
+        made.set_result(_quietly(function, *args))
+        return made
+
+    def forward_event(block: int, step: BlockPass, w1: np.ndarray) -> ForwardEvent:
+        dead, saturated = _fractions(net, step.hidden)
+        return ForwardEvent(block, c.layers, summarize(step.pre, c.bins, hidden_scratch),
+                            summarize(step.out, c.bins, stream_scratch), dead, saturated, std_of(w1),
+                            theory.pre_std[block - 1], step.subnormal, sample_geometry(step.pre),
+                            theory.sample_correlation[block - 1], std_of(step.branch))
+
+    def backward_event(block: int, grad: np.ndarray, weight_grad: np.ndarray, exponent: int,
+                       subnormal: int) -> BackwardEvent:
+        return BackwardEvent(block, c.layers, summarize(grad, c.bins, stream_scratch),
+                             math.ldexp(std_of(weight_grad), exponent), theory.grad_std[block - 1], subnormal)
+
+    if should_stop():
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="initsim-side")
+    try:
+        with np.errstate(all="ignore"):
+            x = x0
+            if net.has_projection:
+                outputs.projection = net.sample_projection()
+                x = linear(x0, *outputs.projection, flush=norm.flush)
+                norm.flushed(x)
+        draw(1)
+        event: Future | None = None
+        for block in range(1, c.layers + 1):
+            weights = drawn[block - 1].result()
+            if core_left:
+                draw(block + 1)
+            with np.errstate(all="ignore"):
+                parity = block % 2
+                step = block_forward(x, weights, norm, branch, c.residual, alpha, pre_buffers[parity],
+                                     hidden_buffers[parity], branch_buffers[parity])
+            if not core_left:
+                draw(block + 1)
+            outputs.blocks.append(weights)
+            caches.append(step.cache)
+            x = step.out
+            if event is not None:
+                yield event.result()
+                if should_stop():
+                    return
+            event = beside_blocks(forward_event, block, step, weights.w1)
+        yield event.result()
+        drawn.clear()
+
+        grad = streams[-1].standard_normal(stream_shape).astype(dtype)  # float64 draw, as the input
+        grad_buffers = [np.empty(stream_shape, dtype) for _ in range(3)]
+        grad_stream, grad_hidden = np.empty(stream_shape, dtype), np.empty(hidden_shape, dtype)
+        weight_grads = [np.empty((c.width, c.hidden_width), dtype) for _ in range(2)]
+        subnormal = 0  # of dL/dx_L, drawn
+        event = None
+        for block in range(c.layers, 0, -1):
+            if should_stop():
+                return
+            weights, cache = outputs.blocks[block - 1], caches.pop()
+            with np.errstate(all="ignore"):
+                back = block_backward(grad, cache, weights, norm, branch, alpha, grad_stream, grad_hidden,
+                                      grad_buffers[block % 3])
+                weight_grad, exponent = scaled_matmul(back.branch_in.T, back.grad_pre, weight_grads[block % 2],
+                                                      norm.flush)
+            del cache
+            if event is not None:
+                yield event.result()
+            event = beside_blocks(backward_event, block, grad, weight_grad, exponent, subnormal)
+            grad, subnormal = back.grad_in, back.subnormal
+        yield event.result()
+    finally:
+        pool.shutdown(cancel_futures=True)
         drawn.clear()

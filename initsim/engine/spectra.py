@@ -90,6 +90,9 @@ class JacobianSpectrum:
 def _plain_network(config: SimConfig) -> tuple[SimConfig, list[Layer]]:
     """The validated config and its `initial_weights`; a normalization is refused."""
     config = config.validated()
+    if config.residual != "none":
+        raise ConfigError("residual", "the Jacobian spectrum is of a plain network's layers; residual "
+                          "blocks are not available yet (choose residual none)")
     if config.norm != "none":
         raise ConfigError("norm", "the Jacobian spectrum is of the plain network: a normalization "
                           "couples the samples of the batch (choose norm none)")

@@ -410,7 +410,7 @@ def _q_star_and_chi1(act: Activation, params: dict, sigma_w2: float, sigma_b2: f
 class TheoryPrediction:
     """Mean-field prediction for one network, next to which the measurement is shown."""
 
-    pre_std: tuple[float, ...]  # per layer, std of the activation's input
+    pre_std: tuple[float | None, ...]  # per layer, std of the activation's input (None: no prediction)
     grad_std: tuple[float | None, ...]  # per layer, std of dL/dh (None where no theory applies)
     sigma_w2: tuple[float, ...]
     sigma_b2: float  # of the hidden layers (layer 1's, from its own fan_in, is in pre_std[0])
@@ -533,6 +533,10 @@ def config_prediction(config: SimConfig, weights: Sequence[np.ndarray] | None = 
     depends_on_weights = data_dependent and weights is not None
     if not depends_on_weights and _PREDICTION in config.__dict__:
         return config.__dict__[_PREDICTION]
+    if config.residual != "none":
+        prediction = _residual_prediction(config)
+        object.__setattr__(config, _PREDICTION, prediction)
+        return prediction
     layers = range(1, config.layers + 1)
     sigma_w2, sigma_b2 = zip(*(layer_sigmas(config, layer) for layer in layers))
     if data_dependent:
@@ -551,6 +555,21 @@ def config_prediction(config: SimConfig, weights: Sequence[np.ndarray] | None = 
     if not depends_on_weights:
         object.__setattr__(config, _PREDICTION, prediction)
     return prediction
+
+
+def _residual_prediction(config: SimConfig) -> TheoryPrediction:
+    """A residual network's: no prediction yet (the block's mean-field recursion is issue 13's next
+    step), every predicted value None. sigma_w2 and sigma_b2 are facts of the weights, not
+    predictions: fan_in E[W1^2] of each block's first matrix at its fans (width, E width), and E[b1^2]."""
+    scheme, bias = get_scheme(config.init), get_bias_init(config.bias_init)
+    fan_in, fan_out = config.width, config.hidden_width
+    sigma_w2 = fan_in * scheme.second_moment(fan_in, fan_out, config.init_params)
+    if config.fixup:
+        sigma_w2 /= config.layers
+    none = (None,) * config.layers
+    return TheoryPrediction(pre_std=none, grad_std=none, sigma_w2=(sigma_w2,) * config.layers,
+                            sigma_b2=bias.second_moment(fan_in, config.bias_params), q_star=None, chi1=None,
+                            depth_scale=None, jacobian_mean_square=None, sample_correlation=none)
 
 
 def config_at(config: SimConfig, sigma_w2: float, sigma_b2: float) -> SimConfig:

@@ -474,6 +474,8 @@ class Setup:
         the task's data from ``training``. ConfigError, before the data are generated, if the run
         needs more than ``memory_limit`` bytes (`memory.training`)."""
         config, training = config.validated(), (training or TrainConfig()).validated()
+        if config.residual != "none":  # before anything is estimated: memory.training counts plain layers
+            raise ConfigError("residual", "training residual networks is not available yet (simulate them)")
         if data is not None and data.dim != training.task_dim:
             raise ConfigError("task_dim", f"the data are {data.dim}-D; got {training.task_dim}")
         estimate = memory.training(config, training, data_shared=data is not None)

@@ -20,7 +20,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from initsim.engine import ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig
-from initsim.engine.config import NORMS
+from initsim.engine.config import NORMS, RESIDUALS
 from initsim.engine.configfile import config_from_mapping
 from initsim.engine.params import PARAMS
 from initsim.engine.schemes import ALIASES
@@ -57,7 +57,7 @@ junk = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dic
 # Small sizes keep a valid case cheap; the cost guard decides what is run anyway.
 _SMALL = {"layers": 4, "width": 16, "batch": 12, "input_width": 16, "bins": 70, "seed": 2**63 - 1,
           "samples": 64, "task_dim": 8, "data_seed": 2**63 - 1, "steps": 5, "train_batch": 16,
-          "record_every": 10, "flat_steps": 100, "region_grid": 8}
+          "record_every": 10, "flat_steps": 100, "region_grid": 8, "expansion": 4}
 
 
 @cache
@@ -120,7 +120,10 @@ _WRONG_CHOICES = st.sampled_from(["float16", "int8", "group", "cauchy", ""]) | j
 _NAMED = {"init": (SCHEMES, ALIASES, "init_params"), "activation": (ACTIVATIONS, None, "activation_params"),
           "bias_init": (BIAS_INITS, None, "bias_params")}
 _CHOICES = {"norm": NORMS, "input_dist": ("normal", "uniform"),
-            "dtype": ("float32", "float64")}
+            "dtype": ("float32", "float64"), "residual": RESIDUALS}
+# The residual block's other options: values of the right kind (a scale as a number or as text).
+_BLOCK_OPTIONS = {"branch_scale": st.sampled_from(["1", "0", "0.5", "1/sqrt(L)", "1/sqrt(2L)", " 1/SQRT(2l) "])
+                  | st.floats(-4, 4), "fixup": st.booleans()}
 
 
 def _integer_fields(draw, ranges: dict[str, tuple[int, int]], bad: set[str], large: bool,
@@ -144,6 +147,8 @@ def _sim_fields(draw, bad: set[str], large: bool) -> dict[str, Any]:
         fields[params] = draw(_bad_params(names) if params in bad else _params(names))
     for name, allowed in _CHOICES.items():
         fields[name] = draw(_WRONG_CHOICES if name in bad else st.sampled_from(allowed))
+    for name, good in _BLOCK_OPTIONS.items():
+        fields[name] = draw(junk if name in bad else good)
     return fields
 
 
@@ -170,7 +175,8 @@ def _bad_reals(name: str) -> st.SearchStrategy:
     return st.sampled_from([low / 2 - 1, high * 2, math.nan]) | junk
 
 
-_SIM_FIELDS = sorted(set(RANGES) | set(_NAMED) | {p for _, _, p in _NAMED.values()} | set(_CHOICES))
+_SIM_FIELDS = sorted(set(RANGES) | set(_NAMED) | {p for _, _, p in _NAMED.values()} | set(_CHOICES)
+                     | set(_BLOCK_OPTIONS))
 _TRAIN_FIELDS = sorted(set(TRAIN_RANGES) | set(TRAIN_REAL_RANGES) | {"task", "optimizer"})
 
 
@@ -218,6 +224,8 @@ def simulation_cost(config: SimConfig) -> float:
     fan_in, width, batch, layers = config.fan_in_first, config.width, config.batch, config.layers
     weights = fan_in * width + (layers - 1) * width * width
     matmuls = 6 * batch * weights * (11 if SCHEMES[config.init].data_dependent else 1)
+    if config.residual != "none":  # a block: two matrices of width x expansion width
+        matmuls *= 2 * config.expansion
     sampling = layers * max(fan_in, width) ** 3 if not SCHEMES[config.init].iid else 10 * weights
     return matmuls + sampling + 50 * layers * batch * width + LAYER_COST * layers
 
