@@ -12,11 +12,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QPushButton, QVBoxLayout, QWidget)
 
 from initsim.engine import (ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig,
                             get_activation, get_scheme)
+from initsim.engine.config import BRANCH_SCALES, RESIDUALS
 from initsim.engine.params import PARAMS, Param, params_text
 from initsim.engine.presets import Preset, presets
 from initsim.engine.stats import HIST_SAMPLE
@@ -29,6 +30,18 @@ CUSTOM = "custom"
 
 NORM_LABELS = {"none": "none", "batch": "BatchNorm (each unit over the batch)",
                "layer": "LayerNorm (each sample over its units)", "rms": "RMSNorm (each sample over its units)"}
+RESIDUAL_LABELS = {"none": "none (a plain MLP)", "pre": "pre-norm blocks: x + \u03b1 F(norm(x))",
+                   "post": "post-norm blocks: norm(x + \u03b1 F(x))"}
+assert tuple(RESIDUAL_LABELS) == RESIDUALS
+# The branch scale's menu: the names the engine takes, and the numbers a lecture starts from; any
+# other number can be typed.
+BRANCH_SCALE_CHOICES = {
+    "1": "alpha = 1: each block adds its branch in full",
+    **{name: f"alpha = {name}, L the number of blocks"
+       + (" (GPT-2's: two branches a layer)" if "2L" in name else " (the stream's variance stays bounded)")
+       for name in BRANCH_SCALES},
+    "0": "alpha = 0: ReZero / SkipInit, every block starts as the identity (alpha is learned in training)",
+}
 INPUT_LABELS = {"normal": "normal N(0, 1)", "uniform": "uniform U(-\u221a3, \u221a3)"}
 DTYPE_LABELS = {"float32": "float32", "float64": "float64"}
 SUBNORMAL_LABELS = {"flush": "flush to zero", "keep": "keep (IEEE)"}
@@ -140,8 +153,8 @@ class ControlsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(8)
-        for group in (self._preset_group(), self._network_group(), self._activation_group(),
-                      self._init_group(), self._bias_group(), self._seed_group()):
+        for group in (self._preset_group(), self._network_group(), self._residual_group(),
+                      self._activation_group(), self._init_group(), self._bias_group(), self._seed_group()):
             layout.addWidget(group)
         layout.addStretch(1)
 
@@ -178,8 +191,45 @@ class ControlsPanel(QWidget):
         group = self._form_group("Network", [("Layers", self.layers), ("Width", self.width),
                                              ("Batch", self.batch), ("Input", self.input_dist),
                                              ("Normalization", self.norm)])
+        self.network_form = group.layout()
         group.layout().addRow(self.network_refusal)
         return group
+
+    def _residual_group(self) -> QGroupBox:
+        self.residual = _combo("residual", "Residual blocks instead of plain layers: each of the layers "
+                               "becomes x + \u03b1 F(x), F(u) = \u03c6(u W1 + b1) W2 + b2, the MLP half of a "
+                               "transformer layer; the normalization above is the stream's", RESIDUAL_LABELS)
+        self.branch_scale = QComboBox()
+        self.branch_scale.setObjectName("branch_scale")
+        self.branch_scale.setEditable(True)  # any number can be typed
+        self.branch_scale.setToolTip("The branch scale \u03b1: a number, or 1/sqrt(L), 1/sqrt(2L) with L "
+                                     "the number of blocks")
+        for value, tip in BRANCH_SCALE_CHOICES.items():
+            self.branch_scale.addItem(value, value)
+            self.branch_scale.setItemData(self.branch_scale.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.block_refusal = RefusalNote("block.refused")
+        self.expansion = _integer_box("expansion", "The branch's hidden width, in widths: W1 is (W, E W), "
+                                      "W2 (E W, W); 4 in transformers", self.block_refusal)
+        self.fixup = QCheckBox("Fixup: W2 = 0, W1 \u00d7 L^-1/2 (no norm)")
+        self.fixup.setObjectName("fixup")
+        self.fixup.setToolTip("Fixup (Zhang et al. 2019): each branch's last matrix starts at zero and its "
+                              "first is scaled by L^(-1/2), so that the network starts as the identity "
+                              "without a normalization")
+        self.residual.currentIndexChanged.connect(self._on_edit)
+        self.branch_scale.currentTextChanged.connect(self._on_edit)
+        self.expansion.valueChanged.connect(self._on_edit)
+        self.fixup.toggled.connect(self._on_edit)
+        self.block_options = QWidget()
+        form = QFormLayout(self.block_options)
+        form.setContentsMargins(0, 0, 0, 0)
+        for label, widget in (("Branch scale \u03b1", self.branch_scale), ("Expansion", self.expansion)):
+            caption = QLabel(label)
+            caption.setToolTip(widget.toolTip())
+            form.addRow(caption, widget)
+        form.addRow(self.fixup)
+        form.addRow(self.block_refusal)
+        self.block_options.setVisible(False)
+        return self._group("Residual", [self.residual, self.block_options])
 
     def _activation_group(self) -> QGroupBox:
         self.activation = _combo("activation", "The nonlinearity after every layer",
@@ -291,7 +341,9 @@ class ControlsPanel(QWidget):
             init=self.init.currentData(), init_params=self.init_params.values(),
             bias_init=self.bias_init.currentData(), bias_params=self.bias_params.values(),
             seed=self.seed.value(), dtype=self.dtype.currentData(),
-            subnormals=self.subnormals.currentData())
+            subnormals=self.subnormals.currentData(), residual=self.residual.currentData(),
+            branch_scale=self.branch_scale.currentText().strip(), expansion=self.expansion.value(),
+            fixup=self.fixup.isChecked())
         if config != self._last_read[0]:
             try:
                 self._last_read = config, config.validated()
@@ -306,6 +358,7 @@ class ControlsPanel(QWidget):
             self._last_set = config
             self.network_refusal.hide()
             self.seed_refusal.hide()
+            self.block_refusal.hide()
             self.layers.setValue(config.layers)
             self.width.setValue(config.width)
             self.batch.setValue(config.batch)
@@ -320,6 +373,10 @@ class ControlsPanel(QWidget):
             self.seed.setValue(config.seed)
             _set_data(self.dtype, config.dtype)
             _set_data(self.subnormals, config.subnormals)
+            _set_data(self.residual, config.residual)
+            self.branch_scale.setCurrentText(config.branch_scale)
+            self.expansion.setValue(config.expansion)
+            self.fixup.setChecked(config.fixup)
 
     def new_seed(self) -> None:
         self.seed.setValue(random.randint(0, NEW_SEED_MAX))
@@ -371,9 +428,17 @@ class ControlsPanel(QWidget):
             self.bias_params.set_params(BIAS_INITS[self.bias_init.currentData()].params())
 
     def _refresh_notes(self) -> None:
+        self._refresh_blocks()
         self._refresh_preset()
         self._refresh_recommendation()
         self._refresh_init_note()
+
+    def _refresh_blocks(self) -> None:
+        """The block options show with residual blocks; the depth's caption says what it counts."""
+        residual = self.residual.currentData() != "none"
+        self.block_options.setVisible(residual)
+        caption = self.network_form.labelForField(self.layers)
+        caption.setText("Blocks" if residual else "Layers")
 
     def _refresh_preset(self) -> None:
         preset = self._matching_preset()

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout)
 
-from initsim.engine import ConfigError, SimConfig, get_scheme, initial_weights
+from initsim.engine import ConfigError, SimConfig, get_scheme, initial_blocks, initial_weights
 from initsim.engine.spectra import (JacobianSpectrum, WeightSpectrum, isometry_pair, jacobian_spectrum,
                                     weight_spectrum)
 from initsim.engine.theory import config_sigmas
@@ -97,21 +97,34 @@ def jacobian_result(role: str, config: SimConfig) -> JacobianResult:
     return JacobianResult(role, config, spectrum, error)
 
 
+def matrix_fans(config: SimConfig, layer: int) -> tuple[int, int]:
+    """(fan_in, fan_out) of the matrix the view shows of 1-based ``layer``: a plain layer's W, a
+    residual block's W1 (width, expansion x width)."""
+    return config.fans(layer) if config.residual == "none" else (config.width, config.hidden_width)
+
+
 def layer_variance(config: SimConfig, layer: int) -> float:
-    """E[W^2] of ``layer``'s entries from the scheme's formula."""
-    fan_in, fan_out = config.fans(layer)
-    return get_scheme(config.init).second_moment(fan_in, fan_out, config.init_params)
+    """E[W^2] of the shown matrix's entries from the scheme's formula (Fixup's W1: over L)."""
+    fan_in, fan_out = matrix_fans(config, layer)
+    second_moment = get_scheme(config.init).second_moment(fan_in, fan_out, config.init_params)
+    return second_moment / config.layers if config.fixup else second_moment
+
+
+def layer_matrix(config: SimConfig, layer: int) -> np.ndarray:
+    """The matrix the view shows of 1-based ``layer``, as the simulation draws it."""
+    if config.residual == "none":
+        return initial_weights(config, memory_limit())[layer - 1][0]
+    return initial_blocks(config, memory_limit()).blocks[layer - 1].w1
 
 
 def weight_result(config: SimConfig, layer: int, scale: str) -> WeightResult:
-    fan_in, fan_out = config.fans(layer)
+    fan_in, fan_out = matrix_fans(config, layer)
     small = min(fan_in, fan_out)
     error = too_large(small, 2 * fan_in * fan_out * small + 10 * small**3)  # the Gram matrix, eigvalsh
     if error is not None:
         return WeightResult(config, layer, scale, None, error)
-    w = initial_weights(config, memory_limit())[layer - 1][0]
     variance = layer_variance(config, layer) if scale == "formula" else None
-    return WeightResult(config, layer, scale, weight_spectrum(w, variance), None)
+    return WeightResult(config, layer, scale, weight_spectrum(layer_matrix(config, layer), variance), None)
 
 
 def spectra_job(jacobians: list[tuple[str, SimConfig]], weights: tuple[SimConfig, int, str] | None):
@@ -245,7 +258,8 @@ class SpectraView(ComputedView):
         jacobian_bar.addWidget(self.log_scale)
         jacobian_bar.addStretch(1)
         weight_bar = QHBoxLayout()
-        weight_bar.addWidget(QLabel("Layer"))
+        self.layer_label = QLabel("Layer")
+        weight_bar.addWidget(self.layer_label)
         weight_bar.addWidget(self.layer)
         weight_bar.addStretch(1)
         weight_bar.addWidget(self.scale)
@@ -281,6 +295,7 @@ class SpectraView(ComputedView):
             return
         first = self.config is None
         self.config = state.config
+        self.layer_label.setText("Layer" if self.config.residual == "none" else "Block (W1)")
         self.layer.blockSignals(True)
         self.layer.setRange(1, self.config.layers)
         if first:
@@ -426,7 +441,8 @@ class SpectraView(ComputedView):
         bulk = float(np.percentile(law[law > 0], DENSITY_PERCENTILE)) if (law > 0).any() else 0.0
         self.weight_plot.setYRange(0, max(float(density.max()), bulk) * 1.08, padding=0)
         self.weight_plot.setXRange(histogram.edges[0], histogram.edges[-1], padding=0.02)
-        self.weight_plot.setTitle(f"Weights of layer {result.layer}", size="10pt")
+        self.weight_plot.setTitle(f"Weights of layer {result.layer}" if result.config.residual == "none"
+                                  else f"W1 of block {result.layer}", size="10pt")
         if current:
             self.weight_numbers.setText("<br>".join(weight_lines(result)))
 

@@ -1,0 +1,73 @@
+"""Residual networks in the window (issue 13): the block controls, shown with residual blocks only,
+say exactly the config; every view paints a residual run as the engine computes it; the Spectra
+view shows a block's W1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from initsim.engine import ConfigError, initial_blocks, simulate
+from initsim.engine.spectra import weight_spectrum
+
+from appcheck import SMALL, TIMEOUT_MS, assert_paints, settle
+
+RESIDUAL = SMALL.replace(residual="pre", norm="layer", branch_scale="1/sqrt(L)", expansion=2, activation="relu",
+                         init="kaiming_normal", layers=6)
+
+
+def test_block_options_show_with_blocks_only_and_say_the_config(qtbot, make_window):
+    window = make_window(SMALL)
+    controls = window.controls
+    assert not controls.block_options.isVisible()
+    assert controls.network_form.labelForField(controls.layers).text() == "Layers"
+    controls.set_config(RESIDUAL)
+    assert controls.block_options.isVisible()
+    assert controls.network_form.labelForField(controls.layers).text() == "Blocks"
+    assert controls.said() == RESIDUAL.validated()
+    controls.branch_scale.setCurrentText("0.25")
+    assert controls.said().branch_scale == "0.25"
+    controls.branch_scale.setCurrentText("1 / sqrt(2l)")
+    assert controls.said().branch_scale == "1/sqrt(2L)"
+    controls.branch_scale.setCurrentText("half")
+    refused = controls.said()
+    assert isinstance(refused, ConfigError) and "branch_scale" in str(refused)
+    controls.branch_scale.setCurrentText("1")
+    controls.fixup.setChecked(True)  # with a layer norm: refused, saying why
+    assert isinstance(controls.said(), ConfigError) and "Fixup" in str(controls.said())
+    controls.norm.setCurrentIndex(controls.norm.findData("none"))
+    assert controls.said().fixup and controls.said().norm == "none"
+    controls.residual.setCurrentIndex(controls.residual.findData("none"))
+    assert not controls.block_options.isVisible()
+    assert controls.said().residual == "none" and not controls.said().fixup  # a plain net has no block
+    settle(qtbot, window)
+
+
+def test_every_view_paints_a_residual_run_as_the_engine_computes_it(qtbot, make_window):
+    window = make_window(RESIDUAL)
+    settle(qtbot, window)
+    result = simulate(RESIDUAL)
+    assert_paints(window, result)
+    assert window.warnings.property("level") in ("ok", "warn")  # the engine's diagnosis, no failure
+
+
+@pytest.mark.parametrize("fixup", [False, True])
+def test_spectra_show_a_blocks_w1_against_its_law(qtbot, make_window, fixup):
+    config = RESIDUAL.replace(norm="none", fixup=fixup) if fixup else RESIDUAL
+    window = make_window(config)
+    view = window.view("spectra")
+    window.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT_MS)
+    QApplication.processEvents()
+    block = view.layer.value()
+    w1 = initial_blocks(config.validated()).blocks[block - 1].w1
+    assert w1.shape == (config.width, config.expansion * config.width)
+    expected = weight_spectrum(w1, view.weights.spectrum.variance)
+    np.testing.assert_array_equal(view.weights.spectrum.eigenvalues, expected.eigenvalues)
+    # The law's variance is the scheme's E[W1^2] at W1's own fans, over L with Fixup.
+    fan_in = config.width
+    expected_variance = 2 / fan_in / (config.layers if fixup else 1)  # kaiming_normal, relu, fan_in mode
+    assert view.weights.spectrum.variance == pytest.approx(expected_variance)
+    assert view.weight_plot.titleLabel.text.startswith(f"W1 of block {block}")
+    assert view.layer_label.text() == "Block (W1)"
