@@ -12,6 +12,7 @@ A tour is a TOML file (the shipped ones are in resources/tours/):
     view = "histograms"            # one of VIEWS
     preset = "zeros"               # optional: the config starts from this preset
     compare = ["kaiming_normal", "xavier_normal"]   # optional, a compare step: schemes side by side
+                                   # ("xavier_normal (plain)": on plain layers, beside blocks)
     isometry = true                # optional, a spectra step: Gaussian vs orthogonal weights
     [step.config]                  # optional: overrides, the keys of a saved config
     layers = 10
@@ -37,6 +38,8 @@ from .schemes import get_scheme
 VIEWS = ("histograms", "heatmap", "stats", "theory", "spectra", "training", "compare")
 _STEP_KEYS = ("title", "text", "look_at", "view", "preset", "compare", "isometry", "config")
 _TOUR_KEYS = ("title", "description", "step")
+# A compared scheme on plain layers with no norm, beside the step's residual blocks.
+PLAIN = " (plain)"
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,16 @@ def _isometry(table: dict, view: str, where: str, source: _Source, start: int) -
     return value
 
 
+def picked_scheme(pick: str) -> tuple[str, bool]:
+    """(the scheme's registry name, whether on plain layers) of a compared scheme: "NAME" or
+    "NAME (plain)". ConfigError for an unknown scheme."""
+    plain = pick.endswith(PLAIN)
+    return get_scheme(pick.removesuffix(PLAIN).strip()).name, plain
+
+
 def _compared(table: dict, where: str, source: _Source, start: int) -> tuple[str, ...]:
-    """The schemes a step compares: 1 to 4 names, or none without 'compare'."""
+    """The schemes a step compares: 1 to 4 names (each "NAME (plain)" on plain layers), or none
+    without 'compare'; canonical."""
     if "compare" not in table:
         return ()
     try:
@@ -130,7 +141,7 @@ def _compared(table: dict, where: str, source: _Source, start: int) -> tuple[str
         for name in names:
             if not isinstance(name, str):
                 raise ConfigError(f"{where} compare", f"got {shown(name)}, expected a scheme's name")
-        return tuple(get_scheme(name).name for name in names)
+        return tuple(scheme + (PLAIN if plain else "") for scheme, plain in map(picked_scheme, names))
     except ConfigError as exc:
         raise source.error(str(exc), "compare", start) from None
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from PySide6.QtWidgets import QAbstractSpinBox
 from threadpoolctl import threadpool_limits
 
 from initsim.app.views.compare_view import scheme_config
 from initsim.app.views.plotstyle import positive
+from initsim.engine import ConfigError
 from initsim.engine import compare as engine_compare
 from initsim.engine.compare import CompareProgress, compare_stream
 from initsim.engine.simulate import simulate_stream
@@ -18,6 +20,8 @@ from initsim.engine.simulate import simulate_stream
 from appcheck import SMALL, TIMEOUT_MS, TIMEOUT_S, nan_equal
 
 SCHEMES = ["xavier_normal", "kaiming_normal", "zeros"]
+RESIDUAL = SMALL.replace(residual="pre", norm="layer", branch_scale="1/sqrt(L)", activation="relu",
+                         init="kaiming_normal", layers=6)
 
 
 def _draws_nothing(curve) -> bool:
@@ -138,3 +142,20 @@ def test_a_control_change_cancels_the_comparison_and_keeps_its_runs_drawn(qtbot,
     assert "controls changed" in status and "earlier network (5 \u00d7 16 tanh" in status
     _assert_draws(view, 0, events[0])
     assert view.progress.value() == 1
+
+
+def test_compare_puts_a_plain_network_beside_residual_blocks(qtbot, make_window):
+    window = make_window(RESIDUAL)
+    view = window.compare
+    window.tabs.setCurrentWidget(view)
+    view.compare(["kaiming_normal (plain)", "kaiming_normal"], seeds=2)
+    assert view.plain_toggles[0].isChecked() and not view.plain_toggles[1].isChecked()
+    assert view.picked() == ["kaiming_normal (plain)", "kaiming_normal"]
+    qtbot.waitUntil(lambda: not view.running and view.result is not None, timeout=TIMEOUT_MS)
+    plain, blocks = (run.config for run in view.result.runs)
+    assert (plain.residual, plain.norm) == ("none", "none") and plain.layers == RESIDUAL.layers
+    assert blocks == RESIDUAL.validated().replace(seed=blocks.seed)
+    labels = [label.text for _, label in view.legend.items]
+    assert labels == ["kaiming_normal (plain)", "kaiming_normal"]
+    with pytest.raises(ConfigError):
+        view.compare(["no_such_scheme (plain)"])

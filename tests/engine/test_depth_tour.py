@@ -81,3 +81,20 @@ def test_a_thousand_blocks_stay_healthy():
     assert config.layers == 1000 and config.norm == "rms"
     assert stream.max() < 2 and gradient.max() / gradient.min() < 2
     assert not kinds
+
+
+def test_plain_against_residual_side_by_side():
+    from initsim.engine.compare import compare
+    from initsim.engine.tours import picked_scheme
+
+    step = STEPS["Plain against residual, side by side"]
+    assert [picked_scheme(pick) for pick in step.compare] == [("xavier_normal", True), ("xavier_normal", False)]
+    residual = step.config
+    plain = residual.replace(residual="none", norm="none").validated()
+    result = compare([plain, residual], seeds=(0, 1, 2))
+    plain_run, residual_run = result.runs
+    plain_std, residual_std = plain_run.activation_std.median, residual_run.activation_std.median
+    assert plain_std[-1] / plain_std[0] < 1 / 15  # "a twentieth of their start"
+    assert np.all((residual_std > 0.9) & (residual_std < 1.3))  # "near 1"
+    plain_grad, residual_grad = plain_run.grad_std.median, residual_run.grad_std.median
+    assert plain_grad[0] / plain_grad[-1] < 1 / 20 and residual_grad[0] / residual_grad[-1] > 0.9

@@ -4,8 +4,10 @@ Each scheme runs once per seed: the forward simulation (activation std and gradi
 and, with "Include training", a training run on the same data, seeds and batch order (the
 mini-batch loss by step). One colour per scheme: its median over the seeds as a line, its min..max
 as a band. Each run is drawn as it finishes: a scheme's line with its first seed, its band from its
-second on, and the legend says how many of its seeds are in. Drivable from code (the guided tour):
-``compare(["kaiming_normal", "zeros"], seeds=3)``.
+second on, and the legend says how many of its seeds are in. A slot's "plain" toggle runs its scheme
+on a plain network of the controls' depth and width (no blocks, no norm), beside residual blocks in
+the others: a pick is then named "xavier_normal (plain)". Drivable from code (the guided tour):
+``compare(["kaiming_normal", "zeros"], seeds=3)``, ``compare(["xavier_normal (plain)", "xavier_normal"])``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QProgressBar, QSizePolicy,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from initsim.engine import SCHEMES, ConfigError, SimConfig, get_scheme, memory
+from initsim.engine import SCHEMES, ConfigError, SimConfig, memory
 from initsim.engine.compare import (MAX_CONFIGS, MAX_SEEDS, Band, CompareProgress, CompareResult,
                                     CompareRun, compare_stream)
+from initsim.engine.tours import PLAIN, picked_scheme
 
 from ..controls import ControlsPanel
 from ..preferences import memory_limit
@@ -41,10 +44,14 @@ BAND_ALPHA = 45  # of 255: the min..max band under a scheme's median line
 LEGEND_COLUMNS = 2
 
 
-def scheme_config(network: SimConfig, scheme: str) -> SimConfig:
-    """``network`` with the init ``scheme``: its parameters if it is the network's own scheme,
-    else the scheme's defaults (parameters belong to their scheme). Validated."""
+def scheme_config(network: SimConfig, pick: str) -> SimConfig:
+    """``network`` with the init scheme ``pick`` names: its parameters if it is the network's own
+    scheme, else the scheme's defaults (parameters belong to their scheme); a pick "NAME (plain)"
+    on plain layers with no norm (the same depth, width and the rest). Validated."""
+    scheme, plain = picked_scheme(pick)
     params = network.init_params if scheme == network.init else {}
+    if plain:
+        network = network.replace(residual="none", norm="none")
     return network.replace(init=scheme, init_params=params).validated()
 
 
@@ -89,6 +96,8 @@ class CompareView(JobView):
         self.planned_seeds = 0
         self._unpainted: set[int] = set()
         self.picks: list[QComboBox] = []
+        self.plain_toggles: list[QToolButton] = []
+        self.labels: list[str] = []  # the picks of the comparison shown, in slot order
         for slot in range(MAX_CONFIGS):
             combo = QComboBox()
             combo.setObjectName(f"compare.scheme{slot + 1}")
@@ -104,6 +113,13 @@ class CompareView(JobView):
                 combo.addItem(scheme.name, scheme.name)
             combo.setCurrentIndex(combo.findData(DEFAULT_PICKS[slot]))
             self.picks.append(combo)
+            plain = QToolButton()
+            plain.setText("plain")
+            plain.setCheckable(True)
+            plain.setObjectName(f"compare.plain{slot + 1}")
+            plain.setToolTip(f"Run scheme {slot + 1} on plain layers with no norm, of the controls' depth "
+                             "and width: a plain network beside residual blocks")
+            self.plain_toggles.append(plain)
         self.seeds = QSpinBox()
         self.seeds.setObjectName("compare.seeds")
         self.seeds.setToolTip("Seeds per scheme: the controls' seed, seed + 1, ...; the lines are "
@@ -138,8 +154,9 @@ class CompareView(JobView):
         caption = QLabel("Schemes")
         caption.setToolTip(self.picks[0].toolTip())
         picks.addWidget(caption)
-        for combo in self.picks:
+        for combo, plain in zip(self.picks, self.plain_toggles):
             picks.addWidget(combo)
+            picks.addWidget(plain)
         run = QHBoxLayout()
         seeds_caption = QLabel("Seeds")
         seeds_caption.setToolTip(self.seeds.toolTip())
@@ -219,11 +236,13 @@ class CompareView(JobView):
     # --- running --------------------------------------------------------------------------
 
     def settings_widgets(self) -> list[QWidget]:
-        return [*self.picks, self.seeds, self.include_training, *self.settings.inputs]
+        return [*self.picks, *self.plain_toggles, self.seeds, self.include_training, *self.settings.inputs]
 
     def picked(self) -> list[str]:
-        """The schemes picked, in slot order."""
-        return [name for name in (combo.currentData() for combo in self.picks) if name != NO_SCHEME]
+        """The schemes picked, in slot order: a name, or "NAME (plain)" where the slot is plain."""
+        return [name + (PLAIN if plain.isChecked() else "")
+                for name, plain in ((combo.currentData(), plain) for combo, plain in zip(self.picks, self.plain_toggles))
+                if name != NO_SCHEME]
 
     def compare(self, schemes: Sequence[str], seeds: int = DEFAULT_SEEDS, training: bool = False) -> None:
         """Pick ``schemes`` (one to four registry names), ``seeds`` seeds each, and start comparing
@@ -233,9 +252,11 @@ class CompareView(JobView):
             raise ConfigError("schemes", f"got {len(schemes)}, expected 1 to {MAX_CONFIGS} schemes")
         if not 1 <= seeds <= MAX_SEEDS:
             raise ConfigError("seeds", f"got {seeds}, expected 1 to {MAX_SEEDS}")
-        names = [get_scheme(name).name for name in schemes]
-        for combo, name in zip_longest(self.picks, names, fillvalue=NO_SCHEME):
+        picks = [picked_scheme(name) for name in schemes]
+        for combo, plain, (name, on_plain) in zip_longest(self.picks, self.plain_toggles, picks,
+                                                         fillvalue=(NO_SCHEME, False)):
             combo.setCurrentIndex(combo.findData(name))
+            plain.setChecked(on_plain)
         self.seeds.setValue(seeds)
         self.include_training.setChecked(training)
         self.start()
@@ -267,6 +288,7 @@ class CompareView(JobView):
                 item.show(None)
         # One legend entry per scheme from the start: its seed count then grows in place.
         self.legend.clear()
+        self.labels = picks
         for name, item in zip(picks, self.bands["activation_std"]):
             self.legend.addItem(item.median, _legend_label(name, None, len(seeds)))
         self.activation_plot.setXRange(0.5, network.layers + 0.5, padding=0)
@@ -313,7 +335,7 @@ class CompareView(JobView):
             for field, items in self.bands.items():
                 items[slot].show(getattr(run, field), spread=len(run.seeds) > 1)
             self.legend.getLabel(self.bands["activation_std"][slot].median).setText(
-                _legend_label(run.config.init, run, self.planned_seeds))
+                _legend_label(self.labels[slot], run, self.planned_seeds))
             if run.loss is not None:
                 self._show_loss_note("")
                 self.loss_plot.setXRange(0, len(run.loss.median), padding=0.02)
