@@ -432,7 +432,8 @@ class MainWindow(QMainWindow):
         elif warnings:
             self._show_message("warn", full)
         elif state.complete:
-            self._show_message("ok", f"\u2713 No warnings over all {state.layers} layers: {ALL_CLEAR}.{notes}")
+            parts = "layers" if state.config.residual == "none" else "blocks"
+            self._show_message("ok", f"\u2713 No warnings over all {state.layers} {parts}: {ALL_CLEAR}.{notes}")
         else:
             self._show_message("info", f"No warnings so far.{notes}")
 
