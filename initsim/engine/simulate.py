@@ -55,12 +55,16 @@ class ForwardEvent:
     dead_fraction: float  # units whose gradient is zero for every sample of the batch
     saturated_fraction: float  # outputs in the activation's flat tails
     weight_std: float  # of the sampled (and, for LSUV, rescaled) weights
-    theory_pre_std: float | None  # None where the theory has no prediction (residual networks)
+    theory_pre_std: float | None  # None where the theory has no prediction
     subnormal: int  # values of pre and post below the smallest normal, counted before any flush
     geometry: SampleGeometry  # of pre: the samples' mean correlation, the units' spread
     theory_sample_correlation: float | None  # mean-field c^l (None where the theory has none)
     # A residual block's: std of alpha F, what the branch adds to the stream (None for a plain layer)
     branch_std: float | None = None
+    # The theory's std of post (a residual block's stream x_l; None for a plain layer's output, whose
+    # activation's mean the theory does not track) and of alpha F (None for a plain layer)
+    theory_post_std: float | None = None
+    theory_branch_std: float | None = None
 
     @property
     def step(self) -> int:
@@ -106,7 +110,8 @@ class SimResult:
                 "post_mean": f.post.mean, "post_std": f.post.std, "post_min": f.post.min,
                 "post_max": f.post.max,
                 # a residual block's, after the stream's; a plain layer has no branch
-                **({"branch_std": _finite_or_none(f.branch_std)} if residual else {}),
+                **({"branch_std": _finite_or_none(f.branch_std), "theory_branch_std": f.theory_branch_std}
+                   if residual else {}),
                 "grad_std": b.grad.std, "weight_grad_std": b.weight_grad_std,
                 "weight_std": f.weight_std,
                 "dead_fraction": f.dead_fraction, "saturated_fraction": f.saturated_fraction,
@@ -118,6 +123,7 @@ class SimResult:
                 "grad_nonfinite": b.grad.nonfinite,
                 "subnormal": f.subnormal, "grad_subnormal": b.subnormal,
                 "theory_pre_std": f.theory_pre_std, "theory_grad_std": b.theory_grad_std,
+                "theory_post_std": f.theory_post_std,
                 "histogram": f.post.histogram.to_dict(),
                 "pre_histogram": f.pre.histogram.to_dict(),
                 "grad_histogram": b.grad.histogram.to_dict(),
@@ -364,7 +370,7 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
         dead, saturated = _fractions(net, y)
         return ForwardEvent(layer, c.layers, summarize(u, c.bins, side_scratch), summarize(y, c.bins, side_scratch),
                             dead, saturated, std_of(w), theory.pre_std[layer - 1], subnormal, sample_geometry(u),
-                            theory.sample_correlation[layer - 1])
+                            theory.sample_correlation[layer - 1], theory_post_std=theory.post_std[layer - 1])
 
     def backward_event(layer: int, grad_h: np.ndarray, weight_grad: np.ndarray, exponent: int,
                        subnormal: int) -> BackwardEvent:
@@ -462,7 +468,8 @@ def _run_residual(net: Network, should_stop: Callable[[], bool], outputs: _RunOu
         return ForwardEvent(block, c.layers, summarize(step.pre, c.bins, hidden_scratch),
                             summarize(step.out, c.bins, stream_scratch), dead, saturated, std_of(w1),
                             theory.pre_std[block - 1], step.subnormal, sample_geometry(step.pre),
-                            theory.sample_correlation[block - 1], std_of(step.branch))
+                            theory.sample_correlation[block - 1], std_of(step.branch),
+                            theory.post_std[block - 1], theory.branch_std[block - 1])
 
     def backward_event(block: int, grad: np.ndarray, weight_grad: np.ndarray, exponent: int,
                        subnormal: int) -> BackwardEvent:

@@ -11,6 +11,11 @@ per layer (chi_1 at the fixed point q*): chi_1 < 1 ordered, > 1 chaotic, = 1 cri
 Gaussian expectations are integrated by quadrature (`gauss`). All functions take numpy arrays and
 broadcast.
 
+Residual networks (`residual_moments`) follow the stream x_l = x_{l-1} + alpha F(norm(x_{l-1})) (or
+its post-norm form) instead: the branch adds alpha^2 (s2_W2 E[phi(h)^2] + Var(b2)) to the stream's
+variance, so it has no fixed point to speak of, and the gradient's variance gains a factor
+1 + alpha^2 s2_W1 s2_W2 E[phi'(h)^2] (times the norm's 1 / variance) per block.
+
 Grids (the phase diagram, the critical line) do not integrate per point: E[phi^2] and E[phi'^2]
 depend on q alone, so `moment_table` integrates them once on a log grid of q and interpolates.
 
@@ -35,6 +40,7 @@ import numpy as np
 from .activations import Activation, get_activation
 from .config import SimConfig
 from .gauss import gauss_expectation, pair_expectation
+from .network import NORM_EPS
 from .schemes import get_bias_init, get_scheme
 
 _TAIL_U = 1e3  # where the tails' slopes a_+- = phi'(+-u) are read
@@ -191,6 +197,12 @@ class MomentTable:
 
     def slope(self, q) -> np.ndarray:
         return np.exp(self.log_slope(self._x(q)))
+
+    def second(self, q) -> np.ndarray:
+        """E[phi(sqrt(q) z)^2] = m q + R(q); for q beyond the table m q + R at its end, R growing
+        slower than q (and inf at an infinite q unless m = 0, where E[phi^2] is R's limit)."""
+        linear = self.growth * np.asarray(q, np.float64) if self.growth else 0.0
+        return linear + self.remainder(self._x(q))
 
 
 def moment_table(act: Activation, params: dict) -> MomentTable:
@@ -424,6 +436,11 @@ class TheoryPrediction:
     # normalization, which the theory here does not model, or where the variance died out or left
     # float64's range).
     sample_correlation: tuple[float | None, ...]
+    # Per layer, std of the layer's output: a residual block's stream x_l (None for a plain layer,
+    # whose activation's mean the theory here does not track)
+    post_std: tuple[float | None, ...]
+    # Per layer, std of what a residual block's branch adds, alpha F (None for a plain layer)
+    branch_std: tuple[float | None, ...]
 
 
 def predict(act: Activation, params: dict, sigma_w2: Sequence[float], fan_ratio: Sequence[float],
@@ -470,6 +487,7 @@ def predict(act: Activation, params: dict, sigma_w2: Sequence[float], fan_ratio:
         depth_scale=depth_scale(chi) if not normalized else None,
         jacobian_mean_square=None if normalized else jacobian_square,
         sample_correlation=tuple(float(v) if math.isfinite(v) else None for v in correlation),
+        post_std=(None,) * layers, branch_std=(None,) * layers,
     )
 
 
@@ -557,19 +575,183 @@ def config_prediction(config: SimConfig, weights: Sequence[np.ndarray] | None = 
     return prediction
 
 
-def _residual_prediction(config: SimConfig) -> TheoryPrediction:
-    """A residual network's: no prediction yet (the block's mean-field recursion is issue 13's next
-    step), every predicted value None. sigma_w2 and sigma_b2 are facts of the weights, not
-    predictions: fan_in E[W1^2] of each block's first matrix at its fans (width, E width), and E[b1^2]."""
+@dataclass(frozen=True)
+class BlockSigmas:
+    """What the mean-field recursion of a residual block needs of its weights: sigma_w^2 = fan_in
+    E[W^2] of W1 (width, E width) and W2 (E width, width) at their own fans (W1's with Fixup's
+    L^(-1/2) applied, W2's 0 with Fixup), and each bias's mean and variance about it (a constant
+    bias init is all mean: the stream adds it up block after block, see `residual_moments`)."""
+
+    w1: float
+    w2: float
+    b1_mean: float
+    b1_var: float
+    b2_mean: float
+    b2_var: float
+
+
+@dataclass(frozen=True)
+class ResidualMoments:
+    """The mean-field moments of a residual network's blocks, each array (blocks,), block l at l - 1.
+
+    The stream x_l has, per unit, the mean m_l (the same for every unit and sample: what constant
+    biases add up to) and about it the variance ``stream_var`` (all that random weights and
+    inputs give), so E[x^2] = stream_var + stream_mean^2; ``stream_covariance`` is what two
+    independent inputs' streams share about that mean, E[x_a x_b] - m^2. The branch's hidden
+    pre-activation a = u W1 + b1 has E[a^2] = ``hidden`` and the correlation ``hidden_correlation``
+    of two inputs' a (as cosines over units, what `stats.sample_geometry` measures); ``branch`` is
+    the variance of alpha F about its mean; ``grad`` the per-unit variance of dL/dx_l from a unit
+    one injected at x_L, and ``grad_factor`` block l's g_{l-1} / g_l (so g_l is the product of the
+    factors of the blocks above l)."""
+
+    hidden: np.ndarray
+    hidden_correlation: np.ndarray
+    branch: np.ndarray
+    stream_var: np.ndarray
+    stream_mean: np.ndarray
+    stream_covariance: np.ndarray
+    grad: np.ndarray
+    grad_factor: np.ndarray
+
+
+def residual_moments(act: Activation, params: dict, sigmas: BlockSigmas, form: str, norm: str, alpha: float,
+                     blocks: int, input_var: float = 1.0, input_mean: float = 0.0,
+                     input_covariance: float = 0.0, batch: int = 2**62, eps: float = NORM_EPS
+                     ) -> ResidualMoments:
+    """The residual block's mean-field recursion over ``blocks`` blocks (README's "Residual networks").
+
+    ``form`` "pre" (pre-norm, or no norm) or "post" (post-norm) and ``norm`` one of config.NORMS
+    (the stream's); the input x_0 has per unit the mean ``input_mean``, the variance ``input_var``
+    about it, and two independent inputs share ``input_covariance`` about it. Forward, per block:
+    the branch's input u has the second moment q_u (q_{l-1} without a norm or for post-norm; after
+    a norm q/(q + eps), 1 but where q itself nears eps) and the covariance Q_u of two inputs' u;
+    a = u W1 + b1 has v = s2_W1 q_u + E[b1^2] and correlation (s2_W1 Q_u + E[b1^2]) / v; alpha F adds
+    alpha^2 (s2_W2 E[phi(a)^2] + Var(b2)) to the stream's variance, alpha^2 (s2_W2 E[phi(a_1)
+    phi(a_2)] + Var(b2)) to its covariance, alpha E[b2] to its mean (the cross term of x_{l-1} and
+    alpha F is 0 on average over W2, whose entries have mean 0). Backward: the branch multiplies
+    dL/dx_l's variance by alpha^2 s2_W1 s2_W2 E[phi'(a)^2] (through W2^T by W Var(W2) = s2_W2 / E,
+    phi' by E[phi'^2], W1^T by E W Var(W1) = E s2_W1), and a norm by n = 1 / (its variance + eps):
+    r^2, its inverse std's square, with the projections it also makes (out of u's direction and
+    the mean's, two of W or B dimensions) dropped, 1/W or 1/B of it. Pre-norm:
+    g_{l-1} = g_l (1 + n k); post-norm: g_{l-1} = g_l n (1 + k), n the norm of y = x_{l-1} + alpha F.
+
+    What each norm divides by: layer norm the variance over a sample's units (the stream's
+    variance about m: the spread of the per-sample mean over W units is 1/W of it), RMSNorm the mean
+    square over units (variance + m^2), batch norm each unit's variance over the batch, which loses
+    what the samples share (variance - covariance; its 1/B corrections dropped but for one: a unit
+    less its mean over ``batch`` samples leaves two of them a covariance of -1/(B - 1) its variance,
+    which the samples' correlation shows at a small batch).
+    """
+    table = moment_table(act, params)
+    pair = functools.partial(pair_expectation, lambda u: act.forward(u, params), nodes=_CORRELATION_NODES)
+    hidden, correlation, branch = np.empty(blocks), np.empty(blocks), np.empty(blocks)
+    stream_var, stream_mean, stream_cov = np.empty(blocks), np.empty(blocks), np.empty(blocks)
+    branch_gain, norm_gain = np.empty(blocks), np.ones(blocks)
+    var, mean, cov = float(input_var), float(input_mean), float(input_covariance)
+    b1_square = sigmas.b1_mean ** 2 + sigmas.b1_var
+
+    def normalized(var: float, mean: float, cov: float) -> tuple[float, float, float, float]:
+        """The stream after the norm: (variance, mean, covariance, n) of norm(x) from x's."""
+        if norm == "layer":  # each sample's mean over its units, m, subtracted
+            return var / (var + eps), 0.0, cov / (var + eps), 1 / (var + eps)
+        if norm == "rms":
+            square = var + mean * mean + eps
+            return var / square, mean / math.sqrt(square), cov / square, 1 / square
+        # batch: each unit less its mean over the batch, which is what the samples share (cov + m^2)
+        spread = var - cov
+        return spread / (spread + eps), 0.0, -spread / (spread + eps) / (batch - 1), 1 / (spread + eps)
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for l in range(blocks):
+            if form == "pre" and norm != "none":
+                u_var, u_mean, u_cov, norm_gain[l] = normalized(var, mean, cov)
+            else:
+                u_var, u_mean, u_cov = var, mean, cov
+            # u W1 mixes u's mean into a zero-mean sum: it enters v through u's second moment
+            v = sigmas.w1 * (u_var + u_mean * u_mean) + b1_square
+            c = (sigmas.w1 * (u_cov + u_mean * u_mean) + b1_square) / v if v > 0 else 1.0
+            finite = math.isfinite(v)
+            phi_square = table.second(v)
+            phi_pair = float(pair(min(v, 1e300), c)) if finite and v > 0 else phi_square
+            hidden[l], correlation[l] = v, c
+            branch[l] = alpha * alpha * (sigmas.w2 * phi_square + sigmas.b2_var)
+            branch_gain[l] = alpha * alpha * sigmas.w1 * sigmas.w2 * table.slope(v)
+            var += branch[l]
+            cov += alpha * alpha * (sigmas.w2 * phi_pair + sigmas.b2_var)
+            mean += alpha * sigmas.b2_mean
+            if form == "post" and norm != "none":
+                var, mean, cov, norm_gain[l] = normalized(var, mean, cov)
+            stream_var[l], stream_mean[l], stream_cov[l] = var, mean, cov
+        factor = (1 + norm_gain * branch_gain) if form == "pre" else norm_gain * (1 + branch_gain)
+        # g_L = 1; block l's factor carries dL/dx_l to dL/dx_{l-1}, so g_l is the product of the
+        # factors of the blocks above l
+        grad = np.concatenate([np.cumprod(factor[:0:-1])[::-1], [1.0]])
+    return ResidualMoments(hidden, correlation, branch, stream_var, stream_mean, stream_cov, grad, factor)
+
+
+def block_sigmas(config: SimConfig) -> BlockSigmas:
+    """A validated residual config's `BlockSigmas`, from the scheme and bias init at each matrix's fans."""
     scheme, bias = get_scheme(config.init), get_bias_init(config.bias_init)
-    fan_in, fan_out = config.width, config.hidden_width
-    sigma_w2 = fan_in * scheme.second_moment(fan_in, fan_out, config.init_params)
-    if config.fixup:
-        sigma_w2 /= config.layers
+    width, hidden = config.width, config.hidden_width
+    w1 = width * scheme.second_moment(width, hidden, config.init_params)
+    w2 = hidden * scheme.second_moment(hidden, width, config.init_params)
+    b1_mean, b1_std = bias.moments(width, bias.params(config.bias_params))
+    b2_mean, b2_std = bias.moments(hidden, bias.params(config.bias_params))
+    if config.fixup:  # W2 = 0, W1 x L^(-1/2) (network.Network.sample_block)
+        w1, w2 = w1 / config.layers, 0.0
+    return BlockSigmas(w1, w2, b1_mean, b1_std ** 2, b2_mean, b2_std ** 2)
+
+
+def _mean_free(config: SimConfig) -> bool:
+    """Whether every matrix of a residual network is drawn with mean 0, as the recursion assumes
+    (its cross terms vanish on average over W2): not for constant or identity weights, nor a normal
+    of nonzero mean."""
+    scheme = get_scheme(config.init)
+    fans = [(config.width, config.hidden_width), (config.hidden_width, config.width),
+            (config.fan_in_first, config.width)]
+    return all(scheme.moments(*f, scheme.params(config.init_params))[0] == 0 for f in fans)
+
+
+def _residual_prediction(config: SimConfig) -> TheoryPrediction:
+    """A residual network's prediction per block (`residual_moments`): pre_std the branch's hidden
+    pre-activation's std, post_std the stream's, branch_std alpha F's, grad_std dL/dx_l's, and
+    sample_correlation that of the hidden pre-activation for two independent inputs.
+
+    None everywhere where the recursion does not hold: weights of nonzero mean, batch norm on a
+    batch of 1 (which sets every value to 0). A residual stream has no fixed point: q_star, chi1,
+    depth_scale and jacobian_mean_square are None. sigma_w2 and sigma_b2 are W1's and b1's (facts of
+    the weights, Fixup's scaling included)."""
+    sigmas = block_sigmas(config)
+    bias = get_bias_init(config.bias_init)
     none = (None,) * config.layers
-    return TheoryPrediction(pre_std=none, grad_std=none, sigma_w2=(sigma_w2,) * config.layers,
-                            sigma_b2=bias.second_moment(fan_in, config.bias_params), q_star=None, chi1=None,
-                            depth_scale=None, jacobian_mean_square=None, sample_correlation=none)
+    facts = {"sigma_w2": (sigmas.w1,) * config.layers,
+             "sigma_b2": bias.second_moment(config.width, config.bias_params),
+             "q_star": None, "chi1": None, "depth_scale": None, "jacobian_mean_square": None}
+    if not _mean_free(config) or (config.norm == "batch" and config.batch == 1):
+        return TheoryPrediction(pre_std=none, grad_std=none, sample_correlation=none, post_std=none,
+                                branch_std=none, **facts)
+    # The input: unit variance, independent samples; projected, x_0 = input P + b adds b's mean and
+    # variance, the latter shared by every sample (the same b for all)
+    input_var, input_mean, input_cov = 1.0, 0.0, 0.0
+    if config.fan_in_first != config.width:
+        scheme = get_scheme(config.init)
+        fan_in = config.fan_in_first
+        p_mean, p_std = bias.moments(fan_in, bias.params(config.bias_params))
+        input_var = fan_in * scheme.second_moment(fan_in, config.width, config.init_params) + p_std ** 2
+        input_mean, input_cov = p_mean, p_std ** 2
+    moments = residual_moments(get_activation(config.activation), config.activation_params, sigmas,
+                               config.residual, config.norm, config.branch_alpha, config.layers,
+                               input_var, input_mean, input_cov, config.batch)
+
+    def stds(variances: np.ndarray) -> tuple[float, ...]:
+        return tuple(float(math.sqrt(v)) if v >= 0 else math.nan for v in variances)
+
+    correlation = np.clip(moments.hidden_correlation, -1.0, 1.0)
+    return TheoryPrediction(
+        # the hidden pre-activation's std: its second moment less b1's mean, by which it is offset
+        pre_std=stds(moments.hidden - sigmas.b1_mean ** 2), grad_std=stds(moments.grad),
+        sample_correlation=tuple(float(c) if math.isfinite(c) else None for c in correlation),
+        post_std=stds(moments.stream_var), branch_std=stds(moments.branch), **facts)
 
 
 def config_at(config: SimConfig, sigma_w2: float, sigma_b2: float) -> SimConfig:

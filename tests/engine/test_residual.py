@@ -331,17 +331,23 @@ def test_block_options_of_a_plain_network_change_nothing():
 
 # --- theory, diagnosis, exports ---------------------------------------------------------------
 
-def test_no_theory_yet_and_nothing_crashes():
+def test_the_theory_reaches_the_events_the_json_and_the_csv():
+    # (test_residual_theory.py tests the values; here, that each reaches where it is read)
     config = SimConfig(layers=5, width=32, batch=16, residual="pre", norm="rms", input_width=8).validated()
     prediction = config_prediction(config)
-    assert prediction.pre_std == prediction.grad_std == prediction.sample_correlation == (None,) * 5
     assert prediction.q_star is prediction.chi1 is prediction.jacobian_mean_square is None
     result = simulate(config)
     record = json.loads(json.dumps(result_record(result)))
-    assert [layer["theory_pre_std"] for layer in record["layers"]] == [None] * 5
+    for layer, f, b, pre, post, branch, grad in zip(record["layers"], result.forward, result.backward,
+                                                    prediction.pre_std, prediction.post_std,
+                                                    prediction.branch_std, prediction.grad_std):
+        assert None not in (pre, post, branch, grad)
+        assert (f.theory_pre_std, f.theory_post_std, f.theory_branch_std, b.theory_grad_std) == (pre, post, branch, grad)
+        assert (layer["theory_pre_std"], layer["theory_post_std"], layer["theory_branch_std"],
+                layer["theory_grad_std"]) == (pre, post, branch, grad)
     assert record["theory"]["q_star"] is None
     assert isinstance(diagnose(result.config, result.forward, result.backward), list)
-    assert "branch_std" in stats_csv(result).splitlines()[0].split(",")
+    assert {"branch_std", "theory_branch_std", "theory_post_std"} <= set(stats_csv(result).splitlines()[0].split(","))
 
 
 def test_diagnosis_sees_the_exploding_stream():
@@ -411,7 +417,7 @@ def test_cli_simulate_json_of_blocks(capsys):
         {"residual": "pre", "branch_scale": "1/sqrt(L)", "expansion": 2, "fixup": False}
     layer = data["layers"][0]
     assert {"pre_std", "post_std", "grad_std", "branch_std", "weight_grad_std"} <= set(layer)
-    assert layer["branch_std"] > 0 and layer["theory_pre_std"] is None
+    assert layer["branch_std"] > 0 and layer["theory_pre_std"] == pytest.approx(math.sqrt(2), rel=1e-4)
     fixup = run_json(capsys, "simulate", "--layers", "3", "--width", "16", "--batch", "8", "--residual", "post",
                      "--fixup", "--json")
     assert fixup["config"]["fixup"] is True and fixup["layers"][0]["branch_std"] == 0.0
