@@ -108,6 +108,7 @@ def engine_series(result: SimResult, name: str) -> np.ndarray:
         "post_std": [f.post.std for f in result.forward],
         "grad_std": [b.grad.std for b in result.backward],
         "theory_pre_std": [f.theory_pre_std for f in result.forward],
+        "theory_post_std": [np.nan if f.theory_post_std is None else f.theory_post_std for f in result.forward],
         "theory_grad_std": [np.nan if b.theory_grad_std is None else b.theory_grad_std
                             for b in result.backward],
         "dead_fraction": [100 * f.dead_fraction for f in result.forward],

@@ -50,6 +50,18 @@ def test_every_view_paints_a_residual_run_as_the_engine_computes_it(qtbot, make_
     result = simulate(RESIDUAL)
     assert_paints(window, result)
     assert window.warnings.property("level") in ("ok", "warn")  # the engine's diagnosis, no failure
+    # The stream's theory is drawn (assert_paints compared it with the engine's), the parts named.
+    stats = window.stats
+    assert len(stats.curves["theory_post_std"].yData) == RESIDUAL.layers
+    labels = [label.text for legend, _ in stats.legends for _, label in legend.items]
+    assert "stream std" in labels and "stream theory" in labels and "branch pre-activation std" in labels
+    assert stats.std_plot.titleLabel.text == "Standard deviation by block"
+    assert "blocks" in window.warnings.text() or window.warnings.property("level") == "warn"
+    window.set_config(SMALL)
+    settle(qtbot, window)
+    labels = [label.text for legend, _ in stats.legends for _, label in legend.items]
+    assert "stream theory" not in labels and "activation std" in labels
+    assert stats.std_plot.titleLabel.text == "Standard deviation by layer"
 
 
 @pytest.mark.parametrize("fixup", [False, True])
@@ -71,3 +83,4 @@ def test_spectra_show_a_blocks_w1_against_its_law(qtbot, make_window, fixup):
     assert view.weights.spectrum.variance == pytest.approx(expected_variance)
     assert view.weight_plot.titleLabel.text.startswith(f"W1 of block {block}")
     assert view.layer_label.text() == "Block (W1)"
+

@@ -75,7 +75,8 @@ class RunState:
     def series(self, name: str) -> np.ndarray:
         """One value per layer, NaN where the layer has not arrived (or has no such value).
 
-        Names: pre_std, post_std, grad_std (measured), theory_pre_std, theory_grad_std,
+        Names: pre_std, post_std, grad_std (measured), theory_pre_std, theory_post_std (a residual
+        stream's; NaN for a plain network), theory_grad_std,
         dead_fraction, saturated_fraction, sample_correlation (measured),
         theory_sample_correlation.
         """
@@ -99,6 +100,7 @@ _SERIES = {
     "post_std": lambda f, b: None if f is None else f.post.std,
     "grad_std": lambda f, b: None if b is None else b.grad.std,
     "theory_pre_std": lambda f, b: None if f is None else f.theory_pre_std,
+    "theory_post_std": lambda f, b: None if f is None else f.theory_post_std,
     "theory_grad_std": lambda f, b: None if b is None else b.theory_grad_std,
     "dead_fraction": lambda f, b: None if f is None else f.dead_fraction,
     "saturated_fraction": lambda f, b: None if f is None else f.saturated_fraction,

@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
+from initsim.engine import SimConfig
 from initsim.engine.stats import GEOMETRY_SAMPLES
 
 from ..model.runstate import RunState
@@ -26,9 +27,18 @@ STD_CURVES = (
     ("pre_std", "pre-activation std", "pre", False),
     ("theory_pre_std", "pre-activation theory", "pre", True),
     ("post_std", "activation std", "post", False),
+    ("theory_post_std", "stream theory", "post", True),  # residual networks only
     ("grad_std", "gradient std", "grad", False),
     ("theory_grad_std", "gradient theory", "grad", True),
 )
+# What the curves are of a residual network's blocks (README's "Residual networks"); the stream's
+# theory has no curve for a plain network.
+BLOCK_LABELS = {
+    "pre_std": "branch pre-activation std", "theory_pre_std": "branch pre-activation theory",
+    "post_std": "stream std", "grad_std": "stream gradient std", "dead_fraction": "dead branch units",
+    "saturated_fraction": "saturated branch units", "sample_correlation": "measured (branch)",
+}
+PLAIN_ONLY_HIDDEN = ("theory_post_std",)
 FRACTION_CURVES = (
     ("dead_fraction", "dead units", "dead", False),
     ("saturated_fraction", "saturated units", "saturated", False),
@@ -69,6 +79,13 @@ def _layers_text(missing: np.ndarray, arrived: np.ndarray) -> str:
     return f"at {len(layers)} layers from layer {layers[0]}"
 
 
+def no_theory(config: SimConfig, theory: str) -> str:
+    """Why ``theory`` ("its correlation map") draws no line for ``config`` at all."""
+    if config.residual != "none":
+        return f"{theory} has no prediction for these blocks"
+    return f"{theory} does not model {config.norm} norm"
+
+
 def std_note(state: RunState) -> tuple[str, str]:
     """(text, place) of the std plot's note: why it draws nothing ("center"), or which curves it
     lacks: measured std 0 or not finite, which a log axis cannot draw, and theory that has no
@@ -84,7 +101,8 @@ def std_note(state: RunState) -> tuple[str, str]:
         missing = arrived & ~((values > 0) & np.isfinite(values))
         drawn |= bool(np.any(arrived & ~missing))
         if missing.any():
-            gaps.setdefault(_layers_text(missing, arrived), []).append(label.removesuffix(" std"))
+            shown = BLOCK_LABELS.get(name, label) if state.config.residual != "none" else label
+            gaps.setdefault(_layers_text(missing, arrived), []).append(shown.removesuffix(" std"))
     if gaps and not drawn:
         if _zero_weights(state):
             return ("All weights are zero: every unit computes the same value; std 0 cannot be drawn on a "
@@ -94,8 +112,8 @@ def std_note(state: RunState) -> tuple[str, str]:
     notes = ["Std 0 or not finite, which a log axis cannot draw: "
              + "; ".join(f"{' and '.join(labels)} std {where}" for where, labels in gaps.items()) + "."
              ] if gaps else []
-    if state.config.norm != "none" and backward.any():
-        notes.append(f"No gradient theory line: mean-field theory here does not model {state.config.norm} norm.")
+    if backward.any() and not np.isfinite(state.series("theory_grad_std"))[backward].any():
+        notes.append(f"No gradient theory line: {no_theory(state.config, 'mean-field theory here')}.")
     return " ".join(notes), "aside"
 
 
@@ -116,9 +134,9 @@ def correlation_note(state: RunState) -> tuple[str, str]:
         notes.append(f"No measurement {_layers_text(measured_missing, forward)}: the pre-activations there "
                      "are 0 (or not finite), with no angle between them.")
     if theory_missing.any():
-        notes.append(f"No mean-field line: its correlation map does not model {state.config.norm} norm."
-                     if state.config.norm != "none" else
-                     f"No mean-field line {_layers_text(theory_missing, forward)}: the predicted variance "
+        notes.append(f"No mean-field line: {no_theory(state.config, 'its correlation map')}."
+                     if theory_missing[forward].all() and (state.config.norm != "none" or state.config.residual != "none")
+                     else f"No mean-field line {_layers_text(theory_missing, forward)}: the predicted variance "
                      "there is 0 or beyond float64's range.")
     return " ".join(notes), "aside"
 
@@ -132,7 +150,6 @@ class StatsView(QWidget):
         self.plots = pg.GraphicsLayoutWidget()
         self.details = pg.GraphicsLayoutWidget()
         self.std_plot = pg.PlotItem(axisItems={"left": DecadeAxis("left"), "bottom": LayerAxis("bottom")})
-        self.std_plot.setTitle("Standard deviation by layer", size="9.5pt")
         self.std_plot.setLogMode(False, True)
         self.std_plot.setLabel("left", "std (log scale)")
         self.fraction_plot = pg.PlotItem(axisItems={"bottom": LayerAxis("bottom")})
@@ -145,6 +162,7 @@ class StatsView(QWidget):
         self.correlation_plot.setLabel("bottom", "layer")
         self.correlation_plot.setToolTip(CORRELATION_TIP)
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self.legends: list[tuple[pg.LegendItem, tuple]] = []  # each legend and its plot's curves
         for plot, curves, widget, col in ((self.std_plot, STD_CURVES, self.plots, 0),
                                           (self.fraction_plot, FRACTION_CURVES, self.details, 0),
                                           (self.correlation_plot, CORRELATION_CURVES, self.details, 1)):
@@ -158,9 +176,8 @@ class StatsView(QWidget):
             for name, label, color, dashed in curves:
                 pen = pg.mkPen(COLORS[color], width=2,
                                style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
-                curve = plot.plot([], [], pen=pen, connect="finite", antialias=True)
-                legend.addItem(curve, label)
-                self.curves[name] = curve
+                self.curves[name] = plot.plot([], [], pen=pen, connect="finite", antialias=True)
+            self.legends.append((legend, curves))
         self.fraction_plot.setYRange(0, 100, padding=0.06)  # room for the label at 0
         self.fraction_plot.enableAutoRange(y=False)
         self.correlation_plot.enableAutoRange(y=False)  # fitted in `_fit_correlation_range`
@@ -175,9 +192,30 @@ class StatsView(QWidget):
         layout.addWidget(self.details, 2)
         self.details_give_way = DetailsGiveWay(self, [self.details], DETAILS_LINES)
         self._layers = 0
+        self._blocks: bool | None = None  # whether the legends and axes name blocks (residual) or layers
+        self._name_parts(blocks=False)
+
+    def _name_parts(self, blocks: bool) -> None:
+        """The legends and the layer axes of a residual network's blocks, or of a plain network's
+        layers (whose stream theory has no curve)."""
+        if blocks == self._blocks:
+            return
+        self._blocks = blocks
+        for legend, curves in self.legends:
+            legend.clear()
+            # A block's six longer names in two rows: in one they would widen the plot past the view.
+            legend.setColumnCount(3 if blocks and len(curves) > 4 else len(curves))
+            for name, label, _, _ in curves:
+                if blocks or name not in PLAIN_ONLY_HIDDEN:
+                    legend.addItem(self.curves[name], BLOCK_LABELS.get(name, label) if blocks else label)
+        for plot in (self.fraction_plot, self.correlation_plot):
+            plot.setLabel("bottom", "block" if blocks else "layer")
+        self.std_plot.setTitle("Standard deviation by block" if blocks else "Standard deviation by layer",
+                               size="9.5pt")
 
     def show_state(self, state: RunState) -> None:
         self.band.show_state(state.config)
+        self._name_parts(blocks=state.config.residual != "none")
         layers = np.arange(1, state.layers + 1)
         symbols = state.layers <= MAX_SYMBOL_LAYERS
         for name, _, color, dashed in STD_CURVES + FRACTION_CURVES + CORRELATION_CURVES:
