@@ -81,13 +81,10 @@ BLOCK_CASES = [  # activation, form, norm, sigmas, alpha, expansion, input (var,
 ]
 
 
-SEED = 13
-
-
 @pytest.mark.parametrize("name,form,norm,sigmas,alpha,expansion,state", BLOCK_CASES)
 def test_one_block_against_a_monte_carlo(name, form, norm, sigmas, alpha, expansion, state):
     batch = 256 if norm == "batch" else 64  # batch norm's 1/B corrections are left out of the gradient
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(13)
     draws = [monte_carlo_block(name, form, norm, sigmas, alpha, expansion, 1024, batch, state, rng) for _ in range(3)]
     measured = {key: float(np.mean([d[key] for d in draws])) for key in draws[0]}
     act = get_activation(name)
@@ -190,9 +187,6 @@ NETWORKS = [
 ]
 
 
-NETWORK_SEED = 0
-
-
 @pytest.mark.parametrize("changes", NETWORKS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_wide_networks_measured_against_the_theory(changes):
     """The geometric mean over seeds of measured / predicted per block (the correlation's
@@ -204,21 +198,45 @@ def test_wide_networks_measured_against_the_theory(changes):
     seeds = 3
     logs = {key: [] for key in ("pre", "post", "branch", "grad", "correlation")}
     for seed in range(seeds):
-        result = simulate(config.replace(seed=NETWORK_SEED + seed).validated())
+        result = simulate(config.replace(seed=seed).validated())
         for f, b in zip(result.forward, result.backward):
-            for key, measured, predicted in (("pre", f.pre.std, f.theory_pre_std), ("post", f.post.std, f.theory_post_std),
+            for key, measured, predicted in (("pre", f.pre.std, f.theory_pre_std),
+                                             ("post", f.post.std, f.theory_post_std),
                                              ("branch", f.branch_std, f.theory_branch_std),
                                              ("grad", b.grad.std, b.theory_grad_std)):
-                logs[key].append(math.log(measured / predicted) if predicted else 0.0)
+                logs[key].append(math.log(measured / predicted))  # a None prediction fails here
             logs["correlation"].append(f.geometry.correlation - f.theory_sample_correlation)
     blocks = config.layers
     for key, values in logs.items():
         per_block = np.mean(np.reshape(values, (seeds, blocks)), axis=0)
         passed = np.arange(1, blocks + 1) if key != "grad" else blocks + 1 - np.arange(1, blocks + 1)
-        # 3 / sqrt(width) per block passed, over the seeds: single seeds of these networks stay
-        # within 2 (12 seeds each tried)
+        # 3 / sqrt(width) per block passed, over the seeds: single seeds of these networks (at width
+        # 512, 8 blocks) stay within 2 (12 seeds each tried)
         tolerance = 0.02 + 3 * np.sqrt(passed / (config.width * seeds))
         assert np.all(np.abs(per_block) <= tolerance), (key, np.round(per_block, 3), np.round(tolerance, 3))
+
+
+@pytest.mark.parametrize("changes", [
+    {"residual": "post", "norm": "layer", "activation": "tanh", "init": "xavier_normal", "bias_init": "normal"},
+    {"residual": "pre", "norm": "rms", "branch_scale": "1/sqrt(2L)", "activation": "gelu"},
+], ids=["post-layer-tanh", "pre-rms-gelu"])
+def test_forty_blocks(changes):
+    """Deep enough for the gradient's factors to compound (post-norm tanh's grows 2.2 times from
+    block 40 to 1, pre-norm's 1.4 times): pre, post and grad within 0.02 + 0.75 sqrt(blocks passed /
+    width) in log (six seeds of these stay within 0.35 of that square root), alpha F's std, which
+    does not compound, within 0.02 + 2.5 / sqrt(width) (six seeds: 1.15), the correlation within
+    0.1 (six seeds: 0.07)."""
+    config = SimConfig(layers=40, width=512, batch=64, **changes).validated()
+    result = simulate(config)
+    for f, b in zip(result.forward, result.backward):
+        for measured, predicted, passed in ((f.pre.std, f.theory_pre_std, f.index),
+                                            (f.post.std, f.theory_post_std, f.index),
+                                            (b.grad.std, b.theory_grad_std, config.layers + 1 - b.index)):
+            assert abs(math.log(measured / predicted)) <= 0.02 + 0.75 * math.sqrt(passed / config.width), f.index
+        assert abs(math.log(f.branch_std / f.theory_branch_std)) <= 0.02 + 2.5 / math.sqrt(config.width), f.index
+        assert f.geometry.correlation == pytest.approx(f.theory_sample_correlation, abs=0.1)
+    # the compounding is larger than the tolerance: a gradient predicted flat would fail
+    assert math.log(result.backward[0].theory_grad_std) > 0.3
 
 
 def test_fixup_keeps_the_stream_at_its_input():
