@@ -31,17 +31,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     # A block's pre std is its branch's hidden pre-activation, its act the stream x_l, its grad dL/dx_l.
     header = (("block", "hidden pre", "x mean", "x std", "branch std") if residual else
               ("layer", "pre std", "act mean", "act std")) + \
-        ("dead %", "sat %", "grad std", "theory pre", "theory grad", "nonfinite", "subnormal")
+        ("dead %", "sat %", "grad std", "theory pre", *(("theory x",) if residual else ()), "theory grad",
+         "nonfinite", "subnormal")
     print("  ".join(f"{h:>10}" for h in header))
     for row in result.layer_records():
         cells = (row["index"], number_text(row["pre_std"]), number_text(row["post_mean"]), number_text(row["post_std"]),
                  *((number_text(row["branch_std"]),) if residual else ()),
                  f"{100 * row['dead_fraction']:.1f}", f"{100 * row['saturated_fraction']:.1f}",
-                 number_text(row["grad_std"]), number_text(row["theory_pre_std"]), number_text(row["theory_grad_std"]),
+                 number_text(row["grad_std"]), number_text(row["theory_pre_std"]),
+                 *((number_text(row["theory_post_std"]),) if residual else ()), number_text(row["theory_grad_std"]),
                  row["nonfinite"], row["subnormal"] + row["grad_subnormal"])
         print("  ".join(f"{str(cell):>10}" for cell in cells))
-    if residual:
-        print(f"mean field: no prediction for residual blocks yet; {result.seconds:.3f} s")
+    if residual and theory.post_std[0] is None:
+        print(f"mean field: no prediction for these blocks (weights of nonzero mean, or batch norm of one "
+              f"sample); {result.seconds:.3f} s")
+    elif residual:  # a stream has no fixed point: the prediction is the columns' (README's residual theory)
+        print(f"mean field: per block, W1's sigma_w^2 = {number_text(theory.sigma_w2[-1])}, b1's sigma_b^2 = "
+              f"{number_text(theory.sigma_b2)}, alpha = {number_text(c.branch_alpha)}; {result.seconds:.3f} s")
     else:
         print(f"mean field: sigma_w^2 = {number_text(theory.sigma_w2[-1])}, sigma_b^2 = {number_text(theory.sigma_b2)}, "
               f"q* = {number_text(theory.q_star)}, chi_1 = {number_text(theory.chi1)}, "

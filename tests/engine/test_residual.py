@@ -440,7 +440,11 @@ def test_cli_refuses_bad_block_flags_in_one_line(capsys, argv, message):
 def test_cli_simulate_table_and_weights(capsys, tmp_path):
     assert main(["simulate", "--layers", "2", "--width", "8", "--batch", "4", "--residual", "pre"]) == 0
     out = capsys.readouterr().out
-    assert "pre-norm residual blocks, alpha 1" in out and "branch std" in out and "no prediction" in out
+    assert "pre-norm residual blocks, alpha 1" in out and "branch std" in out and "theory x" in out
+    assert "mean field: per block, W1's sigma_w^2 = 2" in out
+    assert main(["simulate", "--layers", "2", "--width", "8", "--batch", "4", "--residual", "pre",
+                 "--init", "constant"]) == 0
+    assert "mean field: no prediction for these blocks" in capsys.readouterr().out
     assert main(["weights", "--layers", "2", "--width", "8", "--residual", "post", "--out",
                  str(tmp_path / "w.npz")]) == 0
     assert "wrote 2 blocks" in capsys.readouterr().out
