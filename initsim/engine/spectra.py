@@ -8,6 +8,12 @@ not (Saxe et al. 2013; Pennington et al. 2017). Mean-field theory predicts their
 product over the layers of chi_1(q^l) = sigma_w^2 E[phi'(sqrt(q^l) z)^2] along the network's own
 pre-activation variances q^l, which start from the input's, not at the fixed point q*.
 
+A residual block x_l = x + alpha F(norm(x)) (pre-norm; no norm: norm(x) = x) has the Jacobian
+I + alpha N(x) W1 D W2, post-norm's x_l = norm(y), y = x + alpha F(x), (I + alpha W1 D W2) N(y),
+with N the layer or RMS norm's own Jacobian at its input (the per-sample norms; batch norm couples
+the samples, as for plain layers, and is refused); the network's is their product, after the input
+projection P when there is one.
+
 Weights: the eigenvalues of W^T W / fan_in for a layer of i.i.d. entries of variance v follow, for
 large fans, the Marchenko-Pastur law of ratio fan_out / fan_in and scale v; orthogonal weights put
 them all at one point.
@@ -23,8 +29,8 @@ import numpy as np
 from .activations import get_activation
 from .config import SimConfig
 from .errors import ConfigError
-from .network import Layer
-from .simulate import initial_weights
+from .network import NORM_EPS, Layer
+from .simulate import ResidualWeights, initial_blocks, initial_weights
 from .stats import Histogram, histogram
 from .theory import config_at, config_prediction, config_sigmas
 
@@ -34,7 +40,8 @@ from .theory import config_at, config_prediction, config_sigmas
 @dataclass(frozen=True)
 class JacobianSpectrum:
     singular_values: np.ndarray  # descending, float64
-    mean_square_theory: float  # mean-field theory's mean s^2 (`TheoryPrediction.jacobian_mean_square`)
+    # mean-field theory's mean s^2 (`TheoryPrediction.jacobian_mean_square`); None for residual blocks
+    mean_square_theory: float | None
     size: int = 0  # the larger side of the Jacobian, for the rank tolerance (0: count any s > 0)
 
     @property
@@ -87,31 +94,79 @@ class JacobianSpectrum:
         return histogram(values, float(values.min()), float(values.max()), bins)
 
 
-def _plain_network(config: SimConfig) -> tuple[SimConfig, list[Layer]]:
-    """The validated config and its `initial_weights`; a normalization is refused."""
+def _checked(config: SimConfig) -> SimConfig:
+    """The validated config; a plain network's normalization, and batch norm anywhere, refused."""
     config = config.validated()
-    if config.residual != "none":
-        raise ConfigError("residual", "the Jacobian spectrum is of a plain network's layers; residual "
-                          "blocks are not available yet (choose residual none)")
-    if config.norm != "none":
+    if config.norm == "batch" or (config.norm != "none" and config.residual == "none"):
         raise ConfigError("norm", "the Jacobian spectrum is of the plain network: a normalization "
-                          "couples the samples of the batch (choose norm none)")
-    return config, initial_weights(config)
+                          "couples the samples of the batch (choose norm none)" if config.residual == "none"
+                          else "the Jacobian spectrum is of one input: batch norm couples the samples of "
+                          "the batch (choose layer or rms norm, or none)")
+    return config
 
 
 def jacobian(config: SimConfig) -> np.ndarray:
     """d x_L / d x_0, shape (input width, width), in float64, at one input drawn from the config's
-    input distribution (unit variance) with the config's seed; the weights are `initial_weights`."""
-    return _jacobian(*_plain_network(config))
+    input distribution (unit variance) with the config's seed; the weights are `initial_weights`
+    (`initial_blocks` for residual blocks)."""
+    config = _checked(config)
+    if config.residual != "none":
+        return _block_jacobian(config, initial_blocks(config))
+    return _jacobian(config, initial_weights(config))
+
+
+def _one_input(config: SimConfig) -> np.ndarray:
+    rng = np.random.default_rng(config.seed)
+    if config.input_dist == "uniform":
+        return rng.uniform(-math.sqrt(3), math.sqrt(3), config.fan_in_first)
+    return rng.standard_normal(config.fan_in_first)
+
+
+def _norm_and_jacobian(x: np.ndarray, norm: str) -> tuple[np.ndarray, np.ndarray]:
+    """(u, du/dx) of the per-sample norm at ``x`` (one sample's units), eps included: layer norm
+    u = (x - mean) r, du_j/dx_i = r (delta_ij - 1/n - u_i u_j / n); rms u = x r, r (delta_ij - u_i u_j / n);
+    none, the identity."""
+    n = x.size
+    if norm == "none":
+        return x, np.eye(n)
+    centred = x - x.mean() if norm == "layer" else x
+    r = 1 / math.sqrt(float(np.mean(centred * centred)) + NORM_EPS)
+    u = centred * r
+    jac = np.eye(n) - np.outer(u, u) / n
+    if norm == "layer":
+        jac -= 1 / n
+    return u, r * jac
+
+
+def _block_jacobian(config: SimConfig, weights: ResidualWeights) -> np.ndarray:
+    """d x_L / d x_0 of residual blocks (see the module's docstring), in float64."""
+    act, params = get_activation(config.activation), config.activation_params
+    alpha = config.branch_alpha
+    x = _one_input(config)
+    jac = None
+    with np.errstate(all="ignore"):
+        if weights.projection is not None:
+            p, b = (array.astype(np.float64) for array in weights.projection)
+            x, jac = x @ p + b, p
+        for block in weights.blocks:
+            w1, b1, w2, b2 = (array.astype(np.float64) for array in (block.w1, block.b1, block.w2, block.b2))
+            u, norm_in = (_norm_and_jacobian(x, config.norm) if config.residual == "pre" and config.norm != "none"
+                          else (x, None))
+            a = u @ w1 + b1
+            branch = (w1 * act.derivative(a.copy(), params)) @ w2  # du-to-F
+            y = x + alpha * (act.forward(a, params) @ w2 + b2)
+            step = np.eye(x.size) + alpha * (branch if norm_in is None else norm_in @ branch)
+            if config.residual == "post":
+                y, norm_out = _norm_and_jacobian(y, config.norm)
+                step = step @ norm_out
+            x = y
+            jac = step if jac is None else jac @ step
+    return jac
 
 
 def _jacobian(config: SimConfig, layers: list[Layer]) -> np.ndarray:
     act, params = get_activation(config.activation), config.activation_params
-    rng = np.random.default_rng(config.seed)
-    if config.input_dist == "uniform":
-        x = rng.uniform(-math.sqrt(3), math.sqrt(3), config.fan_in_first)
-    else:
-        x = rng.standard_normal(config.fan_in_first)
+    x = _one_input(config)
     jac = None
     with np.errstate(all="ignore"):
         for w, b in layers:
@@ -126,14 +181,18 @@ def _jacobian(config: SimConfig, layers: list[Layer]) -> np.ndarray:
 def jacobian_spectrum(config: SimConfig) -> JacobianSpectrum:
     """The singular values of `jacobian` (width 1024, 20 layers: one to a few seconds on 2 cores),
     with mean-field theory's mean s^2 for the same weights."""
-    config, layers = _plain_network(config)
-    jac = _jacobian(config, layers)
+    config = _checked(config)
+    if config.residual != "none":
+        jac, theory = _block_jacobian(config, initial_blocks(config)), None  # no mean-field s^2 for blocks
+    else:
+        layers = initial_weights(config)
+        jac = _jacobian(config, layers)
+        theory = config_prediction(config, [w for w, _ in layers]).jacobian_mean_square
     if not np.all(np.isfinite(jac)):
         raise ConfigError("config", "the Jacobian overflows float64: the signal explodes (fewer "
                           "layers or a smaller weight variance)")
     from scipy import linalg  # imported on first use: keeps the window's start-up lean
 
-    theory = config_prediction(config, [w for w, _ in layers]).jacobian_mean_square
     return JacobianSpectrum(linalg.svdvals(jac), theory, max(jac.shape))
 
 

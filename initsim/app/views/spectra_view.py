@@ -85,8 +85,12 @@ def too_large(width: int, flops: float) -> str | None:
 
 
 def jacobian_result(role: str, config: SimConfig) -> JacobianResult:
-    # One product of (input width x width) by (width x width) per layer, then the SVD.
-    flops = 2 * config.layers * config.fan_in_first * config.width**2 + 10 * config.width**3
+    # One product of (input width x width) by (width x width) per layer, then the SVD; a residual
+    # block also makes its own Jacobian, W1 D W2 and the norm's, (E + 1) products of width^3.
+    per_layer = 2 * config.fan_in_first * config.width**2
+    if config.residual != "none":
+        per_layer += 2 * (config.expansion + 1) * config.width**3
+    flops = config.layers * per_layer + 10 * config.width**3
     error = too_large(config.width, flops)
     spectrum = None
     if error is None:
