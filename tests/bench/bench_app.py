@@ -6,7 +6,7 @@ Prints, for the default preset (20 x 256, batch 512): the time from a control ch
 spin box) to the first layer painted and to the last, as the median and the worst of N changes,
 with the histogram view and with the statistics view showing. "Painted" is the first paint event of
 the view's plots after the window has put the layer's data into them; with the histograms of the
-activations showing, the last layer that changes them is the forward pass's last. Then, during one L=500, W=256, B=512 run, the longest gap between ticks of a
+activations showing, the last layer that changes them is the forward pass's last. Then, during one L=500, W=256, B=512 run (and one of 250 pre-norm residual blocks, as many multiplies), the longest gap between ticks of a
 5 ms heartbeat timer on the GUI thread, with the histogram and the heatmap view showing, with one
 BLAS thread for the worker (the app's setting) and with BLAS's own default. Then what the user
 feels (issue 10): the longest gap from the control changes on (layers 20 -> 500, then width and
@@ -42,6 +42,8 @@ from initsim.app.window import MainWindow  # noqa: E402
 from initsim.engine import SimConfig  # noqa: E402
 
 DEEP = SimConfig(layers=500, width=256, batch=512)
+# As many multiplies forward as DEEP, in pre-norm residual blocks (issue 13).
+DEEP_BLOCKS = DEEP.replace(layers=250, residual="pre", norm="layer", branch_scale="1/sqrt(L)")
 
 # Every window of the benchmark, those of the cold starts included, keeps its settings in a folder
 # of its own, empty at first: restored from the user's, the last session's view (the depth heatmap)
@@ -114,8 +116,8 @@ def change_to_paint(app, window: MainWindow, seed: int) -> tuple[float, float]:
     return first, last
 
 
-def longest_stall(app, window: MainWindow, view) -> tuple[float, float]:
-    """(longest heartbeat gap, run seconds) of one DEEP run with ``view`` showing."""
+def longest_stall(app, window: MainWindow, view, config: SimConfig = DEEP) -> tuple[float, float]:
+    """(longest heartbeat gap, run seconds) of one run of ``config`` with ``view`` showing."""
     window.tabs.setCurrentWidget(view)
     settle_until = time.perf_counter() + 0.3  # the previous run's last paint is not this run's stall
     wait(app, lambda: time.perf_counter() > settle_until)
@@ -133,7 +135,7 @@ def longest_stall(app, window: MainWindow, view) -> tuple[float, float]:
     clock.start()
     heartbeat.start()
     started = time.perf_counter()
-    window.set_config(DEEP)
+    window.set_config(config)
     wait(app, lambda: bool(finished))
     seconds = time.perf_counter() - started
     heartbeat.stop()
@@ -275,11 +277,12 @@ def main() -> None:
         window.resize(1360, 860)
         window.show()
         wait(app, lambda: window.displayed_state() is not None and window.displayed_state().complete)
-        for view in (window.histograms, window.heatmap):
-            stall, seconds = longest_stall(app, window, view)
-            name = window.tabs.tabText(window.tabs.indexOf(view))
-            print(f"L=500 W=256 B=512, {label}, {name} showing: longest GUI stall {stall * 1000:.0f} ms "
-                  f"(target <= 50 ms), run {seconds:.2f} s")
+        for config, network in ((DEEP, "L=500 W=256 B=512"), (DEEP_BLOCKS, "250 pre-norm blocks W=256 B=512")):
+            for view in (window.histograms, window.heatmap):
+                stall, seconds = longest_stall(app, window, view, config)
+                name = window.tabs.tabText(window.tabs.indexOf(view))
+                print(f"{network}, {label}, {name} showing: longest GUI stall {stall * 1000:.0f} ms "
+                      f"(target <= 50 ms), run {seconds:.2f} s")
         dispose(window)
 
     for label, load in (("quiet", nullcontext), ("a second process spinning a core", spinning_core)):
