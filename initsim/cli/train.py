@@ -69,6 +69,16 @@ def _named(name: str, params: dict) -> str:
     return " ".join(filter(None, (name, params_in_brackets(dict(params)))))
 
 
+def _network_text(c) -> str:
+    """"8 x 64" of a plain network; of a residual one its blocks, their form and branch scale (and
+    whether alpha is learned: ReZero's 0 is)."""
+    if c.residual == "none":
+        return f"{c.layers} x {c.width}"
+    alpha = f"alpha {c.branch_scale}" + (" (learned)" if c.branch_scale == "0" else "")
+    return (f"{c.layers} {c.residual}-norm residual blocks x {c.width} (expansion {c.expansion}, {alpha}"
+            f"{', Fixup' if c.fixup else ''})")
+
+
 def _rows(count: int, most: int = 20) -> list[int]:
     """At most ``most`` evenly spaced 1-based indices out of ``count``, the first and last included."""
     return sorted({int(i) for i in np.linspace(1, count, min(count, most)).round()})
@@ -88,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     c, t, data = setup.net.config, setup.training, setup.data
     if not args.json:
         print(f"{t.task}: {len(data.inputs)} samples, {data.dim}-D, "
-              f"{f'{data.classes} classes' if data.classes else 'regression'}; {c.layers} x {c.width} "
+              f"{f'{data.classes} classes' if data.classes else 'regression'}; {_network_text(c)} "
               f"{c.activation}, init {_named(c.init, c.init_params)}, "
               f"norm {c.norm}; {t.optimizer} "
               f"lr {t.lr:g}, batch {t.train_batch}, {t.steps} steps, seed {c.seed}, {c.dtype}")
@@ -183,7 +193,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     names = [_named(r.config.init, r.config.init_params) for r in runs]
     c = runs[0].config
-    print(f"{len(runs)} schemes x {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}); {c.layers} x {c.width} "
+    print(f"{len(runs)} schemes x {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}); {_network_text(c)} "
           f"{c.activation}, norm {c.norm}; median (min..max) over the seeds")
     for i, name in enumerate(names, 1):
         print(f"  [{i}] {name}")

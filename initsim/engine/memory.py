@@ -248,6 +248,8 @@ def training(config: SimConfig, settings: TrainConfig, data_shared: bool = False
     """
     from .tasks import get_task
 
+    if config.residual != "none":
+        return _residual_training(config, settings, data_shared)
     item = np.dtype(config.dtype).itemsize
     dim, width, layers, samples = settings.task_dim, config.width, config.layers, settings.samples
     outputs = get_task(settings.task).classes or 1
@@ -268,6 +270,62 @@ def training(config: SimConfig, settings: TrainConfig, data_shared: bool = False
     flops = 6 * settings.steps * batch * params / item + 2 * probes * samples * params / item
     return Estimate(int(peak), float(flops), float(params / item + settings.steps * batch),
                     f"training {layers} layers x {width} on {samples} x {dim} for {settings.steps:,} steps")
+
+
+def _residual_training(config: SimConfig, settings: TrainConfig, data_shared: bool) -> Estimate:
+    """`training` of a residual network (train.py's `residual_loss_and_gradients`, `residual_probe`).
+
+    Parameters: the projection (when the task's dimension differs from the width), per block W1,
+    b1, W2, b2 and alpha, the output layer. A mini-batch's forward pass keeps per block what its
+    backward pass needs (the branch's input, the stream or its normalized copy, and the hidden
+    activation or pre-activation: batch x (width + E width), and the norm's statistics; the projected
+    input is block 1's), the batch's input, the last stream and the working buffers (alpha F; the hidden activation, which an
+    activation that keeps its output never writes; backward dL/dz, two of dL/dx and post-norm's
+    dL/ds); the last step's gradients are alive until the new ones are made, and the peak is at the
+    start of the backward pass (a block's new weight gradients and a norm's temporaries on top). A
+    probe holds, at a block, the stream in and out, pre-norm's normalized copy, the hidden
+    pre-activation, a norm's temporary and its buffers, for the whole set (or the region grid)."""
+    from .activations import get_activation
+    from .tasks import get_task
+
+    item = np.dtype(config.dtype).itemsize
+    dim, width, hidden, layers = settings.task_dim, config.width, config.hidden_width, config.layers
+    samples, outputs = settings.samples, get_task(settings.task).classes or 1
+    projected, normed = dim != width, config.norm != "none"
+    pre_normed = config.residual == "pre" and normed
+    keeps = get_activation(config.activation).derivative_from_output is not None  # the hidden buffer unused
+    statistics = {"none": 0, "batch": width, "layer": 1, "rms": 1}[config.norm]  # per sample for layer, rms
+    params = item * (projected * (dim + 1) * width + layers * (2 * width * hidden + hidden + width + 1)
+                     + (width + 1) * outputs)
+    state = 2 if settings.optimizer == "adam" else 1
+    batch = min(settings.train_batch, samples)
+    generating, kept = (0, 0) if data_shared else dataset_bytes(samples, dim, config.dtype)
+    alphas = settings.steps * layers * FLOAT_BYTES if config.branch_scale == "0" else 0  # StepEvent.alpha
+    held = kept + params * (1 + state) + step_events(settings.steps, layers) + alphas
+
+    def block_statistics(n: int) -> int:
+        return statistics * (width if config.norm == "batch" else n)
+
+    buffers = item * batch * (width * (3 + (config.residual == "post" and normed)) + hidden * (2 - keeps))
+    # the start of the backward pass: every block's cache, the batch's input, dL/dx_L, the last block's
+    # dL/dW1 and dL/dW2 and a norm's backward temporaries (two of the stream's shape)
+    backward_start = item * (batch * (dim + (2 + 2 * normed) * width + layers * (width + hidden))
+                             + layers * block_statistics(batch) + 2 * width * hidden)
+
+    def probe(n: int) -> int:  # with a norm's temporary of the stream's shape
+        return item * n * (width * (3 + pre_normed + normed) + hidden * (2 - keeps))
+
+    probed = max(samples, settings.region_grid**2 * (dim == 2))
+    peak = max(generating, held + buffers + max(
+        params + backward_start,
+        2 * params,
+        params + probe(probed),
+    ))
+    probes = math.ceil(settings.steps / settings.record_every) + 1
+    flops = 6 * settings.steps * batch * params / item + 2 * probes * samples * params / item
+    return Estimate(int(peak), float(flops), float(params / item + settings.steps * batch),
+                    f"training {layers} blocks x {width} (x {config.expansion}) on {samples} x {dim} "
+                    f"for {settings.steps:,} steps")
 
 
 def comparison(configs: Sequence[SimConfig], seeds: int, settings: TrainConfig | None = None) -> Estimate:

@@ -349,26 +349,31 @@ class BlockPass:
     hidden: np.ndarray  # phi(u W1 + b1)
     branch: np.ndarray  # alpha F(u), in ``branch_out``
     subnormal: int  # of the pre-activation and of x_l, counted before any flush
+    stats: NormStats | None = None  # the stream's norm's (mean, inv_std): a probe's population for batch norm
 
 
 def block_forward(x: np.ndarray, weights: BlockWeights, norm: Block, branch: Block, form: str, alpha: float,
-                  pre_copy: np.ndarray, hidden_work: np.ndarray, branch_out: np.ndarray) -> BlockPass:
+                  pre_copy: np.ndarray | None, hidden_work: np.ndarray, branch_out: np.ndarray,
+                  population: NormStats | None = None) -> BlockPass:
     """One residual block on the stream ``x`` (left as it is):
     pre-norm (``form`` "pre") x_l = x + alpha F(norm(x)); post-norm x_l = norm(x + alpha F(x));
     F(u) = phi(u W1 + b1) W2 + b2. ``norm`` is the network's block (its norm is the stream's),
     ``branch`` the activation without a norm (`Network.branch`). ``pre_copy`` and ``hidden_work``
     (batch, E width) and ``branch_out`` (batch, width) are working buffers that the result's pre,
-    hidden and branch may live in."""
+    hidden and branch may live in; ``pre_copy`` None: no copy of the pre-activation is made (training
+    reads no statistics of it), and the result's pre is then overwritten by the activation where
+    that keeps its output. ``population``: batch norm's statistics from another batch (see
+    `Block.normalize`), for a probe's decision regions."""
     flush = branch.flush
     u, in_stats = x, None
     if form == "pre" and norm.norm != "none":
         u = x.copy()
-        in_stats = norm.normalize(u)
+        in_stats = norm.normalize(u, population)
         norm.flushed(u)
     a = linear(u, weights.w1, weights.b1, flush=flush)
     subnormal = branch.flushed(a)
     pre = a
-    if branch.keeps_output:  # the activation overwrites a: the statistics read a copy
+    if branch.keeps_output and pre_copy is not None:  # the activation overwrites a: the statistics read a copy
         pre = pre_copy
         np.copyto(pre, a)
     hidden, kept, _ = branch.activate(a, hidden_work)
@@ -378,33 +383,43 @@ def block_forward(x: np.ndarray, weights: BlockWeights, norm: Block, branch: Blo
     out = np.add(x, f)
     out_stats = None
     if form == "post" and norm.norm != "none":
-        out_stats = norm.normalize(out)
+        out_stats = norm.normalize(out, population)
     subnormal += norm.flushed(out)
     cache = BlockCache(u, None if in_stats is None else in_stats[1], kept,
                        out if out_stats is not None else None, None if out_stats is None else out_stats[1])
-    return BlockPass(out, cache, pre, hidden, f, subnormal)
+    return BlockPass(out, cache, pre, hidden, f, subnormal, in_stats if out_stats is None else out_stats)
 
 
 @dataclass(frozen=True)
 class BlockGradient:
     """A block's backward pass: dL/dx_{l-1}, and dL/da with the branch's input u, from which
-    dL/dW1 = u.T @ dL/da (a = u W1 + b1)."""
+    dL/dW1 = u.T @ dL/da (a = u W1 + b1); training's also every parameter's gradient."""
 
     grad_in: np.ndarray
     grad_pre: np.ndarray
     branch_in: np.ndarray
     subnormal: int  # values of dL/dx_{l-1} below the smallest normal, counted before any flush
+    parameters: BlockWeights | None = None  # dL/dW1, dL/db1, dL/dW2, dL/db2 (fresh arrays), when asked for
+    alpha: float | None = None  # dL/dalpha, when asked for (a learned branch scale)
 
 
 def block_backward(grad: np.ndarray, cache: BlockCache, weights: BlockWeights, norm: Block, branch: Block,
-                   alpha: float, grad_stream: np.ndarray, grad_hidden: np.ndarray, grad_in: np.ndarray
-                   ) -> BlockGradient:
+                   alpha: float, grad_stream: np.ndarray, grad_hidden: np.ndarray, grad_in: np.ndarray,
+                   hidden_work: np.ndarray | None = None, learn_alpha: bool = False) -> BlockGradient:
     """dL/dx_{l-1} from ``grad`` = dL/dx_l (left as it is), exactly, into ``grad_in``; ``grad_stream``
     (batch, width) and ``grad_hidden`` (batch, E width) are working buffers.
 
     With s = x_{l-1} + alpha F(u) (x_l = s for pre-norm, norm(s) for post-norm):
     dL/ds = dL/dx_l or norm's backward of it; dL/dz = alpha dL/ds W2^T; dL/da = dL/dz phi'(a);
-    dL/du = dL/da W1^T; dL/dx_{l-1} = dL/ds + dL/du, with pre-norm's backward through u = norm(x_{l-1})."""
+    dL/du = dL/da W1^T; dL/dx_{l-1} = dL/ds + dL/du, with pre-norm's backward through u = norm(x_{l-1}).
+
+    Training's parameter gradients, when ``hidden_work`` (batch, E width) is given (the hidden
+    activation h = phi(a) is recomputed there when the activation kept a): dL/dW2 = alpha h^T dL/ds,
+    dL/db2 = alpha sum(dL/ds), dL/dW1 = u^T dL/da, dL/db1 = sum(dL/da); with ``learn_alpha``,
+    dL/dalpha = sum(dL/ds * F(u)) = sum(h * dL/ds W2^T) + sum(dL/ds) . b2, from the product dL/ds W2^T
+    the input's gradient needs anyway (no second multiply for F, which alpha = 0 would not recover
+    from alpha F). Four multiplies of the block's size then, two plain layers' worth with the forward
+    pass's two. Without, the simulation's pass, unchanged."""
     flush = branch.flush
     grad_s = grad
     if cache.out is not None:
@@ -413,11 +428,25 @@ def block_backward(grad: np.ndarray, cache: BlockCache, weights: BlockWeights, n
         normalize_backward(grad_s, cache.out, cache.out_inv_std, norm.norm)
         norm.flushed(grad_s)  # it goes into a multiply (see the module's docstring on subnormals)
     grad_z = matmul(grad_s, weights.w2.T, grad_hidden, flush)
+    parameters = grad_alpha = None
+    if hidden_work is not None:
+        hidden = branch.output_of(cache.hidden, hidden_work)
+        grad_w2 = matmul(hidden.T, grad_s, flush=flush)
+        column_sums = grad_s.sum(axis=0)
+        if learn_alpha:  # before grad_z is scaled by alpha, which may be 0
+            grad_alpha = float(np.vdot(hidden, grad_z)) + float(np.dot(column_sums, weights.b2))
+        if alpha != 1:
+            grad_w2 *= grad_w2.dtype.type(alpha)
+            column_sums *= column_sums.dtype.type(alpha)
+        del hidden
     if alpha != 1:
         grad_z *= grad_z.dtype.type(alpha)
     grad_a, _ = branch.backward(grad_z, cache.hidden, None)
+    if hidden_work is not None:
+        parameters = BlockWeights(matmul(cache.branch_in.T, grad_a, flush=flush), grad_a.sum(axis=0),
+                                  grad_w2, column_sums)
     grad_u = matmul(grad_a, weights.w1.T, grad_in, flush)
     if cache.in_inv_std is not None:
         normalize_backward(grad_u, cache.branch_in, cache.in_inv_std, norm.norm)
     grad_u += grad_s
-    return BlockGradient(grad_u, grad_a, cache.branch_in, norm.flushed(grad_u))
+    return BlockGradient(grad_u, grad_a, cache.branch_in, norm.flushed(grad_u), parameters, grad_alpha)

@@ -19,6 +19,14 @@ healthy (it has clearly fallen below chance) or too early to tell.
 Normalization uses the statistics of the batch it is given, in training and in the probe; the
 decision regions use the training set's.
 
+A residual network (config.residual pre or post, issue 13) trains as a `ResidualModel`: the input
+projection when the task's dimension differs from the width, the blocks as the simulation samples
+them (`initial_blocks`), one branch scale alpha per block (learned exactly for branch scale 0,
+ReZero / SkipInit) and the output layer on the last stream; forward and backward are network.py's
+`block_forward` and `block_backward` (with its parameter gradients). Its StepEvents report, per
+block, W1's ratios (as the simulation's weight statistics), the output layer last, and the
+learned alphas; a probe's activation std is that of each block's stream x_l.
+
 For a worker thread: `Setup.of(config, training)` validates (ConfigError) and generates the data
 (`setup.data`: the points, and the `extent` the decision regions cover), then `run(setup,
 should_stop)` yields the events, each freshly allocated. `train_stream` does both; `train` collects
@@ -42,7 +50,8 @@ from . import memory
 from .config import SimConfig
 from .memory import DEFAULT_MEMORY_LIMIT
 from .errors import ConfigError, lookup, unknown_name
-from .network import Block, Layer, Network, backward, hidden_forward
+from .network import (Block, BlockCache, BlockPass, BlockWeights, Layer, Network, NormStats, backward, block_backward,
+                      block_forward, hidden_forward)
 from .products import linear, matmul
 from .stats import std_of
 from .tasks import Dataset, get_task, make_dataset
@@ -160,9 +169,12 @@ def loss_of(data: Dataset) -> Loss:
 class BatchPass:
     loss: float
     accuracy: float | None
-    grads: list[Layer] | None  # (dL/dW, dL/db) per layer, the output layer last; None if the loss is not finite
+    # (dL/dW, dL/db) per layer, the output layer last (a residual network's: its gradients in a
+    # ResidualModel); None if the loss is not finite
+    grads: list[Layer] | ResidualModel | None
     nonfinite_layer: int | None  # when the loss is not finite: the first layer (1-based, the output
-    # layer L + 1) with a non-finite value in its output (or its kept activation input)
+    # layer L + 1) with a non-finite value in its output (or its kept activation input); of a
+    # residual network, the first block with one in its stream x_l or its branch's hidden activation
 
 
 def loss_and_gradients(layers: Sequence[Layer], block: Block, loss: Loss, x: np.ndarray,
@@ -190,15 +202,176 @@ def loss_and_gradients(layers: Sequence[Layer], block: Block, loss: Loss, x: np.
     return BatchPass(value, accuracy, grads[::-1], None)
 
 
+# --- residual networks ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResidualModel:
+    """A residual network's parameters in training (or their gradients, in the same shapes): the
+    input projection (P, b) when the task's dimension differs from the width, the blocks' W1, b1,
+    W2, b2, the branch scales alpha (one per block) and the output layer. Training updates the
+    arrays in place.
+
+    alpha is learned exactly when the config's branch scale is 0 (ReZero / SkipInit): a fixed 0
+    would keep every branch out of the stream (and W2 from any gradient) for good, so a branch
+    that starts at 0 only makes sense learned; a nonzero scale (a number, 1/sqrt(L), 1/sqrt(2L)) is
+    the fixed scaling of its recipe (GPT-2's is not a parameter)."""
+
+    projection: Layer | None
+    blocks: tuple[BlockWeights, ...]
+    alpha: np.ndarray  # (L,), of the network's dtype
+    learn_alpha: bool
+    output: Layer
+
+    def arrays(self) -> list[np.ndarray]:
+        """Every trained array in a fixed order: P, b, then W1, b1, W2, b2 per block, alpha (when
+        learned), then the output layer's W and b; a gradient's line up with its model's."""
+        head = list(self.projection) if self.projection is not None else []
+        body = [array for w in self.blocks for array in (w.w1, w.b1, w.w2, w.b2)]
+        return [*head, *body, *([self.alpha] if self.learn_alpha else []), *self.output]
+
+    def reported(self) -> list[int]:
+        """Indices in `arrays` of the matrices a StepEvent reports: each block's W1 (as the
+        simulation's weight statistics), then the output layer's W."""
+        first = 2 if self.projection is not None else 0
+        return [first + 4 * block for block in range(len(self.blocks))] + [len(self.arrays()) - 2]
+
+
+def initial_model(setup: Setup, streams: Sequence[np.random.Generator]) -> ResidualModel:
+    """A residual network's parameters as the simulation samples them (`initial_blocks` of the
+    config with the task's dimension as input width): the projection from its own stream, block l
+    from stream l; then the output layer from stream L + 2, as a plain network's. Fixup's output
+    layer starts at 0, as in Zhang et al. 2019 (its first step then trains the output layer alone)."""
+    net, data = setup.net, setup.data
+    c = net.config
+    projection = net.sample_projection() if net.has_projection else None
+    blocks = tuple(net.sample_block(streams[block]) for block in range(1, c.layers + 1))
+    output = net.sample_layer((c.width, data.outputs), streams[c.layers + 2])
+    if c.fixup:
+        output = (np.zeros_like(output[0]), output[1])
+    alpha = np.full(c.layers, c.branch_alpha, net.dtype)
+    return ResidualModel(projection, blocks, alpha, c.branch_scale == "0", output)
+
+
+@dataclass
+class _BlockBuffers:
+    """A residual network's working arrays for one batch size, reused by every block and step."""
+
+    hidden: np.ndarray  # (batch, E width): the hidden activation, forward and recomputed backward
+    branch: np.ndarray  # (batch, width): alpha F(u)
+    grad_hidden: np.ndarray  # (batch, E width): dL/dz
+    grad_stream: np.ndarray  # (batch, width): post-norm's dL/ds
+    grad_in: tuple[np.ndarray, np.ndarray]  # (batch, width): dL/dx_{l-1}, alternating by block
+
+    @classmethod
+    def of(cls, net: Network, batch: int) -> _BlockBuffers:
+        c, dtype = net.config, net.dtype
+        hidden, stream = (batch, c.hidden_width), (batch, c.width)
+        return cls(np.empty(hidden, dtype), np.empty(stream, dtype), np.empty(hidden, dtype),
+                   np.empty(stream, dtype), (np.empty(stream, dtype), np.empty(stream, dtype)))
+
+
+def _forward_buffers(net: Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_residual_forward`'s working buffers for ``batch`` samples (a probe's: no backward pass)."""
+    c = net.config
+    return np.empty((batch, c.hidden_width), net.dtype), np.empty((batch, c.width), net.dtype)
+
+
+def _residual_forward(model: ResidualModel, net: Network, x: np.ndarray, hidden: np.ndarray, branch: np.ndarray,
+                      population: Sequence[NormStats | None] | None = None) -> Iterator[BlockPass]:
+    """Run ``x`` through the projection and the blocks; yield each block's network.BlockPass (its
+    out is the stream x_l, a fresh array). ``hidden`` (batch, E width) and ``branch`` (batch,
+    width): `block_forward`'s working buffers, reused by every block."""
+    norm = net.block
+    stream = x
+    if model.projection is not None:
+        stream = linear(x, *model.projection, flush=norm.flush)
+        norm.flushed(stream)
+    for index, weights in enumerate(model.blocks):
+        step = block_forward(stream, weights, norm, net.branch, net.config.residual, float(model.alpha[index]),
+                             None, hidden, branch, population[index] if population else None)
+        stream = step.out
+        yield step
+        del step  # a probe keeps no block's pass: it is gone before the next is made
+
+
+def residual_loss_and_gradients(model: ResidualModel, net: Network, loss: Loss, x: np.ndarray,
+                                targets: np.ndarray, buffers: _BlockBuffers | None = None) -> BatchPass:
+    """`loss_and_gradients` of a residual network: the loss on a batch and the gradient of every
+    parameter of ``model`` (a ResidualModel of them), by network.py's exact block backward pass."""
+    norm, branch, flush = net.block, net.branch, net.block.flush
+    buffers = buffers or _BlockBuffers.of(net, len(x))
+    caches: list[BlockCache] = []
+    with np.errstate(all="ignore"):
+        stream = x
+        for step in _residual_forward(model, net, x, buffers.hidden, buffers.branch):
+            caches.append(step.cache)
+            stream = step.out
+        w_out, b_out = model.output
+        logits = linear(stream, w_out, b_out, flush=flush)
+        value, accuracy, grad_out = loss(logits, targets, True)
+        if not math.isfinite(value):
+            # block l's stream x_l is block l + 1's branch input (or its normalized copy), the last the output
+            streams = [cache.branch_in for cache in caches[1:]] + [stream]
+            first = next((block for block, (cache, out) in enumerate(zip(caches, streams), 1)
+                          if not (np.isfinite(cache.hidden).all() and np.isfinite(out).all())), len(caches) + 1)
+            return BatchPass(value, accuracy, None, first)
+        output = (matmul(stream.T, grad_out, flush=flush), grad_out.sum(axis=0))
+        grad = matmul(grad_out, w_out.T, flush=flush)
+        del stream, logits
+        blocks: list[BlockWeights] = []
+        alphas = np.zeros_like(model.alpha)
+        for index in range(len(model.blocks) - 1, -1, -1):
+            back = block_backward(grad, caches.pop(), model.blocks[index], norm, branch, float(model.alpha[index]),
+                                  buffers.grad_stream, buffers.grad_hidden, buffers.grad_in[index % 2],
+                                  buffers.hidden, model.learn_alpha)
+            assert back.parameters is not None
+            blocks.append(back.parameters)
+            if back.alpha is not None:
+                alphas[index] = back.alpha
+            grad = back.grad_in
+        projection = None
+        if model.projection is not None:
+            projection = (matmul(x.T, grad, flush=flush), grad.sum(axis=0))
+    grads = ResidualModel(projection, tuple(blocks[::-1]), alphas, model.learn_alpha, output)
+    return BatchPass(value, accuracy, grads, None)
+
+
+def residual_probe(model: ResidualModel, net: Network, data: Dataset, grid: int = 0) -> Probe:
+    """`probe` of a residual network: per block the std of its stream x_l; the decision regions with
+    batch norm's statistics of the training set, as a plain network's."""
+    stds, population = [], []
+    with np.errstate(all="ignore"):
+        stream = data.inputs
+        for step in _residual_forward(model, net, data.inputs, *_forward_buffers(net, len(stream))):
+            stream = step.out
+            stds.append(std_of(stream))
+            population.append(step.stats)
+            del step  # see _residual_forward
+        value, accuracy, _ = loss_of(data)(linear(stream, *model.output, flush=net.block.flush), data.targets, False)
+        del stream
+        regions = None
+        if grid and data.dim == 2:
+            points = data.grid(grid)
+            stream = points
+            for step in _residual_forward(model, net, points, *_forward_buffers(net, grid * grid), population):
+                stream = step.out
+                del step
+            out = linear(stream, *model.output, flush=net.block.flush)
+            regions = (out.argmax(axis=1).astype(np.int8) if data.is_classification
+                       else out[:, 0].copy()).reshape(grid, grid)
+    return Probe(value, accuracy, tuple(stds), regions)
+
+
 # --- optimizers ------------------------------------------------------------------------------
 
 class Optimizer(ABC):
-    """Updates the layers in place; `step` returns, per weight matrix, std(lr * update)."""
+    """Updates the parameters (a flat list of arrays) in place; `step` returns std(lr * update) of
+    the arrays it is asked to report (the weight matrices)."""
 
     name: ClassVar[str]
     default_lr: ClassVar[float]
 
-    def __init__(self, layers: Sequence[Layer], training: TrainConfig) -> None:
+    def __init__(self, params: Sequence[np.ndarray], training: TrainConfig) -> None:
         self.lr = float(training.lr)
         self.training = training
 
@@ -206,14 +379,16 @@ class Optimizer(ABC):
     def delta(self, index: int, grad: np.ndarray) -> np.ndarray:
         """The change to subtract from parameter ``index`` (W1, b1, W2, ...), lr included."""
 
-    def step(self, layers: Sequence[Layer], grads: Sequence[Layer]) -> list[float]:
-        stds = []
-        for index, (param, grad) in enumerate(zip(_flat(layers), _flat(grads))):
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], reported: Sequence[int]
+             ) -> list[float]:
+        stds = {}
+        wanted = set(reported)
+        for index, (param, grad) in enumerate(zip(params, grads)):
             delta = self.delta(index, grad)
             param -= delta
-            if index % 2 == 0:
-                stds.append(std_of(delta))
-        return stds
+            if index in wanted:
+                stds[index] = std_of(delta)
+        return [stds[index] for index in reported]
 
 
 def _flat(layers: Sequence[Layer]) -> list[np.ndarray]:
@@ -226,9 +401,9 @@ class Sgd(Optimizer):
     name = "sgd"
     default_lr = 0.01
 
-    def __init__(self, layers: Sequence[Layer], training: TrainConfig) -> None:
-        super().__init__(layers, training)
-        self.velocity = [np.zeros_like(a) for a in _flat(layers)]
+    def __init__(self, params: Sequence[np.ndarray], training: TrainConfig) -> None:
+        super().__init__(params, training)
+        self.velocity = [np.zeros_like(a) for a in params]
 
     def delta(self, index: int, grad: np.ndarray) -> np.ndarray:
         v = self.velocity[index]
@@ -243,14 +418,15 @@ class Adam(Optimizer):
     name = "adam"
     default_lr = 0.001
 
-    def __init__(self, layers: Sequence[Layer], training: TrainConfig) -> None:
-        super().__init__(layers, training)
-        self.moments = [(np.zeros_like(a), np.zeros_like(a)) for a in _flat(layers)]
+    def __init__(self, params: Sequence[np.ndarray], training: TrainConfig) -> None:
+        super().__init__(params, training)
+        self.moments = [(np.zeros_like(a), np.zeros_like(a)) for a in params]
         self.steps = 0
 
-    def step(self, layers: Sequence[Layer], grads: Sequence[Layer]) -> list[float]:
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], reported: Sequence[int]
+             ) -> list[float]:
         self.steps += 1
-        return super().step(layers, grads)
+        return super().step(params, grads, reported)
 
     def delta(self, index: int, grad: np.ndarray) -> np.ndarray:
         (b1, b2), t = ADAM_BETAS, self.steps
@@ -295,12 +471,17 @@ class StepEvent:
     update_data: tuple[float, ...]  # log10(std(lr * update) / std(W))
     flat: bool  # the loss has not moved over the last flat_steps steps
     probe: Probe | None
+    # A residual network's learned branch scales (ReZero / SkipInit: branch scale 0), per block,
+    # after this step's update; None where alpha is fixed (and for plain networks)
+    alpha: tuple[float, ...] | None = None
 
     def record(self) -> dict[str, Any]:
         """JSON-able, the keys `initsim train --json` documents."""
         out = {"step": self.step, "loss": self.loss, "accuracy": self.accuracy,
                "grad_norm": list(self.grad_norm), "grad_data": list(self.grad_data),
                "update_data": list(self.update_data), "flat": self.flat}
+        if self.alpha is not None:
+            out["alpha"] = list(self.alpha)
         if self.probe is not None:
             out["probe"] = self.probe.record()
         return out
@@ -314,10 +495,14 @@ class Diverged:
     layer: int  # the first layer with non-finite values: 1..L hidden, L + 1 the output layer
     layers: int  # L
     loss: float
+    blocks: bool = False  # of a residual network: ``layer`` is a block (its stream or branch), L + 1 the output layer
 
     @property
     def message(self) -> str:
-        where = f"layer {self.layer}" + (", the output layer" if self.layer > self.layers else "")
+        if self.blocks:
+            where = "the output layer" if self.layer > self.layers else f"block {self.layer}"
+        else:
+            where = f"layer {self.layer}" + (", the output layer" if self.layer > self.layers else "")
         return f"diverged at step {self.step} (first non-finite values in {where})"
 
 
@@ -438,8 +623,9 @@ class TrainResult:
     chance: Chance  # the training set's (`chance_of`)
     steps: tuple[StepEvent, ...]
     diverged: Diverged | None
-    layers: tuple[Layer, ...]  # the final (W, b), hidden layers then the output layer
+    layers: tuple[Layer, ...]  # the final (W, b), hidden layers then the output layer (empty: residual)
     seconds: float
+    residual: ResidualModel | None = None  # a residual network's final parameters
 
     @property
     def verdict(self) -> Verdict:
@@ -474,8 +660,6 @@ class Setup:
         the task's data from ``training``. ConfigError, before the data are generated, if the run
         needs more than ``memory_limit`` bytes (`memory.training`)."""
         config, training = config.validated(), (training or TrainConfig()).validated()
-        if config.residual != "none":  # before anything is estimated: memory.training counts plain layers
-            raise ConfigError("residual", "training residual networks is not available yet (simulate them)")
         if data is not None and data.dim != training.task_dim:
             raise ConfigError("task_dim", f"the data are {data.dim}-D; got {training.task_dim}")
         estimate = memory.training(config, training, data_shared=data is not None)
@@ -504,12 +688,13 @@ def train(config: SimConfig, training: TrainConfig | None = None,
     """Run the whole training and collect its events."""
     setup = Setup.of(config, training, memory_limit=memory_limit)
     started = time.perf_counter()
-    layers: list[Layer] = []
+    layers: list[Layer | ResidualModel] = []
     events = list(run(setup, layers_out=layers))
     diverged = events[-1] if events and isinstance(events[-1], Diverged) else None
+    residual = layers[0] if layers and isinstance(layers[0], ResidualModel) else None
     return TrainResult(setup.net.config, setup.training, setup.data.digest, chance_of(setup.data),
                        tuple(e for e in events if isinstance(e, StepEvent)), diverged,
-                       tuple(layers), time.perf_counter() - started)
+                       () if residual is not None else tuple(layers), time.perf_counter() - started, residual)
 
 
 def initial_layers(setup: Setup, streams: Sequence[np.random.Generator]) -> list[Layer]:
@@ -526,44 +711,60 @@ def initial_layers(setup: Setup, streams: Sequence[np.random.Generator]) -> list
     return layers
 
 
-def run(setup: Setup, should_stop: Callable[[], bool] | None = None, layers_out: list[Layer] | None = None
-        ) -> Iterator[TrainEvent]:
+def run(setup: Setup, should_stop: Callable[[], bool] | None = None,
+        layers_out: list[Layer | ResidualModel] | None = None) -> Iterator[TrainEvent]:
     """The training loop of a prepared run (see `train_stream`); ``layers_out`` receives the
-    parameters, (W, b) per layer, which training then updates in place."""
+    parameters, (W, b) per layer (a residual network's: its ResidualModel), which training then
+    updates in place."""
     net, training, data = setup.net, setup.training, setup.data
     should_stop = should_stop or (lambda: False)
     loss = loss_of(data)
     streams = net.streams(extra=2)  # [..., output layer, batch order]
-    layers = initial_layers(setup, streams)
+    residual = net.config.residual != "none"
+    model = initial_model(setup, streams) if residual else None
+    layers = [] if model is not None else initial_layers(setup, streams)
+    params = model.arrays() if model is not None else _flat(layers)
+    reported = model.reported() if model is not None else list(range(0, len(params), 2))
     if layers_out is not None:
-        layers_out.extend(layers)
-    optimizer = OPTIMIZERS[training.optimizer](layers, training)
+        layers_out.extend([model] if model is not None else layers)
+    optimizer = OPTIMIZERS[training.optimizer](params, training)
     batches = _batches(len(data.inputs), training.train_batch, streams[-1])
+    buffers = _BlockBuffers.of(net, min(training.train_batch, len(data.inputs))) if residual else None
     recent: deque[float] = deque(maxlen=training.flat_steps)
     for step in range(1, training.steps + 1):
         if should_stop():
             return
         index = next(batches)
-        batch = loss_and_gradients(layers, net.block, loss, data.inputs[index], data.targets[index])
+        if model is not None:
+            batch = residual_loss_and_gradients(model, net, loss, data.inputs[index], data.targets[index], buffers)
+        else:
+            batch = loss_and_gradients(layers, net.block, loss, data.inputs[index], data.targets[index])
         if batch.grads is None:
-            yield Diverged(step, batch.nonfinite_layer, net.config.layers, batch.loss)
+            yield Diverged(step, batch.nonfinite_layer, net.config.layers, batch.loss, residual)
             return
-        ratios = _update(layers, batch.grads, optimizer)
+        grads = batch.grads.arrays() if isinstance(batch.grads, ResidualModel) else _flat(batch.grads)
+        ratios = _update(params, grads, reported, optimizer)
         recent.append(batch.loss)
         probed = step == 1 or step % training.record_every == 0 or step == training.steps
         flat = loss_is_flat(recent, training.flat_steps)
-        yield StepEvent(step, training.steps, batch.loss, batch.accuracy, *ratios, flat,
-                        probe(layers, net.block, data, training.region_grid) if probed else None)
+        measured = None
+        if probed:
+            measured = (residual_probe(model, net, data, training.region_grid) if model is not None
+                        else probe(layers, net.block, data, training.region_grid))
+        alpha = _floats(model.alpha) if model is not None and model.learn_alpha else None
+        yield StepEvent(step, training.steps, batch.loss, batch.accuracy, *ratios, flat, measured, alpha)
 
 
-def _update(layers: list[Layer], grads: list[Layer], optimizer: Optimizer
+def _update(params: list[np.ndarray], grads: list[np.ndarray], reported: Sequence[int], optimizer: Optimizer
             ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
-    """Apply the optimizer's step; per weight matrix, (gradient norm, grad:data, log10 update:data)."""
+    """Apply the optimizer's step; per reported weight matrix, (gradient norm, grad:data, log10
+    update:data)."""
     with np.errstate(all="ignore"):  # an overflowing step shows as the next step's non-finite loss
-        weight_std = np.array([std_of(w) for w, _ in layers])
-        grad_norm = np.array([math.sqrt(float(np.dot(dw.reshape(-1), dw.reshape(-1)))) for dw, _ in grads])
-        grad_std = np.array([std_of(dw) for dw, _ in grads])
-        update_std = np.array(optimizer.step(layers, grads))
+        weight_std = np.array([std_of(params[i]) for i in reported])
+        grad_norm = np.array([math.sqrt(float(np.dot(grads[i].reshape(-1), grads[i].reshape(-1))))
+                              for i in reported])
+        grad_std = np.array([std_of(grads[i]) for i in reported])
+        update_std = np.array(optimizer.step(params, grads, reported))
         return _floats(grad_norm), _floats(grad_std / weight_std), _floats(np.log10(update_std / weight_std))
 
 

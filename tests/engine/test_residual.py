@@ -450,8 +450,3 @@ def test_cli_simulate_table_and_weights(capsys, tmp_path):
     assert "wrote 2 blocks" in capsys.readouterr().out
     with np.load(tmp_path / "w.npz") as data:
         assert "block2.W2" in data
-
-
-def test_training_a_residual_network_is_refused_in_one_line(capsys):
-    assert main(["train", "--residual", "pre", "--steps", "2"]) == 2
-    assert "residual: training residual networks is not available yet" in capsys.readouterr().err
