@@ -8,6 +8,11 @@ engine's steps/s with the whole-set probe every 10 steps (the default) and witho
 step's steps/s, and the ratio of their times (the engine's overhead: per-layer statistics, optimizer,
 probes). A step's bare work: per layer the forward matmul and ReLU, then the ReLU mask, the weight
 gradient and the input gradient matmuls.
+
+Then residual blocks (issue 13): steps/s of L = 20 pre-norm blocks of width 256 (E = 1, no norm and
+layer norm) against the plain network of the same depth and width, and the ratio of their step
+times: a block has two layers' multiplies (forward 2, backward 4: dL/dz, dL/dW2, dL/dW1, dL/du), so
+about 2 is the engine's own; more is overhead.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from initsim.engine import SimConfig
 from initsim.engine.train import Setup, TrainConfig, run
 
 CASES = ((SimConfig(layers=8, width=64), 128, 400), (SimConfig(layers=20, width=256), 256, 60))
+BLOCKS = (SimConfig(layers=20, width=256), 256, 40)
 
 
 def engine_seconds_per_step(setup: Setup, steps: int) -> float:
@@ -81,6 +87,24 @@ def main() -> None:
                 print(f"  {threads} BLAS thread(s): engine {1 / t['probe']:7.0f} steps/s "
                       f"(ratio {t['probe'] / t['bare']:.2f}), without probes {1 / t['no probe']:7.0f} "
                       f"steps/s (ratio {t['no probe'] / t['bare']:.2f}); bare step {1 / t['bare']:7.0f} steps/s")
+
+    config, batch, steps = BLOCKS
+    training = TrainConfig(task="spirals", samples=1000, train_batch=batch, steps=steps + 1, record_every=steps + 1)
+    setups = {"plain": Setup.of(config, training),
+              "pre-norm blocks, no norm": Setup.of(config.replace(residual="pre", branch_scale="1/sqrt(L)"), training),
+              "pre-norm blocks, layer norm": Setup.of(config.replace(residual="pre", norm="layer",
+                                                                     branch_scale="1/sqrt(L)"), training)}
+    print(f"residual blocks: L={config.layers}, W={config.width}, batch {batch}, {steps} steps, no probes:")
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            times = {name: [] for name in setups}
+            for _ in range(args.repeats):
+                for name, setup in setups.items():
+                    times[name].append(engine_seconds_per_step(setup, steps))
+            plain = statistics.median(times["plain"])
+            print(f"  {threads} BLAS thread(s): plain {1 / plain:5.0f} steps/s; " + "; ".join(
+                f"{name} {1 / statistics.median(t):5.0f} steps/s (a block: "
+                f"{statistics.median(t) / plain:.2f} plain layers)" for name, t in times.items() if name != "plain"))
 
 
 if __name__ == "__main__":
