@@ -136,7 +136,8 @@ def assert_histograms_paint(window: MainWindow, result: SimResult) -> None:
         nan_equal(panel.curve.xData, x)
         nan_equal(panel.curve.yData, y)
         assert panel.stats.std == shown[panel.layer].std or np.isnan(shown[panel.layer].std)
-        assert panel.plot.titleLabel.text.startswith(f"layer {panel.layer} ")
+        part = "layer" if result.config.residual == "none" else "block"
+        assert panel.plot.titleLabel.text.startswith(f"{part} {panel.layer} ")
 
 
 def assert_paints(window: MainWindow, result: SimResult) -> None:

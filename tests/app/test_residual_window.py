@@ -48,7 +48,7 @@ def test_every_view_paints_a_residual_run_as_the_engine_computes_it(qtbot, make_
     window = make_window(RESIDUAL)
     settle(qtbot, window)
     result = simulate(RESIDUAL)
-    assert_paints(window, result)
+    assert_paints(window, result)  # the histogram panels' titles name blocks
     assert window.warnings.property("level") in ("ok", "warn")  # the engine's diagnosis, no failure
     # The stream's theory is drawn (assert_paints compared it with the engine's), the parts named.
     stats = window.stats

@@ -64,15 +64,16 @@ class HistogramPanel:
                                           and np.array_equal(shown[3], grid))))
 
     def show(self, layer: int, stats: Stats | None, quantity: str, grid: np.ndarray | None,
-             size: int) -> None:
-        """Draw ``stats`` (None: not arrived) of ``layer``, an array of ``size`` values."""
+             size: int, part: str = "layer") -> None:
+        """Draw ``stats`` (None: not arrived) of ``layer``, an array of ``size`` values; ``part``: what
+        the title calls it, a layer or a residual block."""
         self._shown = (layer, stats, quantity, grid)
         self.layer, self.stats = layer, stats
         color = COLORS[quantity]
         self.clip_label.setVisible(False)
         if stats is None:
             self.curve.setData([], [])
-            self._title(f"layer {layer}", COLORS["muted"])
+            self._title(f"{part} {layer}", COLORS["muted"])
             return
         x, y = panel_curve(stats.histogram, grid)
         self.curve.setData(x, y, stepMode="center", fillLevel=0,
@@ -88,9 +89,9 @@ class HistogramPanel:
         if stats.nonfinite:
             text = ("all non-finite" if not stats.histogram.total
                     else f"{percent(stats.nonfinite / size)} non-finite")
-            self._title(f"layer {layer} \u00b7 {text}", COLORS["dead"])
+            self._title(f"{part} {layer} \u00b7 {text}", COLORS["dead"])
         else:
-            self._title(f"layer {layer} \u00b7 std {stats.std:.3g}", "#2a2a2a")
+            self._title(f"{part} {layer} \u00b7 std {stats.std:.3g}", "#2a2a2a")
 
     def _title(self, text: str, color: str) -> None:
         self.plot.setTitle(text, size="8.5pt", color=color)
@@ -181,7 +182,8 @@ class HistogramView(QWidget):
         # after it) is drawn whole at once, with no worker competing for the GIL.
         most = PANELS_PER_PAINT if not state.complete else len(stale)
         for panel, layer, stats in stale[:most]:
-            panel.show(layer, stats, self.quantity, grid, size)
+            panel.show(layer, stats, self.quantity, grid, size,
+                       "layer" if state.config.residual == "none" else "block")
         self.catching_up = len(stale) > most
         if state.complete and not self.catching_up:
             self._spare_timer.start()
