@@ -145,8 +145,13 @@ print(json.dumps({"peak": status("VmHWM") - baseline, "estimate": estimate.bytes
     {"config": {"layers": 10, "width": 1024, "batch": 1024, "residual": "pre", "norm": "layer"}},
     {"config": {"layers": 6, "width": 512, "batch": 1024, "residual": "post", "expansion": 4, "input_width": 256,
                 "norm": "rms", "activation": "gelu"}},
+    {"config": {"layers": 8, "width": 1024, "residual": "pre", "norm": "layer"},
+     "train": {"task": "spirals", "samples": 2000, "steps": 3, "train_batch": 1024}},
+    {"config": {"layers": 4, "width": 512, "residual": "post", "norm": "rms", "expansion": 4, "activation": "gelu",
+                "branch_scale": "0"},
+     "train": {"task": "spirals", "samples": 4000, "steps": 3, "train_batch": 2048, "optimizer": "adam"}},
 ], ids=["plain", "orthogonal", "lsuv", "training_data", "training_network", "residual_pre",
-        "residual_post_expanded"])
+        "residual_post_expanded", "training_residual_pre_layer", "training_residual_post_rms_expanded_rezero"])
 def test_measured_peak_rss_is_within_15_percent_of_the_estimate(spec):
     done = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(spec)], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",

@@ -25,6 +25,8 @@ from initsim.engine.simulate import _input
 from initsim.engine.stats import summarize
 from initsim.engine.theory import config_prediction
 
+from numeric import numeric_gradient
+
 simulate_module = importlib.import_module("initsim.engine.simulate")
 
 
@@ -158,17 +160,6 @@ def test_the_backward_pass_matches_the_reference(form, norm):
         assert event.weight_grad_std == pytest.approx(float(weight_grads[event.index].std()), rel=1e-9)
 
 
-def numeric_gradient(f, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    grad = np.empty_like(array)
-    for i in np.ndindex(array.shape):
-        kept = array[i]
-        array[i] = kept + eps
-        up = f()
-        array[i] = kept - eps
-        down = f()
-        array[i] = kept
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("form,norm", FORMS)

@@ -5,12 +5,7 @@ of the same depth learns them), the CLI, compare --train and the memory estimate
 
 from __future__ import annotations
 
-import ast
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,21 +18,11 @@ from initsim.engine.train import (Diverged, ResidualModel, Setup, TrainConfig, _
                                   cross_entropy, initial_model, mean_squared_error, residual_loss_and_gradients,
                                   run, train, train_stream)
 
+from numeric import numeric_gradient
+
 MIB = 1024**2
 
 
-def numeric_gradient(f, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar f() w.r.t. every entry of ``array`` (changed in place)."""
-    grad = np.empty_like(array)
-    for i in np.ndindex(array.shape):
-        kept = array[i]
-        array[i] = kept + eps
-        up = f()
-        array[i] = kept - eps
-        down = f()
-        array[i] = kept
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def tiny_model(config: SimConfig, classes: int) -> tuple[ResidualModel, Network]:
@@ -264,25 +249,3 @@ def test_the_estimate_counts_blocks_and_refuses_what_does_not_fit():
 
 
 # test_memory.py's script that measures a run's peak RSS in a fresh process, read from its source
-MEASURE = next(ast.literal_eval(node.value) for node in ast.parse((Path(__file__).parent / "test_memory.py").read_text()).body
-               if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "MEASURE")
-
-
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists() or sys.platform != "linux",
-                    reason="measures RSS through Linux's /proc")
-@pytest.mark.parametrize("spec", [
-    {"config": {"layers": 8, "width": 1024, "residual": "pre", "norm": "layer"},
-     "train": {"task": "spirals", "samples": 2000, "steps": 3, "train_batch": 1024}},
-    {"config": {"layers": 4, "width": 512, "residual": "post", "norm": "rms", "expansion": 4, "activation": "gelu",
-                "branch_scale": "0"},
-     "train": {"task": "spirals", "samples": 4000, "steps": 3, "train_batch": 2048, "optimizer": "adam"}},
-], ids=["pre_layer", "post_rms_expanded_rezero"])
-def test_measured_peak_rss_of_residual_training_is_within_15_percent_of_the_estimate(spec):
-    done = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(spec)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                                            "MKL_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr
-    measured = json.loads(done.stdout)
-    peak, estimate = measured["peak"], measured["estimate"]
-    assert estimate > 100 * MIB
-    assert abs(peak - estimate) <= 0.15 * estimate, f"peak {peak / MIB:.0f} MiB, estimate {estimate / MIB:.0f} MiB"

@@ -18,6 +18,8 @@ from initsim.engine.simulate import _input
 from initsim.engine.theory import config_prediction
 from initsim.engine.train import Setup, TrainConfig, loss_and_gradients, mean_squared_error, train
 
+from numeric import numeric_gradient
+
 TINY = SimConfig(layers=3, width=6, input_width=4, batch=5, activation="tanh", norm="rms",
                  init="xavier_normal", bias_init="normal", dtype="float64", seed=11)
 
@@ -73,17 +75,6 @@ def test_the_simulation_reports_the_reference_statistics():
         assert event.post.std == pytest.approx(float(y.std()), rel=1e-9)
 
 
-def numeric_gradient(f, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    grad = np.empty_like(array)
-    for i in np.ndindex(array.shape):
-        kept = array[i]
-        array[i] = kept + eps
-        up = f()
-        array[i] = kept - eps
-        down = f()
-        array[i] = kept
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def test_normalize_backward_matches_finite_differences():

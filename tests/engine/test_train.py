@@ -13,6 +13,8 @@ from initsim.engine.tasks import TASKS, make_dataset
 from initsim.engine.train import (Diverged, Setup, TrainConfig, cross_entropy, initial_layers,
                                   loss_and_gradients, mean_squared_error, train, train_stream)
 
+from numeric import numeric_gradient
+
 # A small deep net that learns two spirals in well under a second.
 SMALL = SimConfig(layers=6, width=48, activation="relu", init="kaiming_normal")
 SPIRALS = TrainConfig(task="spirals", samples=400, steps=500, train_batch=100, record_every=100,
@@ -24,18 +26,6 @@ HE_ACCURACY_FLOOR = 0.95
 
 # --- backpropagation ---------------------------------------------------------------------------
 
-def numeric_gradient(f, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar f() w.r.t. every entry of ``array`` (changed in place)."""
-    grad = np.empty_like(array)
-    for i in np.ndindex(array.shape):
-        kept = array[i]
-        array[i] = kept + eps
-        up = f()
-        array[i] = kept - eps
-        down = f()
-        array[i] = kept
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("activation,norm,classes", [
