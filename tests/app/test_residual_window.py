@@ -84,3 +84,21 @@ def test_spectra_show_a_blocks_w1_against_its_law(qtbot, make_window, fixup):
     assert view.weight_plot.titleLabel.text.startswith(f"W1 of block {block}")
     assert view.layer_label.text() == "Block (W1)"
 
+
+
+def test_the_training_tab_trains_rezero_blocks_and_says_their_learned_alphas(qtbot, make_window):
+    config = RESIDUAL.replace(branch_scale="0", layers=4)
+    window = make_window(config)
+    view = window.training
+    window.tabs.setCurrentWidget(view)
+    view.settings.steps.setValue(40)
+    view.start()
+    qtbot.waitUntil(lambda: not view.running and view.seconds is not None, timeout=TIMEOUT_MS)
+    last = view.record.last
+    assert last.alpha is not None and len(last.alpha) == config.layers and any(a != 0 for a in last.alpha)
+    largest = int(np.argmax(np.abs(last.alpha))) + 1
+    assert "Learned branch scales alpha (from 0)" in view.status.text()
+    assert f"(block {largest})" in view.status.text()
+    assert view.depth_key.getAxis("bottom").labelText.startswith("block (its W1)")
+    assert len(view.grad_curves) == config.layers + 1  # each block's W1 and the output layer
+    assert view.regions_image.image is not None

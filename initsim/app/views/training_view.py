@@ -22,6 +22,7 @@ from initsim.engine.train import (Diverged, Setup, TrainConfig, TrainEvent, Verd
                                   verdict_of)
 
 from ..controls import ControlsPanel
+from ..widgets import number
 from ..model.histograms import panel_layers, panel_stride
 from ..preferences import memory_limit
 from .job_view import JobView
@@ -81,6 +82,15 @@ def ratio_note(drawn: np.ndarray, matrices: list[int]) -> tuple[str, str]:
     return f"No value yet for layer {names}: its std(W) or its gradient is 0.", "aside"
 
 
+def alpha_text(alpha: tuple[float, ...] | None) -> str:
+    """What ReZero's learned branch scales are (none: ""): each block's alpha started at 0."""
+    if alpha is None:
+        return ""
+    values = np.abs(np.asarray(alpha))
+    return (f" Learned branch scales alpha (from 0): mean |alpha| {number(float(values.mean()))}, largest "
+            f"{number(float(values.max()))} (block {int(values.argmax()) + 1}).")
+
+
 class TrainingRecord:
     """The events of one training run, folded into arrays as they arrive. No Qt here."""
 
@@ -137,7 +147,7 @@ class TrainingRecord:
             where = f"Step {last.step:,} of {last.steps:,}{estimate}"
         else:
             where = f"Stopped at step {last.step:,} of {last.steps:,}"
-        return level, f"{where} \u00b7 {verdict.message}."
+        return level, f"{where} \u00b7 {verdict.message}.{alpha_text(last.alpha)}"
 
 
 class TrainingView(JobView):
@@ -255,6 +265,9 @@ class TrainingView(JobView):
             output = pg.mkPen(COLORS["muted"], width=1, style=Qt.PenStyle.DashLine)
             curves.append(plot.plot([], [], pen=output, connect="finite"))
         self.depth_key.setLevels((0.5, layers + 0.5))
+        blocks = setup.net.config.residual != "none"
+        self.depth_key.getAxis("bottom").setLabel(
+            f"{'block (its W1)' if blocks else 'hidden layer'} (the output layer: grey, dashed)")
         self.depth_key.setVisible(True)
         self._prepare_regions(setup)
 
