@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QApplication
 
+from initsim.app.views.job_view import network_text
 from initsim.engine import ConfigError, initial_blocks, simulate
 from initsim.engine.spectra import weight_spectrum
 
@@ -102,3 +103,12 @@ def test_the_training_tab_trains_rezero_blocks_and_says_their_learned_alphas(qtb
     assert view.depth_key.getAxis("bottom").labelText.startswith("block (its W1)")
     assert len(view.grad_curves) == config.layers + 1  # each block's W1 and the output layer
     assert view.regions_image.image is not None
+
+
+def test_the_job_views_name_the_blocks_of_the_network_they_run():
+    assert network_text(RESIDUAL.validated()) == (
+        "6 pre-norm blocks \u00d7 16 relu (alpha 1/sqrt(L); expansion 2), kaiming_normal "
+        "(negative_slope=0, mode=fan_in, nonlinearity=leaky_relu), layer norm, seed 3")
+    rezero = RESIDUAL.replace(branch_scale="0", residual="post").validated()
+    assert "6 post-norm blocks \u00d7 16 relu (alpha 0, learned; expansion 2)" in network_text(rezero)
+    assert network_text(SMALL.validated()).startswith("5 \u00d7 16 tanh, xavier_normal")

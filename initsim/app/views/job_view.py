@@ -39,11 +39,19 @@ def status_label(object_name: str, tooltip: str) -> QLabel:
 
 
 def network_text(config: SimConfig) -> str:
-    """A network in a few words: 20 \u00d7 256 relu, kaiming_normal (mode=fan_in), no normalization."""
+    """A network in a few words: 20 \u00d7 256 relu, kaiming_normal (mode=fan_in), no normalization;
+    "30 pre-norm blocks \u00d7 256 relu (alpha 0, learned; expansion 1), ..." for residual blocks."""
     params = params_text(config.init_params)
     init = f"{config.init} ({params})" if params else config.init
     norm = "no normalization" if config.norm == "none" else f"{config.norm} norm"
-    return f"{config.layers} \u00d7 {config.width} {config.activation}, {init}, {norm}, seed {config.seed}"
+    if config.residual == "none":
+        shape = f"{config.layers} \u00d7 {config.width} {config.activation}"
+    else:
+        alpha = "0, learned" if config.branch_scale == "0" else config.branch_scale
+        extra = "; Fixup" if config.fixup else ""
+        shape = (f"{config.layers} {config.residual}-norm blocks \u00d7 {config.width} {config.activation} "
+                 f"(alpha {alpha}; expansion {config.expansion}{extra})")
+    return f"{shape}, {init}, {norm}, seed {config.seed}"
 
 
 class JobView(QWidget):
