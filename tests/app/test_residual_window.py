@@ -112,3 +112,11 @@ def test_the_job_views_name_the_blocks_of_the_network_they_run():
     rezero = RESIDUAL.replace(branch_scale="0", residual="post").validated()
     assert "6 post-norm blocks \u00d7 16 relu (alpha 0, learned; expansion 2)" in network_text(rezero)
     assert network_text(SMALL.validated()).startswith("5 \u00d7 16 tanh, xavier_normal")
+
+
+def test_the_theory_view_says_its_diagram_is_of_plain_layers(qtbot, make_window):
+    window = make_window(RESIDUAL)
+    view = window.view("theory")
+    window.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT_MS)
+    assert "Residual blocks: the point is their W1's" in view.numbers.text()

@@ -213,7 +213,10 @@ class TheoryView(ComputedView):
                          "is its limit there.")
         if not all(map(math.isfinite, self.sigmas)):
             notes.append("Its point, at an infinite variance, has no place on the diagram.")
-        if config.norm != "none":
+        if config.residual != "none":
+            notes.append("Residual blocks: the point is their W1's, on the diagram of plain layers; the blocks' "
+                         "stream has no fixed point and follows its own recursion (Layer statistics draws it).")
+        elif config.norm != "none":
             notes.append(f"With {config.norm} normalization the pre-activations are rescaled in every layer: "
                          "the diagram is of the plain network.")
         if get_scheme(config.init).data_dependent:
