@@ -124,6 +124,9 @@ def grid(base: SimConfig, axes: Mapping[str, Sequence[Any]]) -> list[SimConfig]:
                 fields[params] = {}
         config = base.replace(**fields)
         if any(name in point for name in SIGMA_AXES):
+            if config.residual != "none":
+                raise ConfigError("residual", "the sigma_w2 and sigma_b2 axes place plain layers on the phase "
+                                  "diagram; residual blocks have no depth scale to measure (choose residual none)")
             own_w2, own_b2 = config_sigmas(config.validated())
             config = config_at(config, point.get("sigma_w2", own_w2), point.get("sigma_b2", own_b2))
         configs.append(config.validated())

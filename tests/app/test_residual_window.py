@@ -120,3 +120,15 @@ def test_the_theory_view_says_its_diagram_is_of_plain_layers(qtbot, make_window)
     window.tabs.setCurrentWidget(view)
     qtbot.waitUntil(lambda: view.config == window.displayed_config() and view.up_to_date(), timeout=TIMEOUT_MS)
     assert "Residual blocks: the point is their W1's" in view.numbers.text()
+
+
+def test_the_sweep_refuses_residual_blocks_in_one_line(qtbot, make_window):
+    window = make_window(RESIDUAL)
+    view = window.view("sweep")
+    window.tabs.setCurrentWidget(view)
+    settle(qtbot, window)
+    assert not view.run_button.isEnabled()
+    assert view.caption.text().startswith("No sweep of this network: residual:")
+    window.set_config(SMALL)
+    settle(qtbot, window)
+    assert view.run_button.isEnabled() and view.caption.text().startswith("Run sweeps the network")

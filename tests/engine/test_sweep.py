@@ -109,3 +109,10 @@ def test_finite_width_band_runs_the_seeds_on_the_executor():
     assert np.all(band.pre_std.low <= band.pre_std.median) and np.all(band.pre_std.median <= band.pre_std.high)
     assert band.pre_std.theory[0] == pytest.approx(math.sqrt(2.0)) and band.grad_std.theory.shape == (10,)
     assert np.all(band.pre_std.high > band.pre_std.low)  # the seeds spread
+
+
+def test_the_phase_diagram_axes_refuse_residual_blocks():
+    blocks = SimConfig(layers=3, width=8, batch=8, residual="pre", norm="layer")
+    with pytest.raises(ConfigError, match="residual blocks have no depth scale"):
+        W.grid(blocks, {"sigma_w2": [1.0, 2.0]})
+    assert len(W.grid(blocks, {"seed": [0, 1]})) == 2  # other axes sweep blocks as any config

@@ -14,7 +14,7 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
-from initsim.engine import SimConfig, get_activation
+from initsim.engine import ConfigError, SimConfig, get_activation
 from initsim.engine.sweep import SweepResult, grid, local_pool, sweep
 from initsim.engine.theory import PhaseDiagram, critical_line, phase_axes, phase_diagram
 
@@ -244,6 +244,13 @@ class SweepView(QWidget):
     def _describe_next(self) -> None:
         if self.config is None:
             self.run_button.setToolTip("Sweep the network shown (once a run has been painted)")
+            return
+        try:  # the engine's refusal of this network's grid, if any (residual blocks): one point says it
+            grid(self.config, {"sigma_b2": [0.0], "sigma_w2": [1.0]})
+        except ConfigError as exc:
+            self.run_button.setEnabled(False)
+            self.run_button.setToolTip(str(exc))
+            self.caption.setText(f"No sweep of this network: {exc}.")
             return
         points = self.grid_size ** 2
         estimate = ""
