@@ -57,6 +57,7 @@ def test_every_view_paints_a_residual_run_as_the_engine_computes_it(qtbot, make_
     labels = [label.text for legend, _ in stats.legends for _, label in legend.items]
     assert "stream std" in labels and "stream theory" in labels and "branch pre-activation std" in labels
     assert stats.std_plot.titleLabel.text == "Standard deviation by block"
+    assert all(m.plot.getAxis("bottom").labelText == "block" for m in window.heatmap.maps)
     assert "blocks" in window.warnings.text() or window.warnings.property("level") == "warn"
     window.set_config(SMALL)
     settle(qtbot, window)

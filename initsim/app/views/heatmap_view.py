@@ -46,6 +46,9 @@ class DepthMap:
         does both. A finished run is drawn whole at once, with no worker competing."""
         if state is not self._state:
             self._state, self._read, self._depth = state, 0, DepthImage(state.layers, VALUE_BINS)
+            part = "layer" if state.config.residual == "none" else "block"
+            if self.plot.getAxis("bottom").labelText != part:  # a new label lays the axes out again
+                self.plot.setLabel("bottom", part)
         backward = self.quantity == "grad"
         for event in state.arrived[self._read:]:
             if isinstance(event, BackwardEvent) == backward:
