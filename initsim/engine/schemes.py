@@ -113,8 +113,11 @@ class Scheme:
                dtype=np.float32, params: dict | None = None) -> np.ndarray:
         """A (fan_in, fan_out) matrix. Drawn in float64 whatever ``dtype`` is, so that a seed gives
         the same network in float32 and float64 (up to rounding)."""
-        w = self.sampler(fan_in, fan_out, rng, np.dtype(np.float64), self.params(params))
-        return np.ascontiguousarray(w, dtype=dtype)
+        # A std beyond the dtype's range gives infinite weights, which the run reports (non-finite
+        # values from layer 1); numpy's overflow warning would only print to the terminal.
+        with np.errstate(over="ignore"):
+            w = self.sampler(fan_in, fan_out, rng, np.dtype(np.float64), self.params(params))
+            return np.ascontiguousarray(w, dtype=dtype)
 
     @property
     def label(self) -> str:
