@@ -135,3 +135,22 @@ def test_spectra_numbers_give_way_to_the_plots_on_a_projector(qtbot, lecture):
     window.presenter.set_enabled(False)
     settle(qtbot, window)
     assert all(label.isVisible() for label in numbers)
+
+
+def test_histogram_panels_keep_their_places_when_the_depth_changes(qtbot, make_window):
+    """With the grid's columns unchanged only the panels past the shorter count come or go; every
+    panel shown sits at its row and column, and no other is in the scene."""
+    window = make_window(SMALL.replace(layers=12))
+    view = window.histograms
+    window.tabs.setCurrentWidget(view)
+    for layers in (12, 11, 14, 3, 12):
+        window.set_config(SMALL.replace(layers=layers))
+        settle(qtbot, window)
+        layout = view.plots.ci.layout
+        columns = view._columns
+        assert len(view.panels) == layers
+        for i, panel in enumerate(view.panels):
+            assert layout.itemAt(i // columns, i % columns) is panel.plot
+        shown = {id(panel.plot) for panel in view.panels}
+        spare = [p.plot for p in view._pool if id(p.plot) not in shown]
+        assert all(plot.scene() is None for plot in spare)

@@ -209,9 +209,17 @@ class HistogramView(QWidget):
         columns = panel_columns(count, self.plots.width(), self.plots.height())
         if (count, columns) == (len(self.panels), self._columns):
             return
-        self.plots.clear()  # takes the plots out of the layout; the pool keeps them
-        for i, panel in enumerate(self._pool[:count]):
-            self.plots.addItem(panel.plot, row=i // columns, col=i % columns)
+        if columns == self._columns:
+            # The same grid: only the panels past the shorter count come or go. Taking every panel
+            # out and putting it back (a change of depth, 500 layers to 250) stalled the GUI 100 ms.
+            for panel in self.panels[count:]:
+                self.plots.removeItem(panel.plot)
+            first = len(self.panels)
+        else:
+            self.plots.clear()  # takes the plots out of the layout; the pool keeps them
+            first = 0
+        for i in range(first, count):
+            self.plots.addItem(self._pool[i].plot, row=i // columns, col=i % columns)
         self.panels = self._pool[:count]
         self._columns = columns
 
