@@ -205,21 +205,22 @@ class HistogramView(QWidget):
 
     def _place_panels(self, count: int) -> None:
         """The first ``count`` panels of the pool in the grid whose panels are the largest for
-        the view's shape (`panel_columns`); laid out again only when that grid changes."""
+        the view's shape (`panel_columns`); laid out again only when that grid changes, in Qt's
+        grid layout itself: pyqtgraph's addItem lays the whole grid out again for every panel it
+        adds, and its clear takes every panel out of the scene (a change of depth stalled the GUI
+        100 ms). Panels not shown are hidden, out of the grid."""
         columns = panel_columns(count, self.plots.width(), self.plots.height())
         if (count, columns) == (len(self.panels), self._columns):
             return
-        if columns == self._columns:
-            # The same grid: only the panels past the shorter count come or go. Taking every panel
-            # out and putting it back (a change of depth, 500 layers to 250) stalled the GUI 100 ms.
-            for panel in self.panels[count:]:
-                self.plots.removeItem(panel.plot)
-            first = len(self.panels)
-        else:
-            self.plots.clear()  # takes the plots out of the layout; the pool keeps them
-            first = 0
-        for i in range(first, count):
-            self.plots.addItem(self._pool[i].plot, row=i // columns, col=i % columns)
+        grid = self.plots.ci.layout
+        for index in reversed(range(grid.count())):
+            grid.removeAt(index)
+        for panel in self.panels[count:]:
+            panel.plot.hide()
+        for i, panel in enumerate(self._pool[:count]):
+            grid.addItem(panel.plot, i // columns, i % columns)
+            panel.plot.show()
+        grid.activate()
         self.panels = self._pool[:count]
         self._columns = columns
 
