@@ -74,6 +74,17 @@ def settle(qtbot, window: MainWindow, timeout: int = TIMEOUT_MS) -> None:
     qtbot.waitUntil(lambda: settled(window), timeout=timeout)
 
 
+def train_to_the_end(qtbot, window: MainWindow, steps: int):
+    """Train the window's network for ``steps`` steps from the Training tab, shown, and wait for the
+    end; the view."""
+    view = window.training
+    window.tabs.setCurrentWidget(view)
+    view.settings.steps.setValue(steps)
+    view.start()
+    qtbot.waitUntil(lambda: not view.running and view.seconds is not None, timeout=TIMEOUT_MS)
+    return view
+
+
 def start_held(qtbot, window: MainWindow, config: SimConfig) -> None:
     """From a settled window: run ``config`` on the paused runner and wait until its first layer is
     painted. The run is then in progress, held, until the runner resumes or the run is cancelled."""

@@ -14,7 +14,7 @@ from initsim.app.views.stats_view import _layers_text
 from initsim.engine import ConfigError, SimConfig, simulate
 from initsim.engine.spectra import jacobian_spectrum
 
-from appcheck import SMALL, TIMEOUT_MS, settle
+from appcheck import SMALL, TIMEOUT_MS, settle, train_to_the_end
 
 ZEROS = SMALL.replace(init="zeros", activation="relu")
 BATCH_NORM = SMALL.replace(init="normal", init_params={"std": 0.01}, activation="relu", norm="batch")
@@ -104,17 +104,12 @@ def test_spectra_of_zero_weights_and_of_batch_norm_say_why_they_are_empty(qtbot,
 
 def test_training_zero_weights_says_why_the_ratio_plots_are_empty(qtbot, make_window):
     window = make_window(ZEROS)
-    view = window.training
-    window.tabs.setCurrentWidget(view)
-    view.settings.steps.setValue(20)
-    view.start()
-    qtbot.waitUntil(lambda: not view.running and view.seconds is not None, timeout=TIMEOUT_MS)
+    view = train_to_the_end(qtbot, window, 20)
     for note in (view.grad_note, view.update_note):
         assert shown(note).startswith("Nothing to draw: std(W) is 0")
     window.controls.set_config(SMALL)
     settle(qtbot, window)
-    view.start()
-    qtbot.waitUntil(lambda: not view.running and view.seconds is not None, timeout=TIMEOUT_MS)
+    train_to_the_end(qtbot, window, 20)
     assert shown(view.grad_note) == shown(view.update_note) == ""
 
 

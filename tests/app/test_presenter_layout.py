@@ -14,7 +14,7 @@ from initsim.app.views.plotstyle import MIN_DATA_HEIGHT, TICK_PIXELS, LayerAxis
 from initsim.app.views.registry import plot_views
 from initsim.engine.tours import get_tour
 
-from appcheck import SMALL, settle
+from appcheck import SMALL, settle, train_to_the_end
 
 ZEROS = SMALL.replace(init="zeros", activation="relu")
 PROJECTOR = (1280, 720)
@@ -111,11 +111,7 @@ def test_every_axis_has_the_one_tick_size_and_layer_axes_whole_layers(qtbot, mak
 def test_training_fits_a_1280_window_once_it_has_drawn(qtbot, make_window):
     """The decision regions' title, once it said the step, made the row wider than the window."""
     window = make_window(SMALL, size=PROJECTOR)
-    view = window.training
-    window.tabs.setCurrentWidget(view)
-    view.settings.steps.setValue(30)
-    view.start()
-    qtbot.waitUntil(lambda: not view.running and view.seconds is not None, timeout=60_000)
+    view = train_to_the_end(qtbot, window, 30)
     settle(qtbot, window)
     assert view.regions_plot.titleLabel.text.startswith("Decision regions at step 30")
     least = view.plots.ci.effectiveSizeHint(Qt.SizeHint.MinimumSize).width()

@@ -12,7 +12,7 @@ from initsim.app.views.job_view import network_text
 from initsim.engine import ConfigError, initial_blocks, simulate
 from initsim.engine.spectra import weight_spectrum
 
-from appcheck import SMALL, TIMEOUT_MS, assert_paints, settle
+from appcheck import SMALL, TIMEOUT_MS, assert_paints, settle, train_to_the_end
 
 RESIDUAL = SMALL.replace(residual="pre", norm="layer", branch_scale="1/sqrt(L)", expansion=2, activation="relu",
                          init="kaiming_normal", layers=6)
@@ -91,11 +91,7 @@ def test_spectra_show_a_blocks_w1_against_its_law(qtbot, make_window, fixup):
 def test_the_training_tab_trains_rezero_blocks_and_says_their_learned_alphas(qtbot, make_window):
     config = RESIDUAL.replace(branch_scale="0", layers=4)
     window = make_window(config)
-    view = window.training
-    window.tabs.setCurrentWidget(view)
-    view.settings.steps.setValue(40)
-    view.start()
-    qtbot.waitUntil(lambda: not view.running and view.seconds is not None, timeout=TIMEOUT_MS)
+    view = train_to_the_end(qtbot, window, 40)
     last = view.record.last
     assert last.alpha is not None and len(last.alpha) == config.layers and any(a != 0 for a in last.alpha)
     largest = int(np.argmax(np.abs(last.alpha))) + 1
