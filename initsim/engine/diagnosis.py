@@ -77,10 +77,15 @@ def diagnose(config: SimConfig, forward: Sequence[ForwardEvent | None],
     """The findings of a (validated) config's run from the events so far, warnings first, the most
     serious first. ``forward[l - 1]`` and ``backward[l - 1]`` are layer l's events or None."""
     arrived = [f for f in forward if f is not None]
-    found = [*_forward_findings(arrived), *_unit_findings(config, arrived),
+    found = [*_forward_findings(arrived, part_of(config)), *_unit_findings(config, arrived),
              *_gradient_findings(config, [b for b in reversed(backward) if b is not None]),
              *_collapse_findings(config, arrived), *_underflow_findings(config, forward, backward)]
     return sorted(found, key=lambda f: not f.is_warning)  # stable: the order above within each group
+
+
+def part_of(config: SimConfig) -> str:
+    """What the findings call a network's parts: its layers, or a residual network's blocks."""
+    return "layer" if config.residual == "none" else "block"
 
 
 def percent(fraction: float) -> str:
@@ -94,14 +99,14 @@ def _first(mask: np.ndarray) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def _forward_findings(arrived: list[ForwardEvent]) -> list[Finding]:
+def _forward_findings(arrived: list[ForwardEvent], part: str) -> list[Finding]:
     if not arrived:
         return []
     found = []
     nonfinite = _first(np.array([f.pre.nonfinite + f.post.nonfinite > 0 for f in arrived]))
     if nonfinite is not None:
         return [Finding("nonfinite", arrived[nonfinite].index,
-                        f"exploded: non-finite values (inf or NaN) at layer {arrived[nonfinite].index}")]
+                        f"exploded: non-finite values (inf or NaN) at {part} {arrived[nonfinite].index}")]
     # Identical units from identical weights (std 0: every weight of the layer is the same), not
     # from an input that no longer varies (dead or vanished units below, found as such).
     symmetric = _first(np.array([f.weight_std == 0 and f.geometry.unit_spread < SYMMETRIC_SPREAD
@@ -109,7 +114,7 @@ def _forward_findings(arrived: list[ForwardEvent]) -> list[Finding]:
     if symmetric is not None:
         layer = arrived[symmetric].index
         found.append(Finding("symmetric", layer, (
-            f"symmetric: from layer {layer} every unit computes the same value for each sample (identical "
+            f"symmetric: from {part} {layer} every unit computes the same value for each sample (identical "
             "weights, as a zeros or constant init gives); their gradients are identical too, so training "
             "cannot make them differ")))
     std = np.array([f.post.std for f in arrived])
@@ -117,16 +122,16 @@ def _forward_findings(arrived: list[ForwardEvent]) -> list[Finding]:
     if exploding is not None:
         layer = arrived[exploding].index
         return [*found, Finding("exploded", layer,
-                                f"exploding: activation std above {EXPLODED_STD:.0e} from layer {layer}")]
+                                f"exploding: activation std above {EXPLODED_STD:.0e} from {part} {layer}")]
     vanished = _first(std < VANISHED_STD)
     if vanished is not None:
         layer = arrived[vanished].index
         return [*found, Finding("vanished", layer,
-                                f"signal vanished: activation std < {VANISHED_STD:.0e} from layer {layer}")]
-    return [*found, *_drift("activation std", std, [1, arrived[-1].index], "shrinking", "growing")]
+                                f"signal vanished: activation std < {VANISHED_STD:.0e} from {part} {layer}")]
+    return [*found, *_drift("activation std", std, [1, arrived[-1].index], "shrinking", "growing", part)]
 
 
-def _drift(what: str, std: np.ndarray, layers: list[int], shrinks: str, grows: str) -> list[Finding]:
+def _drift(what: str, std: np.ndarray, layers: list[int], shrinks: str, grows: str, part: str) -> list[Finding]:
     """A finding when ``std`` changes by more than DRIFT_RATIO from its first entry to its last;
     ``layers`` are the entries' layers, in the direction the signal travels."""
     if len(std) < 2 or not std[0] > 0:
@@ -135,8 +140,8 @@ def _drift(what: str, std: np.ndarray, layers: list[int], shrinks: str, grows: s
     if 1 / DRIFT_RATIO <= ratio <= DRIFT_RATIO:
         return []
     return [Finding("vanished" if ratio < 1 else "exploded", layers[-1],
-                    f"{what} {shrinks if ratio < 1 else grows}: {std[0]:.3g} at layer {layers[0]}, "
-                    f"{std[-1]:.3g} at layer {layers[-1]}")]
+                    f"{what} {shrinks if ratio < 1 else grows}: {std[0]:.3g} at {part} {layers[0]}, "
+                    f"{std[-1]:.3g} at {part} {layers[-1]}")]
 
 
 _erfc = np.vectorize(math.erfc, otypes=[float])
@@ -178,17 +183,17 @@ def _unexplained_dead(config: SimConfig, event: ForwardEvent) -> float:
 def _unit_findings(config: SimConfig, arrived: list[ForwardEvent]) -> list[Finding]:
     if not arrived:
         return []
-    name, found = config.activation, []
+    name, part, found = config.activation, part_of(config), []
     candidates = [f for f in arrived if f.dead_fraction >= REPORTED_FRACTION]
     dead = [f for f in candidates if _unexplained_dead(config, f) > 0]
     if dead:
         worst = max(dead, key=lambda f: f.dead_fraction)
         found.append(Finding("dead", worst.index,
-                             f"{percent(worst.dead_fraction)} of {name} units dead at layer {worst.index}"))
+                             f"{percent(worst.dead_fraction)} of {name} units dead at {part} {worst.index}"))
     saturated, at = _worst(np.array([f.saturated_fraction for f in arrived]))
     if saturated >= REPORTED_FRACTION:
         layer = arrived[at].index
-        found.append(Finding("saturated", layer, f"{name} saturated: {percent(saturated)} of units at layer {layer}"))
+        found.append(Finding("saturated", layer, f"{name} saturated: {percent(saturated)} of units at {part} {layer}"))
     return found
 
 
@@ -196,20 +201,21 @@ def _gradient_findings(config: SimConfig, arrived: list[BackwardEvent]) -> list[
     """``arrived``: the backward events so far, in the order the backward pass runs (last layer first)."""
     if not arrived:
         return []
+    part = part_of(config)
     nonfinite = _first(np.array([b.grad.nonfinite > 0 for b in arrived]))
     if nonfinite is not None:
         layer = arrived[nonfinite].index
-        return [Finding("nonfinite", layer, f"gradients exploded: non-finite values at layer {layer}")]
+        return [Finding("nonfinite", layer, f"gradients exploded: non-finite values at {part} {layer}")]
     std = np.array([b.grad.std for b in arrived])
     vanished = _first(std < VANISHED_STD)
     if vanished is not None:
         layer = arrived[vanished].index
         return [Finding("vanished", layer, f"gradients vanished: gradient std < {VANISHED_STD:.0e} from "
-                                           f"layer {layer} back to layer 1")]
+                                           f"{part} {layer} back to {part} 1")]
     if len(arrived) < config.layers:
         return []
     # Both ends have arrived: compare the gradient the first layer gets with the last layer's.
-    return _drift("gradients", std, [config.layers, 1], "vanishing", "exploding")
+    return _drift("gradients", std, [config.layers, 1], "vanishing", "exploding", part)
 
 
 def _collapse_findings(config: SimConfig, arrived: list[ForwardEvent]) -> list[Finding]:
@@ -219,15 +225,16 @@ def _collapse_findings(config: SimConfig, arrived: list[ForwardEvent]) -> list[F
     if first is None:
         return []
     start, last = arrived[first], arrived[-1]
+    part = part_of(config)
     theory = last.theory_sample_correlation
-    message = (f"collapsed (information): from layer {start.index} the batch's samples are nearly the same "
+    message = (f"collapsed (information): from {part} {start.index} the batch's samples are nearly the same "
                f"vector (mean correlation {start.geometry.correlation:.3f}; {last.geometry.correlation:.3f} at "
-               f"layer {last.index}" + (f", mean-field theory {theory:.3f})" if theory is not None else ")"))
+               f"{part} {last.index}" + (f", mean-field theory {theory:.3f})" if theory is not None else ")"))
     explained = [f for f in arrived if f.dead_fraction >= REPORTED_FRACTION and _unexplained_dead(config, f) <= 0]
     if explained:
         worst = max(explained, key=lambda f: f.dead_fraction)
         message += (f"; so units are on or off for all samples alike: {percent(worst.dead_fraction)} of "
-                    f"{config.activation} units give 0 for every sample at layer {worst.index}, as a batch "
+                    f"{config.activation} units give 0 for every sample at {part} {worst.index}, as a batch "
                     "this correlated makes them")
     return [Finding("collapsed", start.index, message)]
 
@@ -240,7 +247,8 @@ def _underflow_findings(config: SimConfig, forward: Sequence[ForwardEvent | None
     fate = "flushed to zero" if config.subnormals == "flush" else "kept (IEEE, slow on many CPUs)"
     first = next((f.index for f in forward if f is not None and f.subnormal), None)
     back = next((b.index for b in reversed(backward) if b is not None and b.subnormal), None)
-    return [*([Finding("underflow", first, f"underflow: {below} from layer {first}, {fate}")]
+    part = part_of(config)
+    return [*([Finding("underflow", first, f"underflow: {below} from {part} {first}, {fate}")]
               if first is not None else []),
-            *([Finding("underflow", back, f"gradient underflow: {below} from layer {back} back to layer 1, {fate}")]
+            *([Finding("underflow", back, f"gradient underflow: {below} from {part} {back} back to {part} 1, {fate}")]
               if back is not None else [])]

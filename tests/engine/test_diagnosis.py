@@ -178,3 +178,12 @@ def test_measured_correlation_follows_the_theory_on_a_wide_net(activation, init,
     theory = np.array([f.theory_sample_correlation for f in result.forward])
     assert np.abs(np.mean(measured, axis=0) - theory).max() < 0.03
     assert theory[-1] > theory[0] + 0.2  # a curve that moves, not a constant both agree on
+
+
+def test_a_residual_networks_findings_name_its_blocks():
+    config = SimConfig(layers=12, width=64, batch=64, activation="relu", init="kaiming_normal", residual="pre",
+                       seed=1).validated()  # no norm: the stream grows by sqrt(3) a block
+    result = simulate(config)
+    found = diagnose(config, result.forward, result.backward)
+    assert {f.kind for f in found} >= {"exploded"}
+    assert all(" block " in f.message and " layer " not in f.message for f in found), [f.message for f in found]
