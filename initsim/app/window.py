@@ -432,8 +432,8 @@ class MainWindow(QMainWindow):
         elif warnings:
             self._show_message("warn", full)
         elif state.complete:
-            parts = "layers" if state.config.residual == "none" else "blocks"
-            self._show_message("ok", f"\u2713 No warnings over all {state.layers} {parts}: {ALL_CLEAR}.{notes}")
+            self._show_message("ok", f"\u2713 No warnings over all {state.layers} {state.config.part}s: "
+                                     f"{ALL_CLEAR}.{notes}")
         else:
             self._show_message("info", f"No warnings so far.{notes}")
 

@@ -86,6 +86,11 @@ class SimConfig:
         return by_depth(self.layers) if by_depth is not None else float(self.branch_scale)
 
     @property
+    def part(self) -> str:
+        """What the network's parts are called in words: its layers, or a residual network's blocks."""
+        return "layer" if self.residual == "none" else "block"
+
+    @property
     def hidden_width(self) -> int:
         """A residual block's hidden width, expansion x width."""
         return self.expansion * self.width

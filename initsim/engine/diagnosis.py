@@ -77,15 +77,10 @@ def diagnose(config: SimConfig, forward: Sequence[ForwardEvent | None],
     """The findings of a (validated) config's run from the events so far, warnings first, the most
     serious first. ``forward[l - 1]`` and ``backward[l - 1]`` are layer l's events or None."""
     arrived = [f for f in forward if f is not None]
-    found = [*_forward_findings(arrived, part_of(config)), *_unit_findings(config, arrived),
+    found = [*_forward_findings(arrived, config.part), *_unit_findings(config, arrived),
              *_gradient_findings(config, [b for b in reversed(backward) if b is not None]),
              *_collapse_findings(config, arrived), *_underflow_findings(config, forward, backward)]
     return sorted(found, key=lambda f: not f.is_warning)  # stable: the order above within each group
-
-
-def part_of(config: SimConfig) -> str:
-    """What the findings call a network's parts: its layers, or a residual network's blocks."""
-    return "layer" if config.residual == "none" else "block"
 
 
 def percent(fraction: float) -> str:
@@ -183,7 +178,7 @@ def _unexplained_dead(config: SimConfig, event: ForwardEvent) -> float:
 def _unit_findings(config: SimConfig, arrived: list[ForwardEvent]) -> list[Finding]:
     if not arrived:
         return []
-    name, part, found = config.activation, part_of(config), []
+    name, part, found = config.activation, config.part, []
     candidates = [f for f in arrived if f.dead_fraction >= REPORTED_FRACTION]
     dead = [f for f in candidates if _unexplained_dead(config, f) > 0]
     if dead:
@@ -201,7 +196,7 @@ def _gradient_findings(config: SimConfig, arrived: list[BackwardEvent]) -> list[
     """``arrived``: the backward events so far, in the order the backward pass runs (last layer first)."""
     if not arrived:
         return []
-    part = part_of(config)
+    part = config.part
     nonfinite = _first(np.array([b.grad.nonfinite > 0 for b in arrived]))
     if nonfinite is not None:
         layer = arrived[nonfinite].index
@@ -225,7 +220,7 @@ def _collapse_findings(config: SimConfig, arrived: list[ForwardEvent]) -> list[F
     if first is None:
         return []
     start, last = arrived[first], arrived[-1]
-    part = part_of(config)
+    part = config.part
     theory = last.theory_sample_correlation
     message = (f"collapsed (information): from {part} {start.index} the batch's samples are nearly the same "
                f"vector (mean correlation {start.geometry.correlation:.3f}; {last.geometry.correlation:.3f} at "
@@ -247,7 +242,7 @@ def _underflow_findings(config: SimConfig, forward: Sequence[ForwardEvent | None
     fate = "flushed to zero" if config.subnormals == "flush" else "kept (IEEE, slow on many CPUs)"
     first = next((f.index for f in forward if f is not None and f.subnormal), None)
     back = next((b.index for b in reversed(backward) if b is not None and b.subnormal), None)
-    part = part_of(config)
+    part = config.part
     return [*([Finding("underflow", first, f"underflow: {below} from {part} {first}, {fate}")]
               if first is not None else []),
             *([Finding("underflow", back, f"gradient underflow: {below} from {part} {back} back to {part} 1, {fate}")]

@@ -147,8 +147,7 @@ def assert_histograms_paint(window: MainWindow, result: SimResult) -> None:
         nan_equal(panel.curve.xData, x)
         nan_equal(panel.curve.yData, y)
         assert panel.stats.std == shown[panel.layer].std or np.isnan(shown[panel.layer].std)
-        part = "layer" if result.config.residual == "none" else "block"
-        assert panel.plot.titleLabel.text.startswith(f"{part} {panel.layer} ")
+        assert panel.plot.titleLabel.text.startswith(f"{result.config.part} {panel.layer} ")
 
 
 def assert_paints(window: MainWindow, result: SimResult) -> None:

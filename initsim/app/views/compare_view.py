@@ -240,9 +240,8 @@ class CompareView(JobView):
 
     def picked(self) -> list[str]:
         """The schemes picked, in slot order: a name, or "NAME (plain)" where the slot is plain."""
-        return [name + (PLAIN if plain.isChecked() else "")
-                for name, plain in ((combo.currentData(), plain) for combo, plain in zip(self.picks, self.plain_toggles))
-                if name != NO_SCHEME]
+        return [combo.currentData() + (PLAIN if plain.isChecked() else "")
+                for combo, plain in zip(self.picks, self.plain_toggles) if combo.currentData() != NO_SCHEME]
 
     def compare(self, schemes: Sequence[str], seeds: int = DEFAULT_SEEDS, training: bool = False) -> None:
         """Pick ``schemes`` (one to four registry names), ``seeds`` seeds each, and start comparing

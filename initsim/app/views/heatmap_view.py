@@ -46,9 +46,8 @@ class DepthMap:
         does both. A finished run is drawn whole at once, with no worker competing."""
         if state is not self._state:
             self._state, self._read, self._depth = state, 0, DepthImage(state.layers, VALUE_BINS)
-            part = "layer" if state.config.residual == "none" else "block"
-            if self.plot.getAxis("bottom").labelText != part:  # a new label lays the axes out again
-                self.plot.setLabel("bottom", part)
+            if self.plot.getAxis("bottom").labelText != state.config.part:  # a new label: the axes' relayout
+                self.plot.setLabel("bottom", state.config.part)
         backward = self.quantity == "grad"
         for event in state.arrived[self._read:]:
             if isinstance(event, BackwardEvent) == backward:
@@ -90,8 +89,9 @@ class HeatmapView(QWidget):
         toolbar.addWidget(caption, 1)
         self.catching_up = False
         self.plots = pg.GraphicsLayoutWidget()
-        self.maps = [DepthMap(self.plots.addPlot(row=0, col=0, axisItems={"bottom": LayerAxis("bottom")}), "post", "Activations"),
-                     DepthMap(self.plots.addPlot(row=1, col=0, axisItems={"bottom": LayerAxis("bottom")}), "grad", "Gradients (dL/dh)")]
+        self.maps = [DepthMap(self.plots.addPlot(row=row, col=0, axisItems={"bottom": LayerAxis("bottom")}),
+                              quantity, title)
+                     for row, (quantity, title) in enumerate((("post", "Activations"), ("grad", "Gradients (dL/dh)")))]
         self.color_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(HEATMAP),
                                          interactive=False, width=14)
         self.color_bar.setImageItem([m.image for m in self.maps])

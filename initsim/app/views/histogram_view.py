@@ -182,8 +182,7 @@ class HistogramView(QWidget):
         # after it) is drawn whole at once, with no worker competing for the GIL.
         most = PANELS_PER_PAINT if not state.complete else len(stale)
         for panel, layer, stats in stale[:most]:
-            panel.show(layer, stats, self.quantity, grid, size,
-                       "layer" if state.config.residual == "none" else "block")
+            panel.show(layer, stats, self.quantity, grid, size, state.config.part)
         self.catching_up = len(stale) > most
         if state.complete and not self.catching_up:
             self._spare_timer.start()

@@ -58,8 +58,9 @@ def style_plot(plot: pg.PlotItem) -> None:
 def title_never_sizes(plot: pg.PlotItem) -> None:
     """Keeps ``plot``'s title from sizing the plot. A LabelItem asks for its text's width again at
     each resize and each text, and a grid gives its columns widths in proportion to what they
-    ask: a title that grew (a histogram's std 0.0123 for 0.01, "at step 300" for "at step 30") relaid out the grid and repainted every plot, where the title alone repaints at a
-    fraction of the cost; and a long title made a row of plots wider than a 1280-pixel window."""
+    ask: a title that grew (a histogram's std 0.0123 for 0.01, "at step 300" for "at step 30")
+    relaid out the grid and repainted every plot, where the title alone repaints at a fraction of
+    the cost; and a long title made a row of plots wider than a 1280-pixel window."""
     label = plot.titleLabel
     ask_for_text_size = label.updateMin
 

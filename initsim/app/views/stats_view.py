@@ -135,7 +135,8 @@ def correlation_note(state: RunState) -> tuple[str, str]:
                      "are 0 (or not finite), with no angle between them.")
     if theory_missing.any():
         notes.append(f"No mean-field line: {no_theory(state.config, 'its correlation map')}."
-                     if theory_missing[forward].all() and (state.config.norm != "none" or state.config.residual != "none")
+                     if theory_missing[forward].all()
+                     and (state.config.norm != "none" or state.config.residual != "none")
                      else f"No mean-field line {_layers_text(theory_missing, forward)}: the predicted variance "
                      "there is 0 or beyond float64's range.")
     return " ".join(notes), "aside"
@@ -155,11 +156,9 @@ class StatsView(QWidget):
         self.fraction_plot = pg.PlotItem(axisItems={"bottom": LayerAxis("bottom")})
         self.fraction_plot.setTitle("Dead and saturated units", size="9.5pt")
         self.fraction_plot.setLabel("left", "% of units")
-        self.fraction_plot.setLabel("bottom", "layer")
         self.correlation_plot = pg.PlotItem(axisItems={"bottom": LayerAxis("bottom")})
         self.correlation_plot.setTitle("Correlation between samples", size="9.5pt")
         self.correlation_plot.setLabel("left", "mean correlation")
-        self.correlation_plot.setLabel("bottom", "layer")
         self.correlation_plot.setToolTip(CORRELATION_TIP)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.legends: list[tuple[pg.LegendItem, tuple]] = []  # each legend and its plot's curves
