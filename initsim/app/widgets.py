@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QStyle, QStyleOptionSpinBox, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QProgressBar, QStyle, QStyleOptionSpinBox, QWidget
 
 from initsim.engine.checks import integer_in, number_in, shown
 from initsim.engine.errors import ConfigError
@@ -222,6 +222,39 @@ class RefusalNote(QLabel):
     def say(self, text: str) -> None:
         show_message(self, "error", text)
         self.show()
+
+
+class SteadyLabel(QLabel):
+    """A word-wrapped label that keeps, at one width, the height of the most lines it has shown:
+    a message that grows a line and shrinks back from run to run (the warnings under the plots)
+    would resize, relayout and repaint every plot above it each time. A new width starts again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWordWrap(True)
+        self._tallest: tuple[int, int] = (-1, 0)  # (width, height)
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt's name
+        height = super().heightForWidth(width)
+        if self._tallest[0] == width:
+            height = max(height, self._tallest[1])
+        self._tallest = (width, height)
+        return height
+
+
+class ProgressBar(QProgressBar):
+    """A progress bar painted with the window's next paint. QProgressBar.setValue repaints the bar
+    at once when it moves a pixel, and painting at once paints whatever else in the window waits
+    to be painted: the plots whose data the same turn of the GUI thread just changed. A change of
+    depth then relaid out and repainted every histogram panel in one turn (60 ms of CPU), where
+    the event loop would have run in between."""
+
+    def setValue(self, value: int) -> None:
+        self.setUpdatesEnabled(False)
+        try:
+            super().setValue(value)
+        finally:
+            self.setUpdatesEnabled(True)  # which schedules the bar's paint
 
 
 class DetailsGiveWay(QObject):

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QScrollArea, QTabWidget,
+                               QPushButton, QScrollArea, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from initsim import __version__
@@ -33,6 +33,7 @@ from .runtime.controller import RunController, Throttle
 from .theme import PresenterMode
 from .views.heatmap_view import LOG_DENSITY_TIP
 from .views.registry import BY_NAME, VIEWS, PendingView, View
+from .widgets import ProgressBar, SteadyLabel
 
 # A burst of edits (typing 256 into a spin box, dragging) folds into one run per interval.
 RUN_INTERVAL_MS = 120
@@ -188,9 +189,8 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(widget, view.title)
             self.tabs.setTabToolTip(self.tabs.count() - 1, view.tip)
         self.tabs.currentChanged.connect(self._on_tab_changed)
-        self.warnings = QLabel()
+        self.warnings = SteadyLabel()
         self.warnings.setObjectName("warnings")
-        self.warnings.setWordWrap(True)
         self.warnings.setToolTip("What the run shows, in plain words, with the layer where it starts")
         self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # Two lines' room from the start: a line that grows and shrinks from run to run would
@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.status = QLabel()
         self.status.setObjectName("status")
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setObjectName("progress")
         self.progress.setFixedWidth(180)
         self.progress.setTextVisible(False)

@@ -150,3 +150,34 @@ def test_histogram_panels_keep_their_places_when_the_depth_changes(qtbot, make_w
         spare = [p.plot for p in view._pool if id(p.plot) not in shown]
         assert not any(plot.scene() is not None and plot.isVisible() for plot in spare)
         assert layout.count() == layers
+
+
+def test_on_a_shared_x_range_only_each_columns_lowest_panel_writes_tick_values(qtbot, make_window):
+    """Small multiples: the shared range's values under the lowest panel of each column; every panel
+    keeps one data height, labelled or not; panels on their own ranges each write theirs."""
+    window = make_window(SMALL.replace(layers=14))
+    view = window.histograms
+    window.tabs.setCurrentWidget(view)
+    settle(qtbot, window)
+    columns, count = view._columns, len(view.panels)
+    assert 1 < columns < count  # more than one row, and a last row that is not full
+    labelled = [panel.axis.style["showValues"] for panel in view.panels]
+    assert labelled == [i + columns >= count for i in range(count)]
+    heights = {round(data_height(panel.plot)) for panel in view.panels}
+    assert len(heights) == 1
+    lowest = view.panels[-1].plot.getViewBox().viewRange()[0]
+    assert all(np.allclose(panel.plot.getViewBox().viewRange()[0], lowest) for panel in view.panels)
+    view.shared_x.setChecked(False)
+    settle(qtbot, window)
+    assert all(panel.axis.style["showValues"] for panel in view.panels)
+
+
+def test_the_histogram_caption_names_blocks_of_a_residual_network(qtbot, make_window):
+    window = make_window(SMALL.replace(layers=40))
+    view = window.histograms
+    window.tabs.setCurrentWidget(view)
+    settle(qtbot, window)
+    assert view.caption.text().endswith("9 of 40 layers: the first, every 5th, the last")
+    window.set_config(SMALL.replace(layers=40, residual="pre", norm="layer"))
+    settle(qtbot, window)
+    assert view.caption.text().endswith("9 of 40 blocks: the first, every 5th, the last")

@@ -499,3 +499,51 @@ def test_the_apps_window_starts_its_first_run_once_it_is_painted(qtbot):
     settle(qtbot, window)
     window.removeEventFilter(watch)
     assert painted_at and window.controller.state.started > painted_at[0]
+
+
+def test_the_warnings_line_keeps_its_height_at_one_width_and_the_progress_bar_paints_later(qtbot):
+    """A shorter message after a longer one leaves the plots above where they were (each resize
+    relays out and repaints every plot); a new width starts afresh. Setting the progress bar paints
+    nothing at once (QProgressBar's own setValue repaints the window's pending plots in that call)."""
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    from initsim.app.widgets import ProgressBar, SteadyLabel
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    layout = QVBoxLayout(host)
+    label = SteadyLabel()
+    layout.addWidget(label)
+    layout.addStretch(1)
+    host.resize(300, 400)
+    host.show()
+    label.setText("short")
+    qtbot.waitUntil(lambda: label.height() > 0)
+    one_line = label.height()
+    label.setText("a message long enough to wrap onto several lines at three hundred pixels wide " * 2)
+    qtbot.waitUntil(lambda: label.height() > one_line)
+    tallest = label.height()
+    label.setText("short")
+    qtbot.wait(50)
+    assert label.height() == tallest
+    host.resize(900, 400)
+    qtbot.waitUntil(lambda: label.height() < tallest)
+
+    painted = []
+
+    class Watch(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                painted.append(obj)
+            return False
+
+    bar = ProgressBar()
+    layout.addWidget(bar)
+    bar.setRange(0, 100)
+    qtbot.waitUntil(bar.isVisible)
+    qtbot.wait(20)
+    watch = Watch()
+    bar.installEventFilter(watch)
+    bar.setValue(50)
+    assert painted == []
+    qtbot.waitUntil(lambda: bool(painted))

@@ -18,7 +18,7 @@ from itertools import zip_longest
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QProgressBar, QSizePolicy,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from initsim.engine import SCHEMES, ConfigError, SimConfig, memory
@@ -28,6 +28,7 @@ from initsim.engine.tours import PLAIN, picked_scheme
 
 from ..controls import ControlsPanel
 from ..preferences import memory_limit
+from ..widgets import ProgressBar
 from .job_view import JobView
 from .plot_notes import PlotNote
 from .plotstyle import SERIES_COLORS, add_legend_row, fit_log_range, make_plot, positive
@@ -135,7 +136,7 @@ class CompareView(JobView):
         self.settings.setVisible(False)
         self.include_training.toggled.connect(self.settings.setVisible)
         self.include_training.toggled.connect(self._note_missing_loss)
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setObjectName("compare.progress")
         self.progress.setToolTip("Runs done: one per scheme and seed")
         self.progress.setFixedWidth(110)

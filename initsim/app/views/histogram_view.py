@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from initsim.engine import Stats
@@ -46,6 +47,13 @@ class HistogramPanel:
         self.plot.setMouseEnabled(False, False)
         self.plot.hideAxis("left")
         title_never_sizes(self.plot)
+        self.axis = self.plot.getAxis("bottom")
+        # One height for the x axis with and without its tick labels (`label_ticks`), so that every
+        # panel keeps the same data area whichever row it is in: pyqtgraph's own height formula
+        # with the tick font's line height as the text's.
+        style = self.axis.style
+        self.axis.setHeight(math.ceil(QFontMetricsF(tick_font()).height() + style["tickTextOffset"][1]
+                                      + max(0, style["tickLength"])))
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0)
         self.plot.addItem(self.curve)
         # Marks a clipped tallest bin with its height.
@@ -55,6 +63,11 @@ class HistogramPanel:
         self.layer = 0
         self.stats: Stats | None = None
         self._shown: tuple | None = None  # what is drawn: (layer, stats, quantity, grid)
+
+    def label_ticks(self, labelled: bool) -> None:
+        """Whether the x axis writes its tick values; without them it draws its ticks only."""
+        if self.axis.style["showValues"] != labelled:
+            self.axis.setStyle(showValues=labelled)
 
     def is_showing(self, layer: int, stats: Stats | None, quantity: str, grid: np.ndarray | None) -> bool:
         """Whether the panel draws ``stats`` of ``layer`` already (a layer that did not change)."""
@@ -73,6 +86,8 @@ class HistogramPanel:
         self.clip_label.setVisible(False)
         if stats is None:
             self.curve.setData([], [])
+            if grid is not None:  # on the shared range already: the labels under it are for it too
+                self.plot.setXRange(grid[0], grid[-1], padding=0.03)
             self._title(f"{part} {layer}", COLORS["muted"])
             return
         x, y = panel_curve(stats.histogram, grid)
@@ -127,6 +142,7 @@ class HistogramView(QWidget):
         # On by default: on its own x range a vanished layer looks as healthy as any other (a
         # perfect bell curve at 1e-40); on a shared one it is a spike at 0.
         self.shared_x.setChecked(True)
+        self.shared_x.toggled.connect(self._label_ticks)
         self.shared_x.toggled.connect(self.options_changed)
         toolbar.addSpacing(12)
         toolbar.addWidget(self.shared_x)
@@ -143,7 +159,7 @@ class HistogramView(QWidget):
         self._pool: list[HistogramPanel] = []
         self.panels: list[HistogramPanel] = []  # the pool's first ones, in the layout
         self._shown_layers: list[int] = []
-        self._layers = 0
+        self._network = (0, "layer")  # the depth and part the panels are laid out for
         self._columns = 0
         # Panels that still show another layer or run: drawn at the next paints.
         self.catching_up = False
@@ -170,8 +186,8 @@ class HistogramView(QWidget):
         return common_grid((s.histogram for s in shown if s is not None), SHARED_BINS)
 
     def show_state(self, state: RunState) -> None:
-        if state.layers != self._layers:
-            self._lay_out(state.layers)
+        if (state.layers, state.config.part) != self._network:
+            self._lay_out(state.layers, state.config.part)
         grid = self.grid(state)
         size = state.config.batch * state.config.width
         wanted = [(panel, layer, state.stats(self.quantity, layer))
@@ -219,19 +235,28 @@ class HistogramView(QWidget):
         for i, panel in enumerate(self._pool[:count]):
             grid.addItem(panel.plot, i // columns, i % columns)
             panel.plot.show()
-        grid.activate()
         self.panels = self._pool[:count]
         self._columns = columns
+        self._label_ticks()
+        grid.activate()
 
-    def _lay_out(self, layers: int) -> None:
-        """The panels of a net of ``layers`` layers, from the pool."""
+    def _label_ticks(self) -> None:
+        """On a shared x range, only the lowest panel of each column writes its tick values, as
+        small multiples do: the others' would repeat them, and each axis's text is the largest part
+        of a panel's paint (a change of depth repaints them all in one turn of the GUI thread)."""
+        shared, count, columns = self.shared_x.isChecked(), len(self.panels), self._columns
+        for index, panel in enumerate(self.panels):
+            panel.label_ticks(not shared or index + columns >= count)
+
+    def _lay_out(self, layers: int, part: str) -> None:
+        """The panels of a net of ``layers`` layers (or residual blocks: ``part``), from the pool."""
         stride = panel_stride(layers)
         self._shown_layers = panel_layers(layers, stride)
         count = len(self._shown_layers)
         while len(self._pool) < count:
             self._pool.append(HistogramPanel())
         self._place_panels(count)
-        self._layers = layers
-        self.caption.setText(f"all {layers} layers" if stride == 1 else
-                             f"{count} of {layers} layers: the first, every {stride}"
+        self._network = (layers, part)
+        self.caption.setText(f"all {layers} {part}s" if stride == 1 else
+                             f"{count} of {layers} {part}s: the first, every {stride}"
                              f"{'nd' if stride == 2 else 'th'}, the last")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
 from initsim.engine import ConfigError, SimConfig, get_activation
@@ -22,7 +22,7 @@ from ..model.runstate import RunState
 from ..preferences import memory_limit
 from ..runtime.controller import StreamRunner
 from ..runtime.pools import LazyPool, core_count
-from ..widgets import named, note_label
+from ..widgets import ProgressBar, named, note_label
 from .phase_plot import PhasePlot, color_bar, levels, set_color_mode
 
 GRID_SIZES = (4, 8, 12, 16, 24)  # points a side
@@ -96,7 +96,7 @@ class SweepView(QWidget):
                                  "started are cancelled, the points measured stay")
         self.stop_button.clicked.connect(self.stop)
         self._set_running(False)
-        self.progress = named(QProgressBar(), "sweep_progress", "Grid points simulated")
+        self.progress = named(ProgressBar(), "sweep_progress", "Grid points simulated")
         self.progress.setFixedWidth(150)
         self.progress.setFormat("%v / %m")
         self.status = named(QLabel(), "sweep_status", "How the sweep stands: points done, points a "
