@@ -18,6 +18,7 @@ from ..engine.config import BRANCH_SCALES, DTYPES, NORMS, RESIDUALS, SUBNORMALS,
 from ..engine.export import json_safe
 from ..engine.params import PARAMS
 from ..engine.presets import get_preset
+from ..engine.schemes import READ_SCHEMES
 
 EXIT_USAGE = 2
 
@@ -32,7 +33,9 @@ def params_taken(registry: dict) -> tuple[str, ...]:
     return tuple(name for name in PARAMS if name in taken)
 
 
-SCHEME_PARAMS = params_taken(SCHEMES)
+# The checkpoint scheme (its weights read from a file) is not a distribution in SCHEMES, but its
+# parameters (--file, --layout) are flags as any scheme's.
+SCHEME_PARAMS = params_taken(SCHEMES | READ_SCHEMES)
 ACTIVATION_PARAMS = params_taken(ACTIVATIONS)
 BIAS_PARAMS = {f"bias_{name}": name for name in params_taken(BIAS_INITS)}  # --bias-std sets the bias init's std
 # Every flag of add_config_flags, by its argparse name.
@@ -95,8 +98,9 @@ def number_flag(low: float = -math.inf, high: float = math.inf, low_inclusive: b
 
 
 def param_flag_type(name: str) -> Callable[[str], Any]:
-    """A parameter's flag: text for a choice, else any finite number (the scheme checks its range)."""
-    return str if PARAMS[name].is_choice else number_flag()
+    """A parameter's flag: text for a choice or a path, else any finite number (the scheme checks its
+    range)."""
+    return str if PARAMS[name].is_choice or PARAMS[name].text else number_flag()
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +142,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     init.add_argument("--bias-init", metavar="NAME", help=", ".join(BIAS_INITS))
     for name in SCHEME_PARAMS + ACTIVATION_PARAMS:
         spec = PARAMS[name]
-        init.add_argument(spec.flag, type=param_flag_type(name), metavar="X", help=spec.help)
+        init.add_argument(spec.flag, type=param_flag_type(name), metavar="FILE" if spec.text else "X",
+                          help=spec.help)
     for flag, name in BIAS_PARAMS.items():
         init.add_argument("--" + flag.replace("_", "-"), type=param_flag_type(name), metavar="X",
                           help=f"the bias init's {name}: {PARAMS[name].help}")

@@ -7,11 +7,12 @@ so ``gain`` means the same thing in every scheme that takes it.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from .checks import choice_in, number_in, number_range, params_mapping
-from .errors import ConfigError
+from .errors import ConfigError, shown
 
 ParamValue = float | str
 
@@ -24,6 +25,7 @@ class Param:
     low: float = -math.inf
     high: float = math.inf
     low_inclusive: bool = True
+    text: bool = False  # free text (a file's path), neither a number nor a choice
 
     @property
     def is_choice(self) -> bool:
@@ -36,6 +38,8 @@ class Param:
     def allowed(self) -> str:
         if self.is_choice:
             return "one of " + ", ".join(self.choices)
+        if self.text:
+            return "a file's path"
         return number_range(self.low, self.high, self.low_inclusive)
 
     def validate(self, owner: str, value: ParamValue) -> ParamValue:
@@ -43,6 +47,8 @@ class Param:
         field = f"{owner}.{self.name}"
         if self.is_choice:
             return choice_in(field, value.strip().lower() if isinstance(value, str) else value, self.choices)
+        if self.text:
+            return text_in(field, value)
         return number_in(field, value, self.low, self.high, self.low_inclusive)
 
 
@@ -77,8 +83,21 @@ PARAMS: dict[str, Param] = {
         Param("alpha", "elu's alpha", low=0.0, high=1e3),
         Param("approximate", "gelu: exact erf form or the tanh approximation",
               choices=("none", "tanh")),
+        Param("file", "the checkpoint whose chained dense layers are the network (.safetensors, .npz, "
+              ".npy, Keras .weights.h5)", text=True),
+        Param("layout", "how the checkpoint stores a dense weight: torch (out, in), numpy (in, out), "
+              "or auto (torch for safetensors, numpy otherwise)", choices=("auto", "torch", "numpy")),
     )
 }
+
+
+def text_in(field: str, value: ParamValue) -> str:
+    """A text parameter's value: non-empty text (or a path object), without surrounding spaces."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(field, f"got {shown(value)}, expected a file's path")
+    return value.strip()
 
 
 def params_text(params: dict[str, ParamValue]) -> str:

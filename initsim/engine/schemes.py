@@ -465,8 +465,30 @@ for _scheme in (
 ):
     register(_scheme)
 
+# --- weights read from a file (issue 14) ----------------------------------------------------
+
+CHECKPOINT = "checkpoint"
+
+
+def _read_not_drawn(*_args) -> None:
+    raise ConfigError("init", "checkpoint's weights are read layer by layer from its file, not drawn at "
+                      "given fans")
+
+
+# Schemes whose weights are read from a file, per layer (engine/chain.py), instead of drawn at a
+# layer's fans: get_scheme finds them for a config, but they are not in SCHEMES, the distributions
+# that the menus, the comparisons, the inspector's matching and the per-fan tests go through.
+READ_SCHEMES: dict[str, Scheme] = {CHECKPOINT: Scheme(
+    CHECKPOINT, "generic", "W, b = the checkpoint's dense layers whose shapes chain, as stored",
+    "A checkpoint's own MLP: its depth and widths are the file's, its biases the file's (zeros where "
+    "a layer has none); bias_init is ignored.",
+    moments=_read_not_drawn, bounds=lambda fi, fo, p: None, sampler=_read_not_drawn,
+    pytorch="model.load_state_dict(safetensors.torch.load_file(file))", keras="model.load_weights(file)",
+    defaults={"file": "", "layout": "auto"}, iid=False)}
+
+
 def get_scheme(name: str) -> Scheme:
-    return lookup("init", name, SCHEMES, ALIASES)
+    return lookup("init", name, SCHEMES | READ_SCHEMES, ALIASES)
 
 
 # --- bias inits ----------------------------------------------------------------------------
