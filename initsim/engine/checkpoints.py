@@ -205,7 +205,8 @@ def _open_regular(path: Path) -> BinaryIO:
         if not stat.S_ISREG(mode):
             kind = next((name for is_kind, name in _FILE_KINDS if is_kind(mode)), "not a regular file")
             raise CheckpointError(path, f"cannot read: {kind}, not a checkpoint file")
-        return os.fdopen(fd, "rb")
+        # Unbuffered: a read at an offset reads the file as it is now, not a buffer of it.
+        return os.fdopen(fd, "rb", buffering=0)
     except BaseException:
         os.close(fd)
         raise
@@ -221,11 +222,15 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
     try:
         try:
             size = os.fstat(file.fileno()).st_size
-            head = file.read(16)
+            head = _pread(file, 0, 16)
         except OSError as exc:
             raise CheckpointError(path, f"cannot read: {exc.strerror or exc}") from None
         if not head:
             raise CheckpointError(path, "empty file, not a checkpoint")
+        # safetensors before pickles: its header's length can start with 0x80 too (a 128-byte
+        # header), while no pickle has '{' at byte 8 (protocol 4's frame length, or a module name).
+        if len(head) >= 9 and head[8:9] == b"{":
+            return Checkpoint(path, "safetensors", _SafetensorsReader(path, file, size))
         if head[0] == _PICKLE_PROTO:
             raise _pickle_refusal(path, "this file is a pickle (it starts with pickle's protocol byte 0x80)")
         if head.startswith(_NPY_MAGIC):
@@ -235,8 +240,6 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
         if head.startswith(_HDF5_MAGIC):
             file.close()
             return Checkpoint(path, "h5", _H5Reader(path))
-        if len(head) >= 9 and head[8:9] == b"{":
-            return Checkpoint(path, "safetensors", _SafetensorsReader(path, file, size))
         raise CheckpointError(path, f"not a safetensors, .npz, .npy or HDF5 file (it starts with bytes "
                                     f"{head[:8].hex(' ')})")
     except BaseException:
@@ -346,9 +349,17 @@ class _SafetensorsReader:
 
 
 def _pread(file: BinaryIO, offset: int, count: int) -> bytes:
-    """``count`` bytes from ``offset`` (fewer at the end of the file)."""
+    """``count`` bytes from ``offset`` (fewer at the end of the file): an unbuffered read may return
+    less than asked (Linux reads at most 2 GiB at once), so it reads on to the end."""
     file.seek(offset)
-    return file.read(count)
+    parts, left = [], count
+    while left > 0:
+        part = file.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 # --- npy and npz ---------------------------------------------------------------------------
