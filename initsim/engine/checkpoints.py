@@ -39,6 +39,7 @@ INSTALL = 'pip install "initsim[checkpoints]"'
 _NPY_MAGIC = b"\x93NUMPY"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a member first; an empty archive's end record
+NUMERIC_KINDS = "biufc"  # numpy's kinds of tensors: bool, integers, floats, complex; not text or records
 _PICKLE_PROTO = 0x80  # pickle protocol 2 and later (and PyTorch's legacy format) start with PROTO
 
 # safetensors refuses headers over 100 MB (its MAX_HEADER_SIZE); so do we, before reading one.
@@ -394,6 +395,8 @@ class _NpyReader:
             raise CheckpointError(path, f"{'truncated' if self.offset + nbytes > size else 'not a .npy'}: the "
                                         f"header says {nbytes:,} bytes of data, the file holds "
                                         f"{size - self.offset:,}")
+        if self.dtype.kind not in NUMERIC_KINDS:
+            raise CheckpointError(path, f"holds {self.dtype} (not numbers), not a tensor")
         self.infos = [TensorInfo(path.stem, shape, self.dtype.name, nbytes)]
 
     def read(self, info: TensorInfo) -> np.ndarray:
@@ -408,7 +411,8 @@ class _NpyReader:
 
 
 class _NpzReader:
-    """The zip's directory and each member's .npy header listed; one member decompressed on read."""
+    """The zip's directory and each member's .npy header listed (members of text, as the
+    config_json of `initsim weights`, are no tensors); one member decompressed on read."""
 
     def __init__(self, path: Path, file: BinaryIO, size: int) -> None:
         self.path, self.file = path, file
@@ -449,6 +453,8 @@ class _NpzReader:
                                             f"{member.compress_size:,}, more than compression allows")
             if member.header_offset + member.compress_size > size:
                 raise CheckpointError(path, f"truncated: {where}ends past the end of the file")
+            if dtype.kind not in NUMERIC_KINDS:  # text, as `initsim weights`' config_json: no tensor
+                continue
             self.infos.append(TensorInfo(name, shape, dtype.name, nbytes))
             self.members[name] = member
 
@@ -465,7 +471,7 @@ class _NpzReader:
 # --- HDF5 (Keras) --------------------------------------------------------------------------
 
 class _H5Reader:
-    """Every numeric dataset, named by its HDF5 path ("layers/dense/vars/0"); h5py reads one on
+    """Every dataset of numbers, named by its HDF5 path ("layers/dense/vars/0"); h5py reads one on
     demand."""
 
     def __init__(self, path: Path) -> None:
@@ -482,7 +488,7 @@ class _H5Reader:
 
         def visit(name: str, item: Any) -> None:
             # Strings and compound records (Keras' metadata) are not tensors.
-            if isinstance(item, h5py.Dataset) and item.dtype.kind in "biufc" and item.shape is not None:
+            if isinstance(item, h5py.Dataset) and item.dtype.kind in NUMERIC_KINDS and item.shape is not None:
                 shape = tuple(int(n) for n in item.shape)
                 self.infos.append(TensorInfo(name, shape, item.dtype.name, _count(shape) * item.dtype.itemsize))
 

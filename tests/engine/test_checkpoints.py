@@ -100,6 +100,16 @@ def test_npy_is_one_tensor_named_after_the_stem_in_either_order(tmp_path):
             assert bits(array) == bits(expected)
 
 
+def test_text_members_are_no_tensors(tmp_path):
+    # As `initsim weights --layers` writes: the weights and the config as JSON text.
+    np.savez(tmp_path / "net.npz", W1=np.ones((2, 3)), b1=np.zeros(3), config_json=np.array('{"layers": 1}'))
+    with open_checkpoint(tmp_path / "net.npz") as checkpoint:
+        assert [info.name for info in checkpoint.tensors] == ["W1", "b1"]
+    np.save(tmp_path / "text.npy", np.array(["a", "b"]))
+    with pytest.raises(CheckpointError, match="not numbers"):
+        open_checkpoint(tmp_path / "text.npy")
+
+
 def test_the_format_comes_from_the_bytes_not_the_name(tmp_path):
     path = tmp_path / "weights.safetensors"
     np.savez(path, w=np.ones(3))  # np.savez adds .npz to a name without it
