@@ -54,6 +54,134 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
 
 
+@dataclass(frozen=True)
+class EntryLaw:
+    """The exact distribution of one entry of an i.i.d. scheme at given fans.
+
+    ``kind`` is "point" (every entry is ``loc``), "normal" (N(loc, scale^2)), "uniform" (U(low, high);
+    loc is its centre, scale its half-width) or "truncated_normal" (N(loc, scale^2) restricted to
+    [low, high], absolute bounds: PyTorch's trunc_normal_ and Keras's cut at +-2 scale alike)."""
+
+    kind: str
+    loc: float
+    scale: float
+    low: float = -math.inf
+    high: float = math.inf
+
+    @staticmethod
+    def uniform(low: float, high: float) -> EntryLaw:
+        return EntryLaw("uniform", (low + high) / 2, (high - low) / 2, low, high)
+
+    def _standard_bounds(self) -> tuple[float, float]:
+        return (self.low - self.loc) / self.scale, (self.high - self.loc) / self.scale
+
+    def cut_mass(self) -> float:
+        """The normal's mass outside [low, high] (0 for the other kinds)."""
+        if self.kind != "truncated_normal":
+            return 0.0
+        from scipy import special
+
+        a, b = self._standard_bounds()
+        return float(special.ndtr(a) + special.ndtr(-b))
+
+    def plain(self) -> EntryLaw:
+        """The same law, with a truncated normal whose cut is below double precision's resolution of
+        a probability (1e-12) written as the plain normal it is: trunc_normal_(std=0.02) with
+        PyTorch's default bounds (-2, 2) cuts at 100 std."""
+        if self.kind == "truncated_normal" and self.cut_mass() < 1e-12:
+            return EntryLaw("normal", self.loc, self.scale)
+        if self.kind in ("normal", "truncated_normal", "uniform") and self.scale == 0:
+            return EntryLaw("point", self.loc, 0.0, self.loc, self.loc)
+        return self
+
+    def same_as(self, other: EntryLaw, rtol: float = 1e-9) -> bool:
+        """Whether two laws are the same distribution: same kind and parameters to ``rtol`` (relative
+        to the laws' scale for the location, so that 0 and 1e-17 agree)."""
+        a, b = self.plain(), other.plain()
+        if a.kind != b.kind:
+            return False
+        size = max(abs(a.scale), abs(b.scale), abs(a.loc), abs(b.loc))
+
+        def close(x: float, y: float) -> bool:
+            return x == y or abs(x - y) <= rtol * max(abs(x), abs(y), size)
+        return all(close(x, y) for x, y in ((a.loc, b.loc), (a.scale, b.scale), (a.low, b.low), (a.high, b.high)))
+
+    def cdf(self, x) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self.kind == "point":
+            return (x >= self.loc).astype(np.float64)
+        if self.kind == "uniform":
+            return np.clip((x - self.low) / (self.high - self.low), 0.0, 1.0)
+        from scipy import special
+
+        z = (x - self.loc) / self.scale
+        if self.kind == "normal":
+            return special.ndtr(z)
+        a, b = self._standard_bounds()
+        low, mass = special.ndtr(a), special.ndtr(b) - special.ndtr(a)
+        return np.clip((special.ndtr(np.clip(z, a, b)) - low) / mass, 0.0, 1.0)
+
+    def pdf(self, x) -> np.ndarray:
+        """The density (0 everywhere for a point mass, which has none)."""
+        x = np.asarray(x, np.float64)
+        if self.kind == "point":
+            return np.zeros_like(x)
+        inside = (x >= self.low) & (x <= self.high)
+        if self.kind == "uniform":
+            return np.where(inside, 1 / (self.high - self.low), 0.0)
+        from scipy import special
+
+        z = (x - self.loc) / self.scale
+        density = np.exp(-0.5 * z * z) / (math.sqrt(2 * math.pi) * self.scale)
+        if self.kind == "normal":
+            return density
+        a, b = self._standard_bounds()
+        return np.where(inside, density / (special.ndtr(b) - special.ndtr(a)), 0.0)
+
+    def moments(self) -> tuple[float, float]:
+        """(mean, std) of one entry."""
+        if self.kind == "point":
+            return self.loc, 0.0
+        if self.kind == "uniform":
+            return self.loc, (self.high - self.low) / math.sqrt(12)
+        if self.kind == "normal":
+            return self.loc, self.scale
+        from scipy import special
+
+        a, b = self._standard_bounds()
+        mass = float(special.ndtr(b) - special.ndtr(a))
+        if mass < 1e-6:  # far out in a tail the closed form cancels: scipy's asymptotic branch
+            from scipy import stats
+
+            with np.errstate(all="ignore"):
+                dist = stats.truncnorm(a, b, loc=self.loc, scale=self.scale)
+                return float(dist.mean()), float(dist.std())
+        pa = math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi) if math.isfinite(a) else 0.0
+        pb = math.exp(-0.5 * b * b) / math.sqrt(2 * math.pi) if math.isfinite(b) else 0.0
+        shift = (pa - pb) / mass
+        tails = ((a * pa if pa else 0.0) - (b * pb if pb else 0.0)) / mass
+        return self.loc + self.scale * shift, self.scale * math.sqrt(max(0.0, 1 + tails - shift * shift))
+
+    @property
+    def std(self) -> float:
+        return self.moments()[1]
+
+
+Law = Callable[[int, int, dict], "EntryLaw | None"]
+
+
+def _uniform_law(bounds: Bounds) -> Law:
+    return lambda fi, fo, p: EntryLaw.uniform(*bounds(fi, fo, p))
+
+
+def _normal_law(moments: Moments) -> Law:
+    return lambda fi, fo, p: EntryLaw("normal", *moments(fi, fo, p))
+
+
+def _not_iid(fan_in: int, fan_out: int, params: dict) -> None:
+    return None
+
+
 def fan(fan_in: int, fan_out: int, mode: str) -> float:
     return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
 
@@ -71,6 +199,9 @@ class Scheme:
     sampler: Sampler
     pytorch: str
     keras: str
+    # The exact law of one entry at (fan_in, fan_out, params), or None when the entries are not
+    # i.i.d. (orthogonal, identity, sparse, ...): what the checkpoint inspector matches samples against.
+    law: Law
     defaults: dict[str, ParamValue] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     truncated: bool = False
@@ -231,6 +362,16 @@ def _vs_bounds(fan_in, fan_out, p):
     return None
 
 
+def _vs_law(fan_in, fan_out, p):
+    std = _vs_moments(fan_in, fan_out, p)[1]
+    if p["distribution"] == "uniform":
+        return EntryLaw.uniform(-math.sqrt(3) * std, math.sqrt(3) * std)
+    if p["distribution"] == "truncated_normal":
+        scale = std / KERAS_TRUNCATION_STD
+        return EntryLaw("truncated_normal", 0.0, scale, -2 * scale, 2 * scale)
+    return EntryLaw("normal", 0.0, std)
+
+
 def _vs_sample(fan_in, fan_out, rng, dtype, p):
     std = _vs_moments(fan_in, fan_out, p)[1]
     shape = (fan_in, fan_out)
@@ -255,6 +396,7 @@ def _keras_preset(name, keras_class, scale, mode, distribution, summary, pytorch
         description=summary, draw_copies=2 if distribution == "truncated_normal" else 1,
         moments=lambda fi, fo, p: _vs_moments(fi, fo, fixed),
         bounds=lambda fi, fo, p: _vs_bounds(fi, fo, fixed),
+        law=lambda fi, fo, p: _vs_law(fi, fo, fixed),
         sampler=lambda fi, fo, rng, dt, p: _vs_sample(fi, fo, rng, dt, fixed),
         pytorch=pytorch, keras=f"keras.initializers.{keras_class}()",
     )
@@ -326,27 +468,47 @@ def _pytorch_linear_bound(fan_in, fan_out, p):
     return 1 / math.sqrt(fan_in)
 
 
+def _xavier_bound(fan_in, fan_out, p):
+    return p["gain"] * math.sqrt(6 / (fan_in + fan_out))
+
+
+def _kaiming_bound(fan_in, fan_out, p):
+    return math.sqrt(3) * _kaiming_std(fan_in, fan_out, p)
+
+
+def _xavier_moments(fan_in, fan_out, p):
+    return 0.0, p["gain"] * math.sqrt(2 / (fan_in + fan_out))
+
+
+def _kaiming_moments(fan_in, fan_out, p):
+    return 0.0, _kaiming_std(fan_in, fan_out, p)
+
+
 for _scheme in (
     Scheme("zeros", "generic", "W = 0", "Every weight zero: symmetry is never broken.",
            moments=lambda fi, fo, p: (0.0, 0.0), bounds=lambda fi, fo, p: (0.0, 0.0),
            sampler=lambda fi, fo, rng, dt, p: np.zeros((fi, fo), dt),
+           law=lambda fi, fo, p: EntryLaw("point", 0.0, 0.0, 0.0, 0.0),
            pytorch="nn.init.zeros_(w)", keras="keras.initializers.Zeros()", iid=True),
     Scheme("constant", "generic", "W = value", "Every weight the same constant: all units identical.",
            defaults={"value": 0.1},
            moments=lambda fi, fo, p: (p["value"], 0.0),
            bounds=lambda fi, fo, p: (p["value"], p["value"]),
            sampler=lambda fi, fo, rng, dt, p: np.full((fi, fo), p["value"], dt),
+           law=lambda fi, fo, p: EntryLaw("point", p["value"], 0.0, p["value"], p["value"]),
            pytorch="nn.init.constant_(w, value)", keras="keras.initializers.Constant(value)"),
     Scheme("normal", "generic", "N(mean, std^2)", "Plain Gaussian with a fixed std, whatever the width.",
            defaults={"mean": 0.0, "std": 1.0},
            moments=lambda fi, fo, p: (p["mean"], p["std"]), bounds=lambda fi, fo, p: None,
            sampler=lambda fi, fo, rng, dt, p: _normal(rng, (fi, fo), dt, p["std"], p["mean"]),
+           law=lambda fi, fo, p: EntryLaw("normal", p["mean"], p["std"]),
            pytorch="nn.init.normal_(w, mean, std)", keras="keras.initializers.RandomNormal(mean, stddev=std)"),
     Scheme("uniform", "generic", "U(-limit, limit)", "Plain symmetric uniform with a fixed width.",
            defaults={"limit": 0.05},
            moments=lambda fi, fo, p: (0.0, p["limit"] / math.sqrt(3)),
            bounds=lambda fi, fo, p: (-p["limit"], p["limit"]),
            sampler=lambda fi, fo, rng, dt, p: _uniform(rng, (fi, fo), dt, p["limit"]),
+           law=lambda fi, fo, p: EntryLaw.uniform(-p["limit"], p["limit"]),
            pytorch="nn.init.uniform_(w, -limit, limit)",
            keras="keras.initializers.RandomUniform(-limit, limit)"),
     Scheme("trunc_normal", "PyTorch", "N(mean, std^2) restricted to [low, high] (absolute bounds)",
@@ -357,22 +519,20 @@ for _scheme in (
            bounds=lambda fi, fo, p: (p["low"], p["high"]),
            sampler=lambda fi, fo, rng, dt, p: _torch_trunc_normal(
                rng, (fi, fo), dt, p["mean"], p["std"], p["low"], p["high"]),
+           law=lambda fi, fo, p: EntryLaw("truncated_normal", p["mean"], p["std"], p["low"], p["high"]),
            pytorch="nn.init.trunc_normal_(w, mean, std, a=low, b=high)",
            keras="none exact (keras TruncatedNormal cuts at mean +- 2 stddev, relative)"),
     Scheme("xavier_uniform", "PyTorch", "U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))",
            "Glorot & Bengio (2010), PyTorch's form; for tanh and sigmoid.",
            defaults={"gain": 1.0},
-           moments=lambda fi, fo, p: (0.0, p["gain"] * math.sqrt(2 / (fi + fo))),
-           bounds=_sym(lambda fi, fo, p: p["gain"] * math.sqrt(6 / (fi + fo))),
-           sampler=lambda fi, fo, rng, dt, p: _uniform(rng, (fi, fo), dt,
-                                                       p["gain"] * math.sqrt(6 / (fi + fo))),
+           moments=_xavier_moments, bounds=_sym(_xavier_bound), law=_uniform_law(_sym(_xavier_bound)),
+           sampler=lambda fi, fo, rng, dt, p: _uniform(rng, (fi, fo), dt, _xavier_bound(fi, fo, p)),
            pytorch="nn.init.xavier_uniform_(w, gain)",
            keras="keras.initializers.GlorotUniform() when gain = 1"),
     Scheme("xavier_normal", "PyTorch", "N(0, s^2), s = gain * sqrt(2 / (fan_in + fan_out)), untruncated",
            "Glorot & Bengio (2010), PyTorch's form (untruncated normal); for tanh and sigmoid.",
            defaults={"gain": 1.0}, aliases=("xavier",),
-           moments=lambda fi, fo, p: (0.0, p["gain"] * math.sqrt(2 / (fi + fo))),
-           bounds=lambda fi, fo, p: None,
+           moments=_xavier_moments, bounds=lambda fi, fo, p: None, law=_normal_law(_xavier_moments),
            sampler=lambda fi, fo, rng, dt, p: _normal(rng, (fi, fo), dt,
                                                       p["gain"] * math.sqrt(2 / (fi + fo))),
            pytorch="nn.init.xavier_normal_(w, gain)",
@@ -381,18 +541,15 @@ for _scheme in (
            "U(-b, b), b = sqrt(3) * gain / sqrt(fan), gain = calculate_gain(nonlinearity, negative_slope)",
            "He et al. (2015), PyTorch's form; for ReLU-like activations.",
            defaults=dict(_KAIMING_DEFAULTS), check=_kaiming_check,
-           moments=lambda fi, fo, p: (0.0, _kaiming_std(fi, fo, p)),
-           bounds=_sym(lambda fi, fo, p: math.sqrt(3) * _kaiming_std(fi, fo, p)),
-           sampler=lambda fi, fo, rng, dt, p: _uniform(rng, (fi, fo), dt,
-                                                       math.sqrt(3) * _kaiming_std(fi, fo, p)),
+           moments=_kaiming_moments, bounds=_sym(_kaiming_bound), law=_uniform_law(_sym(_kaiming_bound)),
+           sampler=lambda fi, fo, rng, dt, p: _uniform(rng, (fi, fo), dt, _kaiming_bound(fi, fo, p)),
            pytorch="nn.init.kaiming_uniform_(w, a, mode, nonlinearity)",
            keras="keras.initializers.HeUniform() with the defaults"),
     Scheme("kaiming_normal", "PyTorch",
            "N(0, s^2), s = gain / sqrt(fan), gain = calculate_gain(nonlinearity, negative_slope), untruncated",
            "He et al. (2015), PyTorch's form (untruncated normal); for ReLU-like activations.",
            defaults=dict(_KAIMING_DEFAULTS), check=_kaiming_check, aliases=("kaiming",),
-           moments=lambda fi, fo, p: (0.0, _kaiming_std(fi, fo, p)),
-           bounds=lambda fi, fo, p: None,
+           moments=_kaiming_moments, bounds=lambda fi, fo, p: None, law=_normal_law(_kaiming_moments),
            sampler=lambda fi, fo, rng, dt, p: _normal(rng, (fi, fo), dt, _kaiming_std(fi, fo, p)),
            pytorch="nn.init.kaiming_normal_(w, a, mode, nonlinearity)",
            keras="keras.initializers.VarianceScaling(2.0, 'fan_in', 'untruncated_normal') with the defaults"),
@@ -401,7 +558,7 @@ for _scheme in (
            "untruncated_normal: s = sqrt(scale / n); uniform: U(-a, a), a = sqrt(3 scale / n)",
            "Keras's general form; every Keras and JAX variance-based initializer is one of these.",
            defaults={"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}, draw_copies=2,
-           moments=_vs_moments, bounds=_vs_bounds, sampler=_vs_sample,
+           moments=_vs_moments, bounds=_vs_bounds, sampler=_vs_sample, law=_vs_law,
            pytorch="kaiming_*/xavier_* match the uniform and untruncated_normal variants",
            keras="keras.initializers.VarianceScaling(scale, mode, distribution)"),
     _keras_preset("glorot_uniform", "GlorotUniform", 1.0, "fan_avg", "uniform",
@@ -427,20 +584,21 @@ for _scheme in (
            "their signal (dynamical isometry).",
            defaults={"gain": 1.0}, iid=False, draw_copies=5,
            moments=lambda fi, fo, p: (0.0, p["gain"] / math.sqrt(max(fi, fo))),
-           bounds=lambda fi, fo, p: (-p["gain"], p["gain"]),
+           bounds=lambda fi, fo, p: (-p["gain"], p["gain"]), law=_not_iid,
            sampler=lambda fi, fo, rng, dt, p: _orthogonal(rng, fi, fo, dt, p["gain"]),
            pytorch="nn.init.orthogonal_(w, gain)", keras="keras.initializers.Orthogonal(gain)"),
     Scheme("identity", "generic", "gain * I (ones on the diagonal)",
            "The identity matrix: each unit copies its input.",
            defaults={"gain": 1.0}, iid=False, aliases=("eye",),
            moments=_identity_moments, bounds=lambda fi, fo, p: (min(0.0, p["gain"]), max(0.0, p["gain"])),
+           law=_not_iid,
            sampler=lambda fi, fo, rng, dt, p: p["gain"] * np.eye(fi, fo, dtype=dt),
            pytorch="nn.init.eye_(w); w.mul_(gain)", keras="keras.initializers.Identity(gain)"),
     Scheme("sparse", "PyTorch", "N(0, std^2) with ceil(sparsity * fan_out) zeros per input unit",
            "Martens (2010), PyTorch's sparse_: each column of the (out, in) weight gets "
            "ceil(sparsity * out) zeros.",
            defaults={"sparsity": 0.1, "std": 0.01}, iid=False, draw_copies=3,
-           moments=_sparse_moments, bounds=lambda fi, fo, p: None,
+           moments=_sparse_moments, bounds=lambda fi, fo, p: None, law=_not_iid,
            sampler=lambda fi, fo, rng, dt, p: _sparse(rng, fi, fo, dt, p["sparsity"], p["std"]),
            pytorch="nn.init.sparse_(w, sparsity, std)", keras="no equivalent"),
     Scheme("pytorch_linear", "PyTorch", "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) = kaiming_uniform_(a=sqrt(5))",
@@ -448,7 +606,7 @@ for _scheme in (
            "(the std shrinks by about 0.41 per layer without bias).",
            aliases=("torch_default", "nn_linear"),
            moments=lambda fi, fo, p: (0.0, 1 / math.sqrt(3 * fi)),
-           bounds=_sym(_pytorch_linear_bound),
+           bounds=_sym(_pytorch_linear_bound), law=_uniform_law(_sym(_pytorch_linear_bound)),
            sampler=lambda fi, fo, rng, dt, p: _uniform(rng, (fi, fo), dt, 1 / math.sqrt(fi)),
            pytorch="nn.Linear default: nn.init.kaiming_uniform_(w, a=math.sqrt(5))",
            keras="keras.initializers.VarianceScaling(1/3, 'fan_in', 'uniform')"),
@@ -459,7 +617,7 @@ for _scheme in (
            "depends on the batch that the network sees.",
            iid=False, fit_to_data=lsuv_rescale, draw_copies=5,
            moments=lambda fi, fo, p: (0.0, 1 / math.sqrt(max(fi, fo))),
-           bounds=lambda fi, fo, p: None,
+           bounds=lambda fi, fo, p: None, law=_not_iid,
            sampler=lambda fi, fo, rng, dt, p: _orthogonal(rng, fi, fo, dt, 1.0),
            pytorch="no built-in (orthogonal_ then rescale on a batch)", keras="no built-in"),
 ):
@@ -482,7 +640,7 @@ READ_SCHEMES: dict[str, Scheme] = {CHECKPOINT: Scheme(
     CHECKPOINT, "generic", "W, b = the checkpoint's dense layers whose shapes chain, as stored",
     "A checkpoint's own MLP: its depth and widths are the file's, its biases the file's (zeros where "
     "a layer has none); bias_init is ignored.",
-    moments=_read_not_drawn, bounds=lambda fi, fo, p: None, sampler=_read_not_drawn,
+    moments=_read_not_drawn, bounds=lambda fi, fo, p: None, sampler=_read_not_drawn, law=_not_iid,
     pytorch="model.load_state_dict(safetensors.torch.load_file(file))", keras="model.load_weights(file)",
     defaults={"file": "", "layout": "auto"}, iid=False)}
 
