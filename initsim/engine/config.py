@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from .activations import get_activation
+from .chain import load_chain, widest
 from .checks import choice_in, integer_in, params_mapping
 from .errors import ConfigError, shown, unknown_name
-from .schemes import get_bias_init, get_scheme
+from .schemes import CHECKPOINT, get_bias_init, get_scheme
 
 # Normalizations of a layer's pre-activations (network.py): batch norm (each unit over the batch),
 # layer norm (each sample over its units) and RMSNorm (each sample over its units, as layer norm but
@@ -36,6 +37,8 @@ DTYPES = ("float32", "float64")
 SUBNORMALS = ("flush", "keep")
 # The mark `SimConfig.validated` leaves on a config it returns.
 _VALIDATED = "_validated"
+# Where a validated checkpoint config keeps its layers' (fan_in, fan_out), which differ per layer.
+_LAYER_FANS = "_layer_fans"
 
 # Keys that older configs, tours and sessions carry and that are read and dropped: the memory limit
 # is the user's setting (memory.py), never a file's.
@@ -100,7 +103,13 @@ class SimConfig:
         return self.input_width or self.width
 
     def fans(self, layer: int) -> tuple[int, int]:
-        """(fan_in, fan_out) of 1-based layer ``layer``."""
+        """(fan_in, fan_out) of 1-based layer ``layer``: a checkpoint's own per layer (init
+        checkpoint), else the input's width or the width, then the width."""
+        layer_fans = self.__dict__.get(_LAYER_FANS)
+        if layer_fans is None and self.init == CHECKPOINT:
+            layer_fans = self.validated().__dict__[_LAYER_FANS]
+        if layer_fans is not None:
+            return layer_fans[layer - 1]
         return (self.fan_in_first if layer == 1 else self.width), self.width
 
     def replace(self, **changes: Any) -> SimConfig:
@@ -112,10 +121,14 @@ class SimConfig:
         worker, the engine, the views), a config is validated once."""
         if self.__dict__.get(_VALIDATED):
             return self
+        # A checkpoint's depth and widths are its file's (`_checkpoint_network`), whatever the config
+        # says, and may lie beyond the ranges that the window's spin boxes and the CLI offer.
+        from_file = self.init == CHECKPOINT
         integers = {name: integer_in(name, getattr(self, name), low, high)
                     for name, (low, high) in RANGES.items()
-                    if not (name == "input_width" and self.input_width is None)}
-        if integers.get("input_width") in (None, integers["width"]):
+                    if not (name == "input_width" and self.input_width is None)
+                    and not (from_file and name in ("layers", "width", "input_width"))}
+        if not from_file and integers.get("input_width") in (None, integers["width"]):
             integers["input_width"] = None  # the same as width
         block = _block_options(self, integers["expansion"])
         scheme = get_scheme(self.init)
@@ -135,7 +148,12 @@ class SimConfig:
         if config.residual != "none" and scheme.data_dependent:
             raise ConfigError("init", f"{scheme.name} is not available for residual networks yet (it fits "
                               "each plain layer to the data)")
+        layer_fans = None
+        if scheme.name == CHECKPOINT:
+            config, layer_fans = _checkpoint_network(config)
         object.__setattr__(config, _VALIDATED, True)  # not a field: replace() makes a config to check again
+        if layer_fans is not None:
+            object.__setattr__(config, _LAYER_FANS, layer_fans)
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,6 +175,22 @@ class SimConfig:
         return cls(**{k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()})
 
 
+
+
+def _checkpoint_network(config: SimConfig) -> tuple[SimConfig, tuple[tuple[int, int], ...]]:
+    """A checkpoint config's network, from its file's chained dense layers (engine/chain.py): its
+    depth, its input width, its width (the widest layer's fan_out) and each layer's fans are the
+    file's, whatever the config said; its biases are the file's (zeros where a layer has none), so
+    bias_init is set to zeros and ignored. The file's path is made absolute and the layout resolved
+    (auto: the format's default)."""
+    if config.residual != "none":
+        raise ConfigError("residual", "a checkpoint's dense layers are a plain MLP: choose residual none")
+    chain = load_chain(config.init_params["file"], config.init_params["layout"])
+    width, first = widest(chain.fans), chain.fans[0][0]
+    return config.replace(
+        layers=len(chain.layers), width=width, input_width=None if first == width else first,
+        init_params={"file": str(chain.path), "layout": chain.layout}, bias_init="zeros", bias_params={},
+    ), chain.fans
 
 
 def branch_scale_text(value: Any) -> str:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import ConfigError
-from .schemes import get_scheme
+from .schemes import CHECKPOINT, get_scheme
 
 if TYPE_CHECKING:
     from .config import SimConfig
@@ -153,6 +153,8 @@ def simulation(config: SimConfig, batch: int | None = None) -> Estimate:
     """
     if config.residual != "none":
         return _residual_simulation(config, config.batch if batch is None else batch)
+    if config.init == CHECKPOINT:
+        return _checkpoint_simulation(config, config.batch if batch is None else batch)
     item = np.dtype(config.dtype).itemsize
     b = config.batch if batch is None else batch
     fan_in, width, layers = config.fan_in_first, config.width, config.layers
@@ -174,6 +176,42 @@ def simulation(config: SimConfig, batch: int | None = None) -> Estimate:
     flops = (6 + 2 * lsuv) * matmuls + qr
     draws = fan_in * width + (layers - 1) * width * width + b * (fan_in + width)
     return Estimate(int(peak), float(flops), float(draws), f"{layers} layers x {width} x {b}")
+
+
+def _checkpoint_simulation(config: SimConfig, b: int) -> Estimate:
+    """`simulation` of a checkpoint's layers (init checkpoint), each at its own fans: the working
+    buffers are as wide as the widest layer, and a layer is read instead of drawn, holding the
+    stored tensor (8 bytes an entry at most) and its cast to the dtype while it is. Nothing is
+    drawn but the input and the output gradient."""
+    item = np.dtype(config.dtype).itemsize
+    layers = config.layers
+    fans = [config.fans(k) for k in range(1, layers + 1)]
+    fan_in, last = config.fan_in_first, fans[-1][1]
+    layer_bytes = [item * ((fi + 1) * fo + b * fo) for fi, fo in fans]
+    norm = item * sum({"none": 0, "batch": fo, "layer": b, "rms": b}[config.norm] for _, fo in fans)
+    base = item * b * (fan_in + 3 * config.width) + norm
+    held = sum(layer_bytes)
+
+    def read(fi: int, fo: int) -> int:
+        return fi * fo * (DRAW_BYTES + item)
+
+    peak = max(
+        b * fan_in * (DRAW_BYTES + item),  # the input, drawn
+        read(*fans[0]) + base,  # layer 1's read
+        held - layer_bytes[-1] + read(*fans[-1]) + base,  # the last's
+        held + base + b * last * (DRAW_BYTES + item),  # the output gradient, drawn
+    ) + layers * LAYER_RESULT_BYTES
+    flops = 6 * b * sum(fi * fo for fi, fo in fans)  # forward 2, backward 4 flops per multiply-add
+    widths = " -> ".join(str(fo) for _, fo in fans[:8]) + (" -> ..." if layers > 8 else "")
+    return Estimate(int(peak), float(flops), float(b * (fan_in + last)),
+                    f"{layers} checkpoint layers {fan_in} -> {widths} x {b}")
+
+
+def refuse_checkpoint(config: SimConfig, what: str) -> None:
+    """A one-line ConfigError if ``config`` simulates a checkpoint's layers, which ``what`` (a
+    training run, a sweep) does not take: its depth and widths are the file's."""
+    if config.init == CHECKPOINT:
+        raise ConfigError("init", f"{what} is not available for a checkpoint's layers (the simulation is)")
 
 
 def _residual_simulation(config: SimConfig, b: int) -> Estimate:
@@ -248,6 +286,7 @@ def training(config: SimConfig, settings: TrainConfig, data_shared: bool = False
     """
     from .tasks import get_task
 
+    refuse_checkpoint(config, "training (its output layer and input are the task's)")
     if config.residual != "none":
         return _residual_training(config, settings, data_shared)
     item = np.dtype(config.dtype).itemsize
@@ -356,7 +395,10 @@ def sweep_points(largest: Estimate, points: int, workers: int, layers: int) -> E
 
 
 def sweep(configs: Sequence[SimConfig], workers: int) -> Estimate:
-    """A sweep of validated ``configs`` (see `sweep_points`)."""
+    """A sweep of validated ``configs`` (see `sweep_points`); a checkpoint's layers are refused
+    (a sweep varies the network, whose depth and widths are then the file's)."""
+    for config in configs:
+        refuse_checkpoint(config, "a sweep")
     runs = [simulation(c) for c in configs]
     largest = max(runs, key=lambda r: r.bytes)
     return sweep_points(largest, len(configs), workers, max(c.layers for c in configs))

@@ -48,9 +48,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .activations import Activation, get_activation
+from .chain import FIELD, Chain, load_chain
 from .config import SimConfig
+from .errors import ConfigError
 from .products import linear, matmul
-from .schemes import BiasInit, Scheme, get_bias_init, get_scheme
+from .schemes import CHECKPOINT, BiasInit, Scheme, get_bias_init, get_scheme
 
 NORM_EPS = 1e-5  # added to the variance (mean square for rms) before its root, as PyTorch's default
 
@@ -209,6 +211,7 @@ class Network:
     bias: BiasInit
     block: Block
     dtype: np.dtype
+    chain: Chain | None = None  # the checkpoint scheme's layers, read from its file instead of drawn
 
     @property
     def branch(self) -> Block:
@@ -221,8 +224,13 @@ class Network:
         config = config.validated()
         block = Block(get_activation(config.activation), config.activation_params, config.norm,
                       config.subnormals == "flush")
+        chain = None
+        if config.init == CHECKPOINT:
+            chain = load_chain(config.init_params["file"], config.init_params["layout"])
+            if chain.fans != tuple(map(config.fans, range(1, config.layers + 1))):
+                raise ConfigError(FIELD, f"{chain.path.name} changed since the config was made: choose it again")
         return cls(config, get_scheme(config.init), get_bias_init(config.bias_init), block,
-                   np.dtype(config.dtype))
+                   np.dtype(config.dtype), chain)
 
     def streams(self, extra: int = 0) -> list[np.random.Generator]:
         """[input, layer 1, ..., layer L, output gradient], then ``extra`` more streams."""
@@ -235,6 +243,13 @@ class Network:
         w = self.scheme.sample(*fans, rng, self.dtype, c.init_params)
         b = self.bias.sample(*fans, rng, self.dtype, c.bias_params)
         return w, b
+
+    def layer_weights(self, layer: int, rng: np.random.Generator) -> Layer:
+        """1-based plain layer ``layer``'s (W, b): drawn from ``rng`` at the layer's fans, or, for a
+        checkpoint, read from its file (``rng`` unused, so that the other streams stay the same)."""
+        if self.chain is not None:
+            return self.chain.read(layer, self.dtype)
+        return self.sample_layer(self.config.fans(layer), rng)
 
     # --- residual networks (config.residual pre or post) ---
 
@@ -307,6 +322,8 @@ def backward(grad: np.ndarray, cache: list[np.ndarray], inv_stds: list[np.ndarra
         kept = cache.pop()
         grad, subnormal = block.backward(grad, kept, inv_stds.pop() if inv_stds else None)
         del kept
+        if layer > 1 and not block.keeps_output:  # a new scratch only where a layer's width differs
+            scratch = reused(scratch, cache[-1].shape, cache[-1].dtype)
         x_in = x0 if layer == 1 else block.output_of(cache[-1], scratch)
         yield layer, grad, x_in, subnormal
         if layer > 1:

@@ -10,7 +10,9 @@ way back. Per layer it reports the gradient w.r.t. the layer's linear output h (
 normalization, when there is one) and w.r.t. the weights.
 
 The layers' forward and backward passes, their memory discipline and the seeding of their
-weights are in `network.py`, shared with training.
+weights are in `network.py`, shared with training. A checkpoint's layers (init checkpoint, issue 14)
+are read from its file instead of drawn, each at its own widths (`chain.py`); the input and the
+output gradient are drawn as for any config.
 
 A residual network's run (`_run_residual`) streams its blocks the same way: per block, pre is the
 branch's hidden pre-activation u W1 + b1, post the stream x_l, branch_std the std of alpha F, grad
@@ -225,7 +227,7 @@ def initial_weights(config: SimConfig, memory_limit: int = DEFAULT_MEMORY_LIMIT)
                           "use initial_blocks")
     if not net.scheme.data_dependent:
         streams = net.streams()
-        return [net.sample_layer(c.fans(layer), streams[layer]) for layer in range(1, c.layers + 1)]
+        return [net.layer_weights(layer, streams[layer]) for layer in range(1, c.layers + 1)]
     outputs = _RunOutputs()
     for event in _run(net, lambda: False, outputs):
         if event.index == c.layers:  # the forward pass is done; the backward pass is not needed
@@ -316,16 +318,18 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
     cache, inv_stds = [], []
     # Two working buffers hold, for a layer and the next, what the layer's event reads that the run
     # does not keep: the copy of the activation input that the activation overwrites or, where the
-    # backward pass keeps u, the output. A third is the side thread's scratch.
-    buffers = (np.empty((c.batch, c.width), dtype), np.empty((c.batch, c.width), dtype))
-    side_scratch = np.empty((c.batch, c.width), dtype)
+    # backward pass keeps u, the output; a buffer is made anew only for a layer of another width (a
+    # checkpoint's), the old one left to the event that reads it. A third is the side thread's
+    # scratch, as long as the widest layer's arrays.
+    buffers = [np.empty((c.batch, c.width), dtype), np.empty((c.batch, c.width), dtype)]
+    side_scratch = np.empty(c.batch * c.width, dtype)
     drawn: list[Future[Layer]] = []  # each layer's (W, b), drawn on the side thread
 
     core_left = _blas_leaves_a_core()
 
     def draw_next(layer: int) -> None:
         if layer < c.layers:
-            drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(layer + 1), streams[layer + 1]))
+            drawn.append(pool.submit(_quietly, net.layer_weights, layer + 1, streams[layer + 1]))
 
     def beside_multiplies(function: Callable[..., T], *args) -> Future[T]:
         """``function(*args)``, a layer's event, on the side thread while this one multiplies where
@@ -342,7 +346,7 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
         w, b = drawn[layer - 1].result()
         if core_left:
             draw_next(layer)
-        h = linear(x, w, b, np.empty((c.batch, c.width), dtype), block.flush)
+        h = linear(x, w, b, np.empty((c.batch, w.shape[1]), dtype), block.flush)
         net.scheme.fit(x, w, b, h, block.flush)
         if not core_left:  # the layer's multiplies are done
             draw_next(layer)
@@ -357,6 +361,8 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
         next layer multiplies). What the event reads stays as it is until the next layer's
         `multiply` has returned: the output, which the next layer only reads, and a copy of u in a
         working buffer that only the layer after next writes."""
+        for index in (layer % 2, (layer + 1) % 2):
+            buffers[index] = reused(buffers[index], h.shape, dtype)
         work, spare = buffers[layer % 2], buffers[(layer + 1) % 2]
         subnormal = block.flushed(h)
         u = spare if block.keeps_output else h  # a copy of u when the activation overwrites it
@@ -368,14 +374,15 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
 
     def forward_event(layer: int, u: np.ndarray, y: np.ndarray, w: np.ndarray, subnormal: int) -> ForwardEvent:
         dead, saturated = _fractions(net, y)
-        return ForwardEvent(layer, c.layers, summarize(u, c.bins, side_scratch), summarize(y, c.bins, side_scratch),
+        scratch = side_scratch[:u.size]
+        return ForwardEvent(layer, c.layers, summarize(u, c.bins, scratch), summarize(y, c.bins, scratch),
                             dead, saturated, std_of(w), theory.pre_std[layer - 1], subnormal, sample_geometry(u),
                             theory.sample_correlation[layer - 1], theory_post_std=theory.post_std[layer - 1])
 
     def backward_event(layer: int, grad_h: np.ndarray, weight_grad: np.ndarray, exponent: int,
                        subnormal: int) -> BackwardEvent:
         """``weight_grad`` is dL/dW * 2**-exponent (`scaled_matmul`)."""
-        return BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, side_scratch),
+        return BackwardEvent(layer, c.layers, summarize(grad_h, c.bins, side_scratch[:grad_h.size]),
                              math.ldexp(std_of(weight_grad), exponent), theory.grad_std[layer - 1], subnormal)
 
     if should_stop():  # asked once before the run, then once after each event
@@ -383,7 +390,7 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
     x = x0
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="initsim-side")
     try:
-        drawn.append(pool.submit(_quietly, net.sample_layer, c.fans(1), streams[1]))
+        drawn.append(pool.submit(_quietly, net.layer_weights, 1, streams[1]))
         event: Future | None = None  # the previous layer's, under way on the side thread
         for layer in range(1, c.layers + 1):
             with np.errstate(all="ignore"):
@@ -401,7 +408,8 @@ def _run(net: Network, should_stop: Callable[[], bool], outputs: _RunOutputs) ->
 
         # What a layer's event reads, dL/dh and dL/dW, stays as it is until the weight gradient of
         # the layer below is due: its event is awaited then.
-        grad = streams[-1].standard_normal((c.batch, c.width)).astype(dtype)  # float64 draw, as the input
+        # float64 draw, as the input; of the last layer's width
+        grad = streams[-1].standard_normal((c.batch, c.fans(c.layers)[1])).astype(dtype)
         steps = backward(grad, cache, inv_stds, [w for w, _ in layers], block, x0, buffers[1])
         weight_grad = None  # dL/dW, one buffer for the layers of one shape
         event = None

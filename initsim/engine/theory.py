@@ -38,10 +38,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import Activation, get_activation
+from .chain import load_chain
 from .config import SimConfig
 from .gauss import gauss_expectation, pair_expectation
 from .network import NORM_EPS
-from .schemes import get_bias_init, get_scheme
+from .schemes import CHECKPOINT, get_bias_init, get_scheme
 
 _TAIL_U = 1e3  # where the tails' slopes a_+- = phi'(+-u) are read
 
@@ -525,7 +526,10 @@ def mean_field(act: Activation, params: dict, sigma_w2: float, sigma_b2: float, 
 
 def layer_sigmas(config: SimConfig, layer: int) -> tuple[float, float]:
     """(sigma_w^2, sigma_b^2) of 1-based ``layer``: fan_in E[W^2] and E[b^2], from the scheme's and
-    the bias init's formulas at the layer's own fans (for LSUV, the orthogonal start it rescales)."""
+    the bias init's formulas at the layer's own fans (for LSUV, the orthogonal start it rescales);
+    for a checkpoint, fan_in mean(W^2) and mean(b^2) of its file's layer, measured."""
+    if config.init == CHECKPOINT:
+        return load_chain(config.init_params["file"], config.init_params["layout"]).sigmas()[layer - 1]
     fan_in, fan_out = config.fans(layer)
     sigma_w2 = fan_in * get_scheme(config.init).second_moment(fan_in, fan_out, config.init_params)
     return sigma_w2, get_bias_init(config.bias_init).second_moment(fan_in, config.bias_params)
