@@ -61,12 +61,14 @@ def as_matrix(array: np.ndarray, layout: str) -> np.ndarray:
 
 
 def _bias_names(name: str) -> tuple[str, ...]:
-    """The names a weight's bias would have: ``x.weight`` -> ``x.bias``, ``d/kernel`` -> ``d/bias``,
-    Keras 3's ``d/vars/0`` -> ``d/vars/1``, ``W1`` -> ``b1``."""
+    """The names a weight's bias would have: ``x.weight`` -> ``x.bias``, ``d/kernel`` -> ``d/bias``
+    (Keras 2's ``d/kernel:0`` -> ``d/bias:0``), Keras 3's ``d/vars/0`` -> ``d/vars/1``, ``W1`` -> ``b1``."""
     head, tail = re.fullmatch(r"(.*[./])?([^./]*)", name).groups()
     head = head or ""
-    if tail.lower() in ("weight", "kernel", "w"):
-        return head + "bias", head + "b"
+    weight = re.fullmatch(r"(?:weight|kernel|w)(:\d+)?", tail, re.IGNORECASE)  # Keras 2's kernel:0
+    if weight:
+        suffix = weight.group(1) or ""
+        return head + "bias" + suffix, head + "b" + suffix
     if tail == "0" and head.endswith("vars/"):
         return (head + "1",)
     numbered = re.fullmatch(r"[Ww](\d+)", tail)

@@ -163,6 +163,9 @@ def info(name, *shape):
     # Keras: (in, out), .../kernel with .../bias
     ([info("dense/bias", 64), info("dense/kernel", 20, 64), info("dense_1/bias", 3), info("dense_1/kernel", 64, 3)],
      "numpy", [("dense/kernel", "dense/bias", 20, 64), ("dense_1/kernel", "dense_1/bias", 64, 3)]),
+    # Keras 2's h5: kernel:0 and bias:0
+    ([info("dense/dense/bias:0", 6), info("dense/dense/kernel:0", 4, 6), info("out/out/kernel:0", 6, 2)], "numpy",
+     [("dense/dense/kernel:0", "dense/dense/bias:0", 4, 6), ("out/out/kernel:0", None, 6, 2)]),
     # Keras 3's .weights.h5: vars/0 and vars/1
     ([info("layers/dense/vars/0", 8, 16), info("layers/dense/vars/1", 16), info("layers/dense_1/vars/0", 16, 4),
       info("layers/dense_1/vars/1", 4)], "numpy",
