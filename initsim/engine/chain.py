@@ -49,14 +49,17 @@ class DenseLayer:
     fan_out: int
 
 
+# A dense weight's fans and matrix, as engine.inspection's `fans` and `as_matrix` give them for a 2-D
+# tensor (a test holds them equal): inspection imports the spectra, which import the simulation,
+# which imports this module, so importing inspection here would be a cycle.
+
 def fans(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
-    """(fan_in, fan_out) of a dense weight: PyTorch stores it as (out, in), numpy and Keras as (in, out).
-    Until engine.inspection's `fans` is committed (issue 14's analysis), which this then uses."""
+    """(fan_in, fan_out) of a dense weight: PyTorch stores it as (out, in), numpy and Keras as (in, out)."""
     return (shape[1], shape[0]) if layout == "torch" else (shape[0], shape[1])
 
 
 def as_matrix(array: np.ndarray, layout: str) -> np.ndarray:
-    """A dense weight as stored, as the (fan_in, fan_out) matrix of ``y = x @ W`` (see `fans`)."""
+    """A dense weight as stored, as the (fan_in, fan_out) matrix of ``y = x @ W`` (a view)."""
     return array.T if layout == "torch" else array
 
 
