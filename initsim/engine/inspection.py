@@ -27,11 +27,15 @@ smallest KS within a tier):
    a number, NICE_VALUES (calculate_gain's gains, their squares for a variance scale, the usual leaky
    slopes);
 2. the generic schemes (normal, uniform, trunc_normal...) with their spread (and mean) fitted to the
-   tensor, written with as few digits as its standard error allows;
+   tensor, written with as few digits as NICE_Z of its standard errors allow;
 3. fan-based schemes with a spread parameter (gain, scale) fitted the same way (Keras's
    TruncatedNormal(stddev) is variance_scaling with a fitted scale).
 
-Schemes that are data-dependent (lsuv) or not i.i.d. without a structural test are not matched.
+Schemes that are data-dependent (lsuv) or not i.i.d. without a structural test are not matched, nor
+is a tensor of fewer than MIN_SAMPLE finite entries (unless constant): so few are consistent with
+nearly anything. Biases and norm scales are matched against the generic schemes only (they have no
+fans); a constant tensor of any kind is ``zeros`` or ``constant(value)``, which is how a zero bias
+and a unit norm scale (both standard, so not flagged) are reported.
 ``equivalent``: the other names whose exact law at these fans is the best's (``EntryLaw.same_as``,
 parameters equal to 1e-9), at their defaults or standard values, and the generic schemes that can
 give it; decided from the laws, never from the sample.
@@ -57,7 +61,9 @@ CHUNK = 1 << 20  # entries converted to float64 at a time: a 1 GB tensor never g
 MAX_SAMPLE = 1 << 16  # entries the distribution tests see (a fixed random subsample beyond that)
 SAMPLE_SEED = 14
 KS_ALPHA = 1e-3
+MIN_SAMPLE = 32  # fewer entries are consistent with nearly any scheme: no match is claimed
 STD_Z = 4.5  # how many standard errors of the sample's std (and mean) a candidate may be off
+NICE_Z = 2.5  # a fitted value is written with the fewest digits within this many standard errors
 MAX_MATRIX = 1 << 22  # entries: structural tests and the spectrum read the whole matrix in float64
 MAX_SPECTRUM_SIDE = 1024  # the eigendecomposition costs side^2 * other side: above this, mp_ks is None
 ORTHO_TOL = 1e-3  # max |G / gain^2 - I|: float16's rounding is far below, a random matrix's far above
@@ -339,7 +345,7 @@ def _candidates(fan_in: int, fan_out: int, mean: float, std: float, std_tol: flo
         params = scheme.params()
         if "mean" in params:
             params["mean"] = 0.0 if abs(mean) <= mean_tol else _round_nice(
-                mean, lambda v: abs(v - mean) <= mean_tol / STD_Z)
+                mean, lambda v: abs(v - mean) <= mean_tol * NICE_Z / STD_Z)
         key = fits[0]
         value = _fit_spread(scheme, params, key, fan_in, fan_out, std)
         if value is None:
@@ -347,7 +353,7 @@ def _candidates(fan_in: int, fan_out: int, mean: float, std: float, std_tol: flo
 
         def close(v: float) -> bool:
             try:
-                return abs(scheme.std(fan_in, fan_out, {**params, key: v}) / std - 1) <= std_tol / STD_Z
+                return abs(scheme.std(fan_in, fan_out, {**params, key: v}) / std - 1) <= std_tol * NICE_Z / STD_Z
             except ValueError:
                 return False
         params[key] = _round_nice(value, close, NICE_VALUES.get(key, ()))
@@ -394,7 +400,7 @@ def _equivalent(best: _Candidate, candidates: list[_Candidate], fan_in: int, fan
 def _match_iid(sample: np.ndarray, stats: _Stats, fan_in: int, fan_out: int,
                weight: bool) -> tuple[_Candidate, float, tuple[str, ...]] | None:
     n = sample.size
-    if n < 2 or not stats.std > 0:
+    if n < MIN_SAMPLE or not stats.std > 0:
         return None
     centred = sample - sample.mean()
     kurtosis = float(np.mean(centred**4) / np.mean(centred**2) ** 2)
@@ -416,7 +422,9 @@ def _match_iid(sample: np.ndarray, stats: _Stats, fan_in: int, fan_out: int,
             accepted.append((c.tier, ks, c))
     if not accepted:
         return None
-    tier, ks, first = min(accepted, key=lambda a: (a[0], a[1]))
+    # Within a tier the laws a sample accepts differ in shape (a truncation: the KS decides) or by
+    # less than it can tell (kaiming's a = 0 or 0.01: the fewer changes from the defaults decide).
+    tier, ks, first = min(accepted, key=lambda a: (a[0], a[2].changed, a[1]))
     # Among the names with that law in that tier, the one nearest its defaults, then the registry's.
     same = [c for t, _, c in accepted if t == tier and c.law.same_as(first.law)]
     # Then the fewest parameters: glorot_uniform says at once what xavier_uniform(gain=1) says.
@@ -475,7 +483,7 @@ def _match_sparse(w: np.ndarray, zeros: int) -> Match | None:
     if nonzero.size > MAX_SAMPLE:
         nonzero = np.random.default_rng(SAMPLE_SEED).choice(nonzero, MAX_SAMPLE, replace=False)
     fitted = float(np.sqrt(np.mean(np.square(nonzero))))  # the nonzeros are N(0, std^2)
-    tol = 0.5 * math.sqrt(2 / nonzero.size)  # one standard error of a normal sample's std
+    tol = NICE_Z * 0.5 * math.sqrt(2 / nonzero.size)  # a normal sample's std's standard error
     std = _round_nice(fitted, lambda v: abs(v / fitted - 1) <= tol)
     ks = _ks(np.sort(nonzero), EntryLaw("normal", 0.0, std))
     if ks > _ks_critical(nonzero.size):
