@@ -33,6 +33,7 @@ FIELD = "init checkpoint.file"  # the parameter a chain's errors name, as the sc
 EMBEDDING_WORDS = ("embed", "wte", "wpe")
 SHAPES_SHOWN = 6  # weights an error message lists before "..."
 CACHED_CHAINS = 16
+CHUNK = 1 << 20  # entries squared in float64 at a time by the theory's measurement
 
 
 class ChainError(ValueError):
@@ -47,6 +48,8 @@ class DenseLayer:
     bias: str | None  # None: the layer has no bias in the file (zeros are used)
     fan_in: int
     fan_out: int
+    nbytes: int  # the stored weight's
+
 
 
 # A dense weight's fans and matrix, as engine.inspection's `fans` and `as_matrix` give them for a 2-D
@@ -94,7 +97,7 @@ def find_chain(tensors: Sequence[TensorInfo], layout: str) -> tuple[DenseLayer, 
     for tensor in dense:
         fan_in, fan_out = fans(tuple(tensor.shape), layout)
         bias = next((b for b in _bias_names(tensor.name) if vectors.get(b) == fan_out), None)
-        layer = DenseLayer(tensor.name, bias, fan_in, fan_out)
+        layer = DenseLayer(tensor.name, bias, fan_in, fan_out, tensor.nbytes)
         run = run + [layer] if run and run[-1].fan_out == fan_in else [layer]
         if len(run) > len(best):
             best = run
@@ -119,19 +122,19 @@ class Chain:
         return tuple((layer.fan_in, layer.fan_out) for layer in self.layers)
 
     def _arrays(self, layer: DenseLayer) -> tuple[np.ndarray, np.ndarray | None]:
-        """The layer's weight as a (fan_in, fan_out) matrix and its bias (None when it has none), as
-        stored; a ConfigError if the file changed since its headers were read, or is unreadable."""
+        """The layer's weight and bias (None when it has none) as stored; a ConfigError if the file
+        changed since its headers were read, or is unreadable."""
         if _stamp(self.path) != self.stamp:
             raise ConfigError(FIELD, f"{self.path.name} changed since its layers were read: choose it again")
         try:
             with open_checkpoint(self.path) as checkpoint:
-                w = as_matrix(checkpoint.read(layer.weight), self.layout)
+                w = checkpoint.read(layer.weight)
                 b = None if layer.bias is None else checkpoint.read(layer.bias)
         except (CheckpointError, OSError) as exc:
             raise ConfigError(FIELD, _one_line(exc)) from None
-        if w.shape != (layer.fan_in, layer.fan_out):  # the reader checks the header; this, the chain's fans
-            raise ConfigError(FIELD, f"{self.path.name}: {layer.weight} has the shape {w.shape}, its header said "
-                              f"{(layer.fan_in, layer.fan_out)}")
+        if fans(w.shape, self.layout) != (layer.fan_in, layer.fan_out):  # the reader checks its header
+            raise ConfigError(FIELD, f"{self.path.name}: {layer.weight} has the shape {w.shape}, not its "
+                              "header's")
         return w, b
 
     def read(self, index: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +142,8 @@ class Chain:
         shape (fan_out,), both in ``dtype`` (zeros for a layer without a bias). Values beyond the
         dtype's range become infinite, as a scheme's would; the run reports them."""
         layer = self.layers[index - 1]
-        w, b = self._arrays(layer)
+        stored, b = self._arrays(layer)
+        w = as_matrix(stored, self.layout)
         with np.errstate(over="ignore"):
             w = np.ascontiguousarray(w, dtype=dtype)
             b = np.zeros(layer.fan_out, dtype) if b is None else np.ascontiguousarray(b.reshape(-1), dtype=dtype)
@@ -152,17 +156,25 @@ class Chain:
         with _LOCK:
             known = _SIGMAS.get(key)
         if known is None:
-            known = tuple(_layer_sigmas(*self._arrays(layer)) for layer in self.layers)
+            known = tuple(_layer_sigmas(layer.fan_in, *self._arrays(layer)) for layer in self.layers)
             with _LOCK:
                 _SIGMAS[key] = known
         return known
 
 
-def _layer_sigmas(w: np.ndarray, b: np.ndarray | None) -> tuple[float, float]:
+def _mean_square(array: np.ndarray) -> float:
+    """mean(array^2) in float64, a CHUNK of entries at a time: a large tensor gets no float64 copy."""
+    flat = array.reshape(-1)  # the array as stored (C order): a view
+    total = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
-        sigma_w2 = w.shape[0] * float(np.mean(np.square(w, dtype=np.float64)))
-        sigma_b2 = 0.0 if b is None or b.size == 0 else float(np.mean(np.square(b, dtype=np.float64)))
-    return sigma_w2, sigma_b2
+        for start in range(0, flat.size, CHUNK):
+            block = flat[start:start + CHUNK].astype(np.float64)
+            total += float(np.square(block, out=block).sum())
+    return total / flat.size if flat.size else 0.0
+
+
+def _layer_sigmas(fan_in: int, w: np.ndarray, b: np.ndarray | None) -> tuple[float, float]:
+    return fan_in * _mean_square(w), 0.0 if b is None else _mean_square(b)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -181,8 +181,11 @@ def simulation(config: SimConfig, batch: int | None = None) -> Estimate:
 def _checkpoint_simulation(config: SimConfig, b: int) -> Estimate:
     """`simulation` of a checkpoint's layers (init checkpoint), each at its own fans: the working
     buffers are as wide as the widest layer, and a layer is read instead of drawn, holding the
-    stored tensor (8 bytes an entry at most) and its cast to the dtype while it is. Nothing is
-    drawn but the input and the output gradient."""
+    stored tensor twice (the reader's pages of the file and its copy) and its cast to the dtype
+    while it is. Nothing is drawn but the input and the output gradient."""
+    from .chain import load_chain  # only for a checkpoint's config
+
+    stored = [layer.nbytes for layer in load_chain(config.init_params["file"], config.init_params["layout"]).layers]
     item = np.dtype(config.dtype).itemsize
     layers = config.layers
     fans = [config.fans(k) for k in range(1, layers + 1)]
@@ -192,13 +195,14 @@ def _checkpoint_simulation(config: SimConfig, b: int) -> Estimate:
     base = item * b * (fan_in + 3 * config.width) + norm
     held = sum(layer_bytes)
 
-    def read(fi: int, fo: int) -> int:
-        return fi * fo * (DRAW_BYTES + item)
+    def read(layer: int) -> int:
+        fi, fo = fans[layer]
+        return 2 * stored[layer] + fi * fo * item
 
     peak = max(
         b * fan_in * (DRAW_BYTES + item),  # the input, drawn
-        read(*fans[0]) + base,  # layer 1's read
-        held - layer_bytes[-1] + read(*fans[-1]) + base,  # the last's
+        # a layer's read, with the layers before it held (the largest need not be the last's)
+        max(sum(layer_bytes[:k]) + read(k) for k in range(layers)) + base,
         held + base + b * last * (DRAW_BYTES + item),  # the output gradient, drawn
     ) + layers * LAYER_RESULT_BYTES
     flops = 6 * b * sum(fi * fo for fi, fo in fans)  # forward 2, backward 4 flops per multiply-add

@@ -3,6 +3,9 @@ their weights, each layer at its own widths."""
 
 import json
 import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -158,6 +161,49 @@ def test_a_dense_weights_fans_and_matrix_are_the_inspectors(layout):
     array = np.arange(12.0).reshape(3, 4)
     assert chain_module.fans(array.shape, layout) == inspection.fans(array.shape, layout)
     np.testing.assert_array_equal(chain_module.as_matrix(array, layout), inspection.as_matrix(array, layout))
+
+
+MEASURE = """
+import json, re, sys
+import numpy as np
+from initsim.engine import SimConfig, memory, simulate
+
+def status(key):
+    return int(re.search(key + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+
+small, large = sys.argv[1:]
+simulate(SimConfig(init="checkpoint", init_params={"file": small}, batch=64))  # imports and BLAS's buffers
+square = np.ones((512, 512), np.float32)
+square @ square
+config = SimConfig(init="checkpoint", init_params={"file": large}, batch=1024).validated()
+estimate = memory.simulation(config)
+open("/proc/self/clear_refs", "w").write("5")  # the peak so far is forgotten
+baseline = status("VmRSS")
+simulate(config, 2**40)
+print(json.dumps({"peak": status("VmHWM") - baseline, "estimate": estimate.bytes}))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs") or platform.libc_ver()[0] != "glibc",
+                    reason="measures RSS through Linux's /proc; the engine steadies glibc's heap")
+def test_measured_peak_rss_is_within_15_percent_of_the_estimate(tmp_path):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    widths = (1024, 2048, 2048, 2048, 512)  # the largest read is a middle layer's
+    save_file({f"l{k}.weight": rng.standard_normal((fo, fi), dtype=np.float32) / np.float32(np.sqrt(fi))
+               for k, (fi, fo) in enumerate(zip(widths, widths[1:]))}, str(tmp_path / "large.safetensors"))
+    save_file({"a.weight": np.ones((8, 4), np.float32), "b.weight": np.ones((2, 8), np.float32)},
+              str(tmp_path / "small.safetensors"))
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(tmp_path / "small.safetensors"),
+                           str(tmp_path / "large.safetensors")], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                               "MKL_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout)
+    peak, estimate = measured["peak"], measured["estimate"]
+    assert estimate > 100 * 2**20  # the run's own arrays dominate whatever else the process does
+    assert abs(peak - estimate) <= 0.15 * estimate, f"peak {peak / 2**20:.0f} MiB, estimate {estimate / 2**20:.0f} MiB"
 
 
 def info(name, *shape):
