@@ -6,26 +6,30 @@ registries and its PARAMS table, so a scheme added to the engine shows up here u
 
 from __future__ import annotations
 
+import html
 import random
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QVBoxLayout, QWidget)
+                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
 from initsim.engine import (ACTIVATIONS, BIAS_INITS, RANGES, SCHEMES, ConfigError, SimConfig,
                             get_activation, get_scheme)
 from initsim.engine.config import BRANCH_SCALES, RESIDUALS
 from initsim.engine.params import PARAMS, Param, params_text
 from initsim.engine.presets import Preset, presets
+from initsim.engine.schemes import READ_SCHEMES
 from initsim.engine.stats import HIST_SAMPLE
 
 from .widgets import NumberBox, RefusalNote, note_label
 
 # "New seed" draws seeds short enough to read and type; the seed box takes any the engine does.
 NEW_SEED_MAX = 2**31 - 1
+ARROW = " \u2192 "
 CUSTOM = "custom"
 
 NORM_LABELS = {"none": "none", "batch": "BatchNorm (each unit over the batch)",
@@ -47,6 +51,30 @@ DTYPE_LABELS = {"float32": "float32", "float64": "float64"}
 SUBNORMAL_LABELS = {"flush": "flush to zero", "keep": "keep (IEEE)"}
 
 
+class TextBox(QLineEdit):
+    """A free-text parameter (a checkpoint's path), taken when its editing ends."""
+
+    valueChanged = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.editingFinished.connect(self._finished)
+        self._taken = ""
+
+    def value(self) -> str:
+        return self.text().strip()
+
+    def setValue(self, value: str) -> None:  # noqa: N802 - as the number boxes'
+        self._taken = str(value)
+        self.setText(self._taken)
+        self.setCursorPosition(0)  # a long path shows its start
+
+    def _finished(self) -> None:
+        if self.value() != self._taken:
+            self._taken = self.value()
+            self.valueChanged.emit()
+
+
 class ParamEditor(QWidget):
     """One row per parameter of a scheme, activation or bias init, built from PARAMS, and a note
     under them when a number typed is refused."""
@@ -56,7 +84,7 @@ class ParamEditor(QWidget):
     def __init__(self, prefix: str) -> None:
         super().__init__()
         self._prefix = prefix  # object names are "<prefix>.<param>", e.g. "init.gain"
-        self._editors: dict[str, QComboBox | NumberBox] = {}
+        self._editors: dict[str, QComboBox | NumberBox | TextBox] = {}
         self._form = QFormLayout()
         self.refusal = RefusalNote(f"{prefix}.refused")
         layout = QVBoxLayout(self)
@@ -94,6 +122,10 @@ class ParamEditor(QWidget):
                 for choice in param.choices:
                     editor.addItem(choice, choice)
                 editor.currentIndexChanged.connect(self.changed)
+            elif param.text:
+                editor = TextBox()
+                editor.setPlaceholderText("a file (or File > Open checkpoint, then Simulate)")
+                editor.valueChanged.connect(self.changed)
             else:
                 editor = NumberBox(param, owner=self._prefix)
                 editor.valueChanged.connect(self.changed)
@@ -257,8 +289,9 @@ class ControlsPanel(QWidget):
         self.init = _combo("init", "The weight-initialization scheme: PyTorch names (xavier_*, "
                            "kaiming_*) keep PyTorch's semantics, Keras names (glorot_*, he_*, "
                            "lecun_*) Keras's truncated normals",
-                           {scheme.name: scheme.label for scheme in SCHEMES.values()}, shown_chars=40)
-        for i, scheme in enumerate(SCHEMES.values()):
+                           {scheme.name: scheme.label for scheme in (SCHEMES | READ_SCHEMES).values()},
+                           shown_chars=40)
+        for i, scheme in enumerate((SCHEMES | READ_SCHEMES).values()):
             self.init.setItemData(i, f"{scheme.formula}\n{scheme.description}",
                                   Qt.ItemDataRole.ToolTipRole)
         self.init_params = ParamEditor("init")
@@ -420,18 +453,45 @@ class ControlsPanel(QWidget):
             self.activation_params.set_params(get_activation(self.activation.currentData()).params())
 
     def _on_init(self) -> None:
+        scheme = get_scheme(self.init.currentData())
+        try:
+            params = scheme.params()
+        except ConfigError:  # a parameter with no usable default (the checkpoint's file): the refusal asks for it
+            params = dict(scheme.defaults)
         with self._one_change():
-            self.init_params.set_params(get_scheme(self.init.currentData()).params())
+            self.init_params.set_params(params)
 
     def _on_bias(self) -> None:
         with self._one_change():
             self.bias_params.set_params(BIAS_INITS[self.bias_init.currentData()].params())
 
     def _refresh_notes(self) -> None:
+        self._refresh_read_network()
         self._refresh_blocks()
         self._refresh_preset()
         self._refresh_recommendation()
         self._refresh_init_note()
+
+    def _refresh_read_network(self) -> None:
+        """A network read from a file (the checkpoint scheme) has the file's depth, widths and biases:
+        their controls are off while it is chosen, and show the file's once it is read."""
+        read = self.init.currentData() in READ_SCHEMES
+        for widget in (self.layers, self.width, self.bias_init, self.bias_params):
+            widget.setEnabled(not read)
+
+    def _refresh_read_note(self) -> None:
+        """A network read from a file: its layers' widths, or why it cannot be read."""
+        said = self.said()
+        if isinstance(said, ConfigError):
+            self.init_note.setText(f"<span style='color:#b00020'>{html.escape(str(said))}</span>")
+            return
+        widths = [said.fans(1)[0]] + [said.fans(layer)[1] for layer in range(1, said.layers + 1)]
+        self.init_note.setText(
+            f"<b>{said.layers} dense layers</b> of {html.escape(Path(said.init_params['file']).name)}: "
+            f"{ARROW.join(map(str, widths))}<br><span style='color:#555'>their weights and biases as "
+            f"stored ({said.init_params['layout']} layout); the activation, batch and input are "
+            "the controls'</span>")
+        self.init_note.setToolTip(get_scheme(said.init).description)
 
     def _refresh_blocks(self) -> None:
         """The block options show with residual blocks; the depth's caption says what it counts."""
@@ -473,11 +533,14 @@ class ControlsPanel(QWidget):
 
     def _refresh_init_note(self) -> None:
         scheme = get_scheme(self.init.currentData())
+        if scheme.name in READ_SCHEMES:
+            self._refresh_read_note()
+            return
         width = self.width.value()
         try:
             std = scheme.std(width, width, self.init_params.values())
         except ConfigError as exc:
-            self.init_note.setText(f"<span style='color:#b00020'>{exc}</span>")
+            self.init_note.setText(f"<span style='color:#b00020'>{html.escape(str(exc))}</span>")
             return
         std_text = "set from the data" if scheme.data_dependent else f"{std:.4g}"
         self.init_note.setText(

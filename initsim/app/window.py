@@ -18,6 +18,7 @@ from initsim import __version__
 from initsim.engine import ConfigError, SimConfig, memory
 from initsim.engine.diagnosis import ALL_CLEAR
 from initsim.engine.export import ExportError
+from initsim.engine.schemes import READ_SCHEMES
 
 from . import preferences
 from .actions import make_action
@@ -26,7 +27,7 @@ from .io.export import ExportActions
 from .io.imaging import write_image
 from .io.persistence import FileActions, StoredSettings, flag, integer_setting, last_session_config
 from .io.tour import TourPlayer
-from .messages import show_message
+from .messages import show_message, show_problem
 from .model.runstate import QUANTITIES, RunState
 from .preferences import PreferencesDialog
 from .runtime.controller import RunController, Throttle
@@ -217,7 +218,29 @@ class MainWindow(QMainWindow):
             self.log_action.toggled.connect(widget.log_density.setChecked)
         if view.name == "theory":
             widget.config_requested.connect(self.set_config)
+        if view.name == "inspect":
+            widget.simulate_requested.connect(self.simulate_checkpoint)
+            widget.open_button.clicked.connect(self.files.ask_open_checkpoint)
         return widget
+
+    def inspect_checkpoint(self, path: str | Path) -> None:
+        """Show the Inspect view with the checkpoint ``path`` being read."""
+        view = self.view("inspect")
+        self.tabs.setCurrentWidget(view)
+        view.open_checkpoint(path)
+
+    def simulate_checkpoint(self, path: str, layout: str) -> None:
+        """"Simulate these weights": the checkpoint's own dense layers (the checkpoint scheme) with
+        the controls' activation, batch and input, shown by layer (Layer statistics); a file that
+        is no longer what it was says why in the controls' refusal."""
+        config = self.controls.config().replace(init="checkpoint", init_params={"file": path, "layout": layout},
+                                                residual="none")
+        try:
+            self.set_config(config)
+        except ConfigError as exc:
+            self.files.last_problem = show_problem(self, "Cannot simulate this checkpoint", str(exc))
+            return
+        self.tabs.setCurrentWidget(self.view("stats"))
 
     def view(self, name: str) -> QWidget:
         """The view ``name`` (see views.registry), built in its tab's place if it was not yet."""
@@ -393,7 +416,9 @@ class MainWindow(QMainWindow):
     def _show_status(self, state: RunState) -> None:
         self.stop_button.setEnabled(self.controller.running)
         c = state.config
-        shape = f"{c.layers} \u00d7 {c.width}, batch {c.batch}, {c.dtype}"
+        network = (f"{c.layers} layers of {Path(c.init_params['file']).name}" if c.init in READ_SCHEMES
+                   else f"{c.layers} \u00d7 {c.width}")
+        shape = f"{network}, batch {c.batch}, {c.dtype}"
         if state.error:
             self.progress.reset()  # a failed run is not a run in progress
             self.status.setText(f"Failed at the {state.progress_text()}: {shape}")

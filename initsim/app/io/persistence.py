@@ -35,8 +35,12 @@ SESSION_KEY = "session/config"
 RECENT_KEY = "files/recent"
 MAX_RECENT = 8
 FILE_SUFFIXES = (".toml", ".json")
+# Checkpoints open in the Inspect view; PyTorch's pickles are among them to be refused in words.
+CHECKPOINT_SUFFIXES = (".safetensors", ".npz", ".npy", ".h5", ".pt", ".pth", ".bin", ".ckpt")
 CONFIG_FILTER = "initsim configs (*.toml);;Presets (*.json);;All files (*)"
 TOUR_FILTER = "Tours (*.toml);;All files (*)"
+CHECKPOINT_FILTER = ("Checkpoints (*.safetensors *.npz *.npy *.h5);;PyTorch pickles, to convert "
+                     "(*.pt *.pth *.bin *.ckpt);;All files (*)")
 # A tour's TOML has [[step]] tables; a config's never does.
 _TOUR_STEP = re.compile(r"^\s*\[\[\s*step\s*\]\]", re.MULTILINE)
 # How long the status bar says which saved settings were ignored.
@@ -141,6 +145,10 @@ class FileActions(QObject):
                                                "Save the controls' config as a TOML file")
         self.open_tour_action = make_action(window, "Open &tour\u2026", ["Ctrl+Shift+O"], self._ask_open_tour,
                                              "Open a guided tour written as TOML (see resources/tours)")
+        self.open_checkpoint_action = make_action(window, "Open chec&kpoint\u2026", ["Ctrl+I"],
+                                                   self.ask_open_checkpoint,
+                                                   "Inspect a checkpoint's weights (.safetensors, .npz, .npy, "
+                                                   ".weights.h5): which initialization, and what is wrong")
         self.reset_action = make_action(window, "Reset to &defaults", [], self.reset_to_defaults,
                                          f"Back to the {get_preset(DEFAULT_PRESET).title} preset and the "
                                          "views' default options")
@@ -154,6 +162,7 @@ class FileActions(QObject):
         menu.addAction(self.open_config_action)
         menu.addAction(self.save_config_action)
         menu.addAction(self.open_tour_action)
+        menu.addAction(self.open_checkpoint_action)
         menu.addMenu(self.recent_menu)
         menu.addAction(self.reset_action)
 
@@ -162,8 +171,13 @@ class FileActions(QObject):
     def open_file(self, path: str | Path) -> bool:
         """Open a config (.toml, or a preset's .json) or a tour (a .toml with [[step]] tables):
         the config is applied, the tour started. A file that cannot be used is reported in a
-        message box and changes nothing; returns whether it was opened."""
+        message box and changes nothing; returns whether it was opened. A checkpoint opens in the
+        Inspect view, which says there whatever it cannot read."""
         path = Path(path)
+        if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+            self.window.inspect_checkpoint(path)
+            self.remember(path)
+            return True
         notes: list[str] = []
         try:
             contents = file_contents(path, notes)
@@ -232,9 +246,9 @@ class FileActions(QObject):
 
     @staticmethod
     def _dropped_file(event: QDragEnterEvent | QDropEvent) -> Path | None:
-        """The first local .toml or .json file dragged, if any."""
+        """The first local config, tour or checkpoint file dragged, if any."""
         for url in event.mimeData().urls():
-            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in FILE_SUFFIXES:
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in FILE_SUFFIXES + CHECKPOINT_SUFFIXES:
                 return Path(url.toLocalFile())
         return None
 
@@ -253,6 +267,11 @@ class FileActions(QObject):
 
     def _ask_open_tour(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.window, "Open tour", self._folder(), TOUR_FILTER)
+        if path:
+            self.open_file(path)
+
+    def ask_open_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open checkpoint", self._folder(), CHECKPOINT_FILTER)
         if path:
             self.open_file(path)
 

@@ -55,6 +55,13 @@ def style_plot(plot: pg.PlotItem) -> None:
         axis.enableAutoSIPrefix(False)  # "value (x0.001)" over ticks of 500 reads worse than 0.5
 
 
+def step_style(color: str) -> dict:
+    """A histogram drawn as a filled step curve."""
+    fill = pg.mkColor(color)
+    fill.setAlpha(100)
+    return dict(stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(color, width=1.5))
+
+
 def title_never_sizes(plot: pg.PlotItem) -> None:
     """Keeps ``plot``'s title from sizing the plot. A LabelItem asks for its text's width again at
     each resize and each text, and a grid gives its columns widths in proportion to what they

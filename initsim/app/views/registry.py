@@ -56,6 +56,9 @@ VIEWS = (
          "training_view", "TrainingView", needs_controls=True, offscreen=True, in_tours=True),
     View("compare", "Compare", "Up to 4 schemes side by side over seeds: std by layer and loss",
          "compare_view", "CompareView", needs_controls=True, offscreen=True, in_tours=True),
+    View("inspect", "Inspect", "A checkpoint's tensors: which initialization each follows, what is wrong, "
+         "and what its dense layers do to a signal (File > Open checkpoint, or drop a file on the window)",
+         "inspect_view", "InspectView"),
     View("reference", "Reference", "Which initialization for which activation, formulas, framework names",
          "reference_view", "ReferenceView"),
 )

@@ -23,7 +23,7 @@ from ..preferences import memory_limit
 from ..widgets import ComputedView, DetailsGiveWay, named, number, numbers_label
 from .phase_plot import LABEL_STYLE
 from .plot_notes import PlotNote, sentence
-from .plotstyle import COLORS, style_plot
+from .plotstyle import COLORS, step_style, style_plot
 
 # The numbers under the plots show when the view has room for this many lines of its text.
 DETAILS_LINES = 30
@@ -183,13 +183,6 @@ def density_steps(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 COMPUTING = "computing\u2026"
-
-
-def step_style(color: str) -> dict:
-    """A histogram drawn as a filled step curve."""
-    fill = pg.mkColor(color)
-    fill.setAlpha(100)
-    return dict(stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(color, width=1.5))
 
 
 class SpectraView(ComputedView):

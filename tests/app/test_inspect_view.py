@@ -1,0 +1,159 @@
+"""The Inspect view (issue 14): a checkpoint opened from the File menu's path or dropped on the
+window fills the tensor table through the engine's inspector, the selected tensor's plots draw its
+values against the matched scheme's density and its spectrum against Marchenko-Pastur, bad files
+say why in the view, and "Simulate these weights" runs the checkpoint's own layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from initsim.app.controls import TextBox
+from initsim.app.views.inspect_view import COLUMNS, FLAGGED_ROW
+from initsim.engine import ConfigError, get_scheme
+from initsim.engine.inspection import inspect_tensor
+
+from appcheck import TIMEOUT_MS, assert_paints, reference, settle
+
+
+def sample(name: str, fan_in: int, fan_out: int, seed: int = 0) -> np.ndarray:
+    """A (fan_in, fan_out) matrix from the engine's own sampler, numpy's layout."""
+    scheme = get_scheme(name)
+    return scheme.sample(fan_in, fan_out, np.random.default_rng(seed), np.dtype(np.float32),
+                         scheme.params({}))
+
+
+@pytest.fixture
+def mlp_file(tmp_path):
+    """An MLP 64 -> 48 -> 32 in numpy's layout: He-normal weights (Keras, truncated), zero biases."""
+    path = tmp_path / "mlp.npz"
+    np.savez(path, **{"dense_1/kernel": sample("he_normal", 64, 48), "dense_1/bias": np.zeros(48, np.float32),
+                      "dense_2/kernel": sample("he_normal", 48, 32, seed=1), "dense_2/bias": np.zeros(32, np.float32)})
+    return path
+
+
+def inspected(qtbot, window, path):
+    window.files.open_file(path)
+    view = window.view("inspect")
+    qtbot.waitUntil(lambda: not view.runner.busy and view.table.rowCount() > 0 or
+                    view.status.property("level") == "error", timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT_MS)
+    return view
+
+
+def test_a_checkpoint_fills_the_table_as_the_engine_inspects_it(qtbot, make_window, mlp_file):
+    window = make_window()
+    settle(qtbot, window)
+    view = inspected(qtbot, window, mlp_file)
+    assert window.tabs.currentWidget() is view
+    with np.load(mlp_file) as data:
+        expected = [inspect_tensor(name, data[name], "numpy") for name in sorted(data.files)]
+    assert [r.name for r in view.reports] == [r.name for r in expected]
+    for row, report in enumerate(expected):
+        assert view.table.item(row, 0).text() == report.name
+        assert view.table.item(row, 2).text() == report.kind
+    kernel = next(r for r in view.reports if r.name == "dense_1/kernel")
+    assert kernel.best is not None and "he_normal" in (kernel.best.scheme, *kernel.equivalent)
+    assert view.status.property("level") == "ok"
+
+
+def test_the_selected_weight_draws_its_values_over_the_scheme_and_its_spectrum_over_the_law(
+        qtbot, make_window, mlp_file):
+    window = make_window()
+    view = inspected(qtbot, window, mlp_file)
+    row = [r.name for r in view.reports].index("dense_1/kernel")
+    view.table.selectRow(row)
+    qtbot.waitUntil(lambda: view.detail is not None and view.detail.name == "dense_1/kernel", timeout=TIMEOUT_MS)
+    x, density = view.value_curve.getData()
+    assert x.size and np.all(np.isfinite(density))
+    # The values' density and the matched truncated normal's agree where the values are.
+    px, pdf = view.density_curve.getData()
+    assert px.size and pdf.max() > 0
+    assert abs(np.trapezoid(pdf, px) - 1) < 0.02
+    ex, eigen_density = view.spectrum_curve.getData()
+    lx, law = view.law_curve.getData()
+    assert ex.size and lx.size and np.all(law >= 0)
+    bias_row = [r.name for r in view.reports].index("dense_1/bias")
+    view.table.selectRow(bias_row)
+    qtbot.waitUntil(lambda: view.detail.name == "dense_1/bias", timeout=TIMEOUT_MS)
+    assert view.spectrum_curve.getData()[0] is None or view.spectrum_curve.getData()[0].size == 0
+    assert "not a weight" in view.spectrum_note.text  # says a bias has no spectrum
+
+
+def test_a_flagged_tensor_shades_its_row_and_warns(qtbot, make_window, tmp_path):
+    path = tmp_path / "loud.npy"
+    np.save(path, 10 * sample("lecun_normal", 128, 128))  # ten times LeCun's std
+    window = make_window()
+    view = inspected(qtbot, window, path)
+    report = view.reports[0]
+    assert report.flags
+    findings = view.table.item(0, len(COLUMNS) - 1)
+    assert findings.text() == "; ".join(report.flags)
+    assert findings.background().color() == FLAGGED_ROW
+    assert view.status.property("level") == "warn"
+
+
+@pytest.mark.parametrize("name, contents", [
+    ("cut.npy", None),  # a truncated .npy: written whole, then cut
+    ("model.pt", b"\x80\x04K\x01."),  # a pickle: refused unread
+    ("empty.safetensors", b""),
+])
+def test_a_file_it_cannot_read_says_why_in_the_view(qtbot, make_window, tmp_path, name, contents):
+    path = tmp_path / name
+    if contents is None:
+        np.save(path, np.ones((64, 64), np.float32))
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_bytes(contents)
+    window = make_window()
+    window.files.open_file(path)
+    view = window.view("inspect")
+    qtbot.waitUntil(lambda: view.status.property("level") == "error", timeout=TIMEOUT_MS)
+    assert name in view.status.text() and "\n" not in view.status.text()
+    assert view.table.rowCount() == 0
+
+
+def test_a_checkpoint_dropped_on_the_window_opens_in_the_inspect_view(qtbot, make_window, mlp_file):
+    window = make_window()
+    settle(qtbot, window)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(mlp_file))])
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    window.files.eventFilter(window, drop)
+    view = window.view("inspect")
+    assert window.tabs.currentWidget() is view
+    qtbot.waitUntil(lambda: view.table.rowCount() == 4, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not view.running, timeout=TIMEOUT_MS)
+
+
+def test_simulate_these_weights_runs_the_checkpoints_own_layers_in_every_view(qtbot, make_window, mlp_file):
+    window = make_window()
+    view = inspected(qtbot, window, mlp_file)
+    assert view.simulate_button.isEnabled()
+    assert "64 \u2192 48 \u2192 32" in view.simulate_button.toolTip()
+    view.simulate_button.click()
+    assert window.tabs.currentWidget() is window.stats
+    settle(qtbot, window)
+    config = window.displayed_config()
+    assert config.init == "checkpoint" and config.layers == 2
+    assert [config.fans(layer) for layer in (1, 2)] == [(64, 48), (48, 32)]
+    assert not window.controls.layers.isEnabled() and not window.controls.bias_init.isEnabled()
+    assert "2 dense layers" in window.controls.init_note.text()
+    assert_paints(window, reference(config))
+
+
+def test_choosing_the_checkpoint_scheme_in_the_controls_asks_for_its_file(qtbot, make_window, mlp_file):
+    window = make_window()
+    settle(qtbot, window)
+    controls = window.controls
+    controls.init.setCurrentIndex(controls.init.findData("checkpoint"))
+    said = controls.said()
+    assert isinstance(said, ConfigError) and "file" in str(said)
+    box = controls.findChild(TextBox, "init.file")
+    box.setText(str(mlp_file))
+    box.editingFinished.emit()
+    settle(qtbot, window)
+    assert window.displayed_config().init == "checkpoint" and window.displayed_config().layers == 2
