@@ -4,8 +4,9 @@ its entries follow, and what is wrong with it, in plain words.
 Kinds (``tensor_kind``), conservative, from the rank and the name's last part (``layers.0.bias``,
 ``dense_1/bias:0``, ``params/LayerNorm_0/scale``):
 
-- rank >= 2: "weight", embedding tables included (an embedding is drawn like any weight; its fans
-  are PyTorch's for a (num_embeddings, dim) matrix, so its std flags are against fan_in = dim);
+- rank >= 2: "weight", embedding tables included (an embedding is drawn like any weight and matched
+  like one, at PyTorch's fans of a (num_embeddings, dim) matrix; but a name with ``embed``, ``wte`` or
+  ``wpe`` gets no std flag: a lookup's rows are copied, not multiplied with a signal);
 - rank 1 named ``bias``/``*_bias``/``b``, or ``beta`` (a norm's shift is a bias): "bias";
 - rank 1 named ``gamma``, or ``weight``/``scale``/``g`` under a norm (a part of the name containing
   ``norm``, or starting ``ln``/``bn``/``gn``: ``ln_1``, ``bn1``): "norm scale";
@@ -172,12 +173,26 @@ def _blocks(array: np.ndarray):
 
 def statistics(array: np.ndarray) -> _Stats:
     """Mean, std (population), min, max over the finite entries, in float64, one CHUNK at a time
-    (Chan et al.'s pairwise update of the mean and sum of squares); non-finite entries counted."""
+    (Chan et al.'s pairwise update of the mean and sum of squares); non-finite entries counted.
+    Float64 values beyond ~1e150, whose squares overflow, are summed again scaled by a power of 2."""
+    found = _statistics(array, 1.0)
+    largest = max(abs(found.min), abs(found.max)) if found.finite else 0.0
+    if found.finite and not math.isfinite(found.std) and math.isfinite(largest):
+        scale = 2.0 ** -math.frexp(largest)[1]  # exact: the entries keep their digits
+        again = _statistics(array, scale)
+        found = _Stats(found.finite, found.nonfinite, found.zeros, again.mean / scale, again.std / scale,
+                       found.min, found.max)
+    return found
+
+
+def _statistics(array: np.ndarray, scale: float) -> _Stats:
     count, mean, m2, zeros, nonfinite = 0, 0.0, 0.0, 0, 0
     low, high = math.inf, -math.inf
     with np.errstate(over="ignore", invalid="ignore"):
         for block in _blocks(array):
             x = block.astype(np.float64)
+            if scale != 1.0:
+                x *= scale
             finite = np.isfinite(x)
             bad = x.size - int(np.count_nonzero(finite))
             if bad:
@@ -188,15 +203,18 @@ def statistics(array: np.ndarray) -> _Stats:
             k = x.size
             block_mean = float(x.mean())
             block_m2 = float(np.square(x - block_mean).sum())
-            delta, total = block_mean - mean, count + k
-            mean += delta * k / total
-            m2 += block_m2 + delta * delta * count * k / total
-            count = total
+            if count:
+                delta, total = block_mean - mean, count + k
+                mean += delta * k / total
+                m2 += block_m2 + delta * delta * count * k / total
+                count = total
+            else:
+                count, mean, m2 = k, block_mean, block_m2
             low, high = min(low, float(x.min())), max(high, float(x.max()))
             zeros += k - int(np.count_nonzero(x))
     if not count:
         return _Stats(0, nonfinite, 0, math.nan, math.nan, math.nan, math.nan)
-    return _Stats(count, nonfinite, zeros, mean, math.sqrt(m2 / count), low, high)
+    return _Stats(count, nonfinite, zeros, mean, math.sqrt(m2 / count), low / scale, high / scale)
 
 
 def _subsample(array: np.ndarray) -> np.ndarray:
@@ -307,7 +325,10 @@ def _fit_spread(scheme: Scheme, params: dict, key: str, fan_in: int, fan_out: in
         return math.log(law.std / target)
 
     try:
-        start = math.log(params[key]) if params[key] > 0 else 0.0
+        value = params[key] if params[key] > 0 else 1.0
+        now = scheme.law(fan_in, fan_out, scheme.params({**params, key: value})).std
+        # Exact for a spread proportional to the parameter (gain, std, limit), a start otherwise.
+        start = math.log(value * target / now) if now > 0 else math.log(value)
         step = 1.0
         below, above = log_ratio(start - step), log_ratio(start + step)
         for _ in range(12):  # widen the bracket until the std crosses the target
@@ -403,6 +424,7 @@ def _match_iid(sample: np.ndarray, stats: _Stats, fan_in: int, fan_out: int,
     if n < MIN_SAMPLE or not stats.std > 0:
         return None
     centred = sample - sample.mean()
+    centred /= np.max(np.abs(centred))  # the fourth powers of values near float64's limit stay finite
     kurtosis = float(np.mean(centred**4) / np.mean(centred**2) ** 2)
     # Var(s^2) = sigma^4 (kurtosis - 1) / N: the relative standard error of the std is half that.
     std_tol = STD_Z * 0.5 * math.sqrt(min(max(kurtosis - 1, 0.5), 10.0) / stats.finite)
@@ -546,6 +568,13 @@ def _std_flag(std: float, fan_in: int, fan_out: int) -> str | None:
     return None
 
 
+def _is_embedding(name: str) -> bool:
+    """A lookup table (``embed_tokens``, GPT-2's ``wte``/``wpe``): its rows are copied into the network,
+    not multiplied with a signal, so no per-layer growth follows from its std (PyTorch draws
+    nn.Embedding from N(0, 1))."""
+    return any("embed" in part or part in ("wte", "wpe") for part in _name_parts(name))
+
+
 def _shape_flag(name: str, law: EntryLaw | None) -> str | None:
     """A name that says normal on uniform values, or uniform on normal ones."""
     if law is None:
@@ -575,7 +604,8 @@ def inspect_tensor(name: str, array: np.ndarray, layout: str) -> TensorReport:
         fan_in, fan_out = fans(shape, layout)
     flags: list[str] = []
     if stats.nonfinite:
-        flags.append(f"{stats.nonfinite} non-finite values (NaN or inf): one reaches every later activation "
+        values = "value" if stats.nonfinite == 1 else "values"
+        flags.append(f"{stats.nonfinite} non-finite {values} (NaN or inf): one reaches every later activation "
                      "and gradient")
     best, equivalent, law = None, (), None
     matrix = None
@@ -586,7 +616,7 @@ def inspect_tensor(name: str, array: np.ndarray, layout: str) -> TensorReport:
         scheme = "zeros" if value == 0 else "constant"
         if value != 0:  # 0.1 stored in float32 is 0.10000000149...: say 0.1
             eps = float(np.finfo(array.dtype).eps) if np.issubdtype(array.dtype, np.floating) else 0.0
-            value = _round_nice(value, lambda v: abs(v - value) <= eps * abs(value))
+            value = _round_nice(value, lambda v: abs(v - value) <= 0.5 * eps * abs(value))  # rounds to it
         best = Match(scheme, {} if value == 0 else SCHEMES["constant"].params({"value": value}), 0.0, 0.0)
         law = EntryLaw("point", value, 0.0, value, value)
         if kind == "weight" and value == 0:
@@ -596,7 +626,7 @@ def inspect_tensor(name: str, array: np.ndarray, layout: str) -> TensorReport:
             flags.append(f"every entry is {value:g}: all units compute the same output and get the same "
                          "gradient, so they stay identical (symmetry is never broken)")
     elif stats.finite:
-        if matrix is not None and len(shape) == 2:
+        if matrix is not None and len(shape) == 2 and math.isfinite(stats.std):
             best = _match_structure(matrix, array.dtype)
         if best is None:
             found = _match_iid(_subsample(array), stats, fan_in or 1, fan_out or 1, kind == "weight")
@@ -605,7 +635,7 @@ def inspect_tensor(name: str, array: np.ndarray, layout: str) -> TensorReport:
                 best = Match(candidate.scheme, candidate.params, candidate.std, ks)
                 law = candidate.law
     if kind == "weight" and fan_in and stats.std > 0:
-        flag = _std_flag(stats.std, fan_in, fan_out)
+        flag = None if _is_embedding(name) else _std_flag(stats.std, fan_in, fan_out)
         if flag:
             flags.append(flag)
         flag = _shape_flag(name, law)
@@ -617,7 +647,9 @@ def inspect_tensor(name: str, array: np.ndarray, layout: str) -> TensorReport:
                 flags.append(f"the name says orthogonal, but the rows are not: the largest entry of "
                              f"W W^T / gain^2 - I is {found[1]:.2g} (orthogonal: below {ORTHO_TOL:g})")
     mp_ks = None
-    if matrix is not None and stats.std > 0 and min(matrix.shape) <= MAX_SPECTRUM_SIDE:
+    # The Gram matrix sums fan_in squares: values beyond ~1e150 would overflow it.
+    squares_fit = max(abs(stats.min), abs(stats.max)) < 1e150 / math.sqrt(max(fan_in or 1, 1))
+    if matrix is not None and stats.std > 0 and squares_fit and min(matrix.shape) <= MAX_SPECTRUM_SIDE:
         from .spectra import weight_spectrum
 
         distance = weight_spectrum(matrix).ks_distance()

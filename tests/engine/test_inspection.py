@@ -360,3 +360,36 @@ def test_scheme_density_is_the_exact_density_of_one_entry(name, fan_in, fan_out,
         law = scheme.law(fan_in, fan_out, scheme.params(params))
         np.testing.assert_allclose(density, law.pdf(x))
     assert np.all(scheme_density(Match("identity", {"gain": 1.0}, 0.0, 0.0), 4, 4, x) == 0)
+
+
+def test_an_embedding_table_is_matched_but_its_std_is_no_signal_finding():
+    table = np.random.default_rng(0).standard_normal((1000, 64)).astype(np.float32)  # nn.Embedding's N(0, 1)
+    embedding = inspect_tensor("model.embed_tokens.weight", table, "torch")
+    assert embedding.kind == "weight" and embedding.best.scheme == "normal" and embedding.flags == ()
+    assert inspect_tensor("model.layers.0.mlp.weight", table, "torch").flags[0].startswith("std 1 is")
+
+
+ODD = {
+    "far mean": np.random.default_rng(1).normal(5, 0.1, (64, 64)),
+    "float64 near its limit": np.random.default_rng(1).normal(0, 1e200, (64, 64)),
+    "subnormal float32": np.random.default_rng(1).normal(0, 1e-41, (64, 64)).astype(np.float32),
+    "int8": np.random.default_rng(1).integers(-128, 127, (64, 64), dtype=np.int8),
+    "bool": np.random.default_rng(1).random((64, 64)) > 0.5,
+    "one entry": np.array([[3.0]]), "a row": np.random.default_rng(1).normal(0, 1, (1, 500)),
+    "rank 5": np.random.default_rng(1).normal(0, 0.1, (2, 3, 4, 5, 6)),
+    "all nan": np.full((8, 8), np.nan), "a scalar": np.float32(2.5),
+    "cauchy": np.random.default_rng(1).standard_cauchy((128, 128)),
+}
+
+
+@pytest.mark.parametrize("name", list(ODD))
+@pytest.mark.parametrize("layout", ["torch", "numpy"])
+def test_odd_tensors_get_a_report_never_a_crash_or_a_warning(name, layout):
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # what numpy would print
+        report = inspect_tensor(name, ODD[name], layout)
+    json.dumps(report.to_json(), allow_nan=False)
+    finite = np.asarray(ODD[name], np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        scale = np.max(np.abs(finite)) or 1.0  # 1e200's square overflows
+        assert report.std == pytest.approx((finite / scale).std() * scale, rel=1e-9)
