@@ -157,3 +157,14 @@ def test_choosing_the_checkpoint_scheme_in_the_controls_asks_for_its_file(qtbot,
     box.editingFinished.emit()
     settle(qtbot, window)
     assert window.displayed_config().init == "checkpoint" and window.displayed_config().layers == 2
+
+
+def test_closing_the_window_while_a_checkpoint_is_read_ends_the_views_threads(qtbot, make_window, tmp_path):
+    path = tmp_path / "many.npz"
+    np.savez(path, **{f"layer{i}/kernel": sample("glorot_uniform", 128, 128, seed=i) for i in range(40)})
+    window = make_window()
+    window.files.open_file(path)
+    view = window.view("inspect")
+    qtbot.waitUntil(lambda: view.table.rowCount() > 0, timeout=TIMEOUT_MS)
+    window.close()  # the autouse check fails the test if a thread or timer is left running
+    assert not view.runner.thread.isRunning() and not view.detail_runner.thread.isRunning()
