@@ -12,9 +12,10 @@ from threadpoolctl import threadpool_limits
 from ..engine import RANGES, ConfigError
 from ..engine.configfile import readable
 from ..engine.export import ExportError
-from .common import (BLAS_ENVIRONMENT, EXIT_USAGE, Parser, UsageError, add_config_flags, integer_flag,
-                     number_flag)
+from .common import (BLAS_ENVIRONMENT, EXIT_USAGE, Parser, UsageError, add_config_flags, flag_type,
+                     integer_flag, number_flag)
 from .export import IMAGE_VIEWS, cmd_export
+from .inspect import cmd_inspect
 from .registries import cmd_activations, cmd_install_desktop, cmd_presets, cmd_schemes
 from .simulate import FAN_RANGE, cmd_simulate, cmd_weights
 from .theory import add_activation_flags, cmd_phase, cmd_sweep, cmd_theory
@@ -22,7 +23,9 @@ from .train import add_train_flags, cmd_compare, cmd_train
 
 
 def build_parser() -> Parser:
+    from ..engine.checks import choice_in
     from ..engine.compare import MAX_SEEDS
+    from ..engine.inspection import LAYOUTS
     from ..engine.sweep import CONNECT_SECONDS
     from ..engine.train import TRAIN_RANGES, TrainConfig
 
@@ -134,6 +137,17 @@ def build_parser() -> Parser:
     add_train_flags(compare)
     compare.add_argument("--json", action="store_true", help="print JSON instead of tables")
     compare.set_defaults(run=cmd_compare)
+
+    inspect = commands.add_parser("inspect", help="which initialization each tensor of a checkpoint follows, "
+                                  "and what looks wrong (.safetensors, .npz, .npy, Keras .weights.h5)")
+    inspect.add_argument("file", metavar="FILE", help="the checkpoint (pickles such as .pt are refused: "
+                         "loading one runs its code)")
+    inspect.add_argument("--layout", type=flag_type(lambda text: choice_in("", text, LAYOUTS), "name"),
+                         metavar="NAME", help="torch: a Linear weight is (out, in), a conv kernel (out, in, kh, kw); "
+                         "numpy: (in, out), Keras' conv (kh, kw, in, out) (default: torch for safetensors, "
+                         "numpy for the others)")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.set_defaults(run=cmd_inspect)
 
     for name, run, text in (("schemes", cmd_schemes, "list the initialization schemes"),
                             ("activations", cmd_activations, "list the activations"),
