@@ -19,8 +19,9 @@ ORTHO_TOL), sparse (the same number of zeros in every row of W in numpy's layout
 PyTorch's, and normal nonzeros). Then the i.i.d. schemes (``Scheme.law``), against a fixed random
 subsample of at most MAX_SAMPLE entries: a candidate is accepted when its exact mean and std agree with
 the tensor's within STD_Z standard errors and the one-sample KS statistic against its exact CDF is
-below the KS critical value at KS_ALPHA. The accepted candidate of the first tier wins (tiers below,
-smallest KS within a tier):
+below the KS critical value at KS_ALPHA. The accepted candidate of the first tier wins (tiers below;
+within a tier the fewest parameters changed from the defaults, then the smallest KS: kaiming's a = 0
+and a = 0.01 are closer than a sample can tell, a truncation is not):
 
 0. schemes whose std depends on the fans (xavier/glorot, kaiming/he, lecun, pytorch_linear,
    variance_scaling...) at their default parameters;
@@ -40,6 +41,19 @@ and a unit norm scale (both standard, so not flagged) are reported.
 ``equivalent``: the other names whose exact law at these fans is the best's (``EntryLaw.same_as``,
 parameters equal to 1e-9), at their defaults or standard values, and the generic schemes that can
 give it; decided from the laws, never from the sample.
+
+Flags, each a finding in plain words: non-finite values (any kind); for weights, all zeros, one
+nonzero constant, a std below a third of both LeCun's 1/sqrt(fan_in) and Glorot's sqrt(2/(fan_in +
+fan_out)) or above three times both He's sqrt(2/fan_in) and Glorot's (so every fan-based scheme at
+its defaults, pytorch_linear's 1/sqrt(3 fan_in) and xavier at very unequal fans included, passes;
+the generic schemes' fixed numbers may not: normal(std=1) at fan_in 256 is a finding), a name that
+says normal on uniform values or the reverse, and a name with ``ortho`` on a matrix that is not
+(checked up to MAX_MATRIX entries). A zero bias and a unit norm scale are standard: their ``best``
+says so (``zeros``, ``constant(value=1)``) and no flag does.
+
+``mp_ks``: the Marchenko-Pastur KS distance of the weight's spectrum (``spectra.weight_spectrum`` of
+``as_matrix``), for finite weights of at most MAX_MATRIX entries whose smaller side is at most
+MAX_SPECTRUM_SIDE (the eigendecomposition's cost), else None.
 """
 
 from __future__ import annotations
