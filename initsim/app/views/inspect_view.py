@@ -139,7 +139,8 @@ def tensor_detail(report: TensorReport, array: np.ndarray, layout: str) -> Tenso
         values = histogram(sample, float(sample.min()), float(sample.max()), value_bins(sample.size))
         if report.best is not None:
             x = np.linspace(values.edges[0], values.edges[-1], DENSITY_POINTS)
-            density = (x, scheme_density(report.best, report.fan_in, report.fan_out, x))
+            pdf = scheme_density(report.best, report.fan_in, report.fan_out, x)
+            density = (x, pdf) if np.any(pdf) else None  # a point mass (zeros, a constant) has none
     spectrum = law = None
     if report.mp_ks is None:
         note = ("A matrix's spectrum: this tensor is not a weight" if report.kind != "weight" else
@@ -419,7 +420,12 @@ class InspectView(ComputedView):
                 self.value_legend.addItem(self.match_proxy, match_text(report))
             else:
                 self.density_curve.setData([], [])
-            self.value_note.say("; ".join(report.flags) if report.flags else "", place="aside")
+            if report.flags:
+                self.value_note.say("; ".join(report.flags), place="aside")
+            elif report.std == 0:
+                self.value_note.say(f"Every value is {number(report.mean)}", place="aside")
+            else:
+                self.value_note.say("")
             self.value_plot.enableAutoRange()
         self.spectrum_plot.setTitle(f"{detail.name}: spectrum", size="10pt")
         if detail.spectrum is None:
