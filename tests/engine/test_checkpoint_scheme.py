@@ -117,6 +117,26 @@ def test_an_mlp_in_torch_layout_runs_with_its_own_widths(tmp_path, activation):
     np.testing.assert_allclose(j, direct, rtol=1e-4, atol=1e-6 * np.abs(direct).max())
 
 
+def test_a_keras_weights_file_runs_in_numpy_layout(tmp_path):
+    h5py = pytest.importorskip("h5py")  # the checkpoints extra
+
+    rng = np.random.default_rng(1)
+    stored = [(rng.standard_normal((6, 12)), rng.standard_normal(12)), (rng.standard_normal((12, 3)), None)]
+    with h5py.File(tmp_path / "model.weights.h5", "w") as h5:  # Keras 3's names, (in, out) kernels
+        for name, (kernel, bias) in zip(("dense", "dense_1"), stored):
+            h5[f"layers/{name}/vars/0"] = kernel.astype(np.float32)
+            if bias is not None:
+                h5[f"layers/{name}/vars/1"] = bias.astype(np.float32)
+    config = checkpoint(tmp_path / "model.weights.h5", batch=4).validated()
+    assert config.init_params["layout"] == "numpy" and [config.fans(k) for k in (1, 2)] == [(6, 12), (12, 3)]
+    (w1, b1), (w2, b2) = initial_weights(config)
+    np.testing.assert_array_equal(w1, stored[0][0].astype(np.float32))
+    np.testing.assert_array_equal(b1, stored[0][1].astype(np.float32))
+    np.testing.assert_array_equal(w2, stored[1][0].astype(np.float32))
+    np.testing.assert_array_equal(b2, np.zeros(3, np.float32))
+    assert w1.flags.c_contiguous and [e.index for e in simulate(config).backward] == [1, 2]
+
+
 def test_the_estimate_follows_the_layers_widths(tmp_path):
     write_mlp(tmp_path / "mlp.safetensors")
     config = checkpoint(tmp_path / "mlp.safetensors", batch=100).validated()
