@@ -51,7 +51,6 @@ class DenseLayer:
     nbytes: int  # the stored weight's
 
 
-
 # A dense weight's fans and matrix, as engine.inspection's `fans` and `as_matrix` give them for a 2-D
 # tensor (a test holds them equal): inspection imports the spectra, which import the simulation,
 # which imports this module, so importing inspection here would be a cycle.
@@ -178,8 +177,7 @@ def _layer_sigmas(fan_in: int, w: np.ndarray, b: np.ndarray | None) -> tuple[flo
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _stamp(path: Path) -> tuple[int, int]:
