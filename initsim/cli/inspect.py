@@ -69,7 +69,7 @@ def inspected(checkpoint: Checkpoint, layout: str) -> list:
     return reports
 
 
-def cut(text: str, width: int) -> str:
+def cut_name(text: str, width: int = NAME_WIDTH) -> str:
     """``text`` in ``width`` characters: its end kept, which tells tensors apart
     ("…self_attn.q_proj.weight"). Control characters, which would move a terminal's cursor, as
     spaces."""
@@ -94,14 +94,17 @@ def match_text(report) -> str:
     defaults = get_scheme(best.scheme).params()
     changed = {name: value for name, value in best.params.items()
                if name in SPREAD_PARAMS or name == "value" or defaults.get(name) != value}
-    text = f"{best.scheme}({params_text(changed)})" if changed else best.scheme
-    return text + (f" +{len(report.equivalent)}" if report.equivalent else "")
+    text = readable(f"{best.scheme}({params_text(changed)})" if changed else best.scheme)
+    more = f" +{len(report.equivalent)}" if report.equivalent else ""
+    room = MATCH_WIDTH - len(more)
+    # Cut at its end: the scheme's name says most.
+    return (text if len(text) <= room else text[:room - 1] + "\u2026") + more
 
 
 def cells(report) -> tuple[str, ...]:
     fans = "-" if report.fan_in is None else f"{report.fan_in}/{report.fan_out}"
-    return (cut(report.name, NAME_WIDTH), shape_text(report.shape), report.kind, fans, number_text(report.std),
-            cut(match_text(report), MATCH_WIDTH), "-" if report.best is None else f"{report.best.ks:.3f}",
+    return (cut_name(report.name), shape_text(report.shape), report.kind, fans, number_text(report.std),
+            match_text(report), "-" if report.best is None else f"{report.best.ks:.3f}",
             str(len(report.flags)) if report.flags else "-")
 
 

@@ -125,6 +125,23 @@ def test_the_match_shows_the_parameters_away_from_the_defaults(capsys, tmp_path)
     assert f"uniform(limit={report.best.params['limit']:g})" in row
 
 
+def test_a_long_match_keeps_its_start_and_its_equivalents():
+    from dataclasses import replace
+
+    from initsim.cli.inspect import MATCH_WIDTH, match_text
+    from initsim.engine.inspection import Match
+
+    w = sampled("kaiming_uniform", 64, 64, 6)
+    report = inspect_tensor("w", w, "numpy")
+    long = Match("kaiming_uniform", {"negative_slope": 0.2, "mode": "fan_out", "nonlinearity": "leaky_relu"},
+                 0.1, 0.01)
+    text = match_text(replace(report, best=long, equivalent=("a", "b")))
+    assert len(text) == MATCH_WIDTH and text.startswith("kaiming_uniform(nega") and text.endswith("\u2026 +2")
+    assert match_text(replace(report, best=long, equivalent=())).startswith("kaiming_uniform(negative_slope=0.2")
+    assert match_text(replace(report, best=Match("he_uniform", {}, 0.1, 0.01), equivalent=("a",))) == "he_uniform +1"
+    assert match_text(replace(report, best=None)) == "-"
+
+
 def test_long_names_keep_their_end_and_progress_goes_to_a_terminal(capsys, monkeypatch, tmp_path):
     path = tmp_path / "long.npz"
     long_name = "model.encoder.layers.10.self_attention.query_projection.weight"
