@@ -137,7 +137,7 @@ def test_a_long_match_keeps_its_start_and_its_equivalents():
                  0.1, 0.01)
     text = match_text(replace(report, best=long, equivalent=("a", "b")))
     assert len(text) == MATCH_WIDTH and text.startswith("kaiming_uniform(nega") and text.endswith("\u2026 +2")
-    assert match_text(replace(report, best=long, equivalent=())).startswith("kaiming_uniform(negative_slope=0.2")
+    assert match_text(replace(report, best=long, equivalent=())) == "kaiming_uniform(negativ\u2026"
     assert match_text(replace(report, best=Match("he_uniform", {}, 0.1, 0.01), equivalent=("a",))) == "he_uniform +1"
     assert match_text(replace(report, best=None)) == "-"
 
