@@ -18,7 +18,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout)
+                               QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from initsim.engine.chain import ChainError, find_chain
 from initsim.engine.checkpoints import open_checkpoint
@@ -30,10 +31,10 @@ from initsim.engine.stats import Histogram, histogram
 
 from ..messages import show_message
 from ..runtime.controller import StreamRunner
-from ..widgets import ComputedView, ProgressBar, named, number
+from ..widgets import ComputedView, ProgressBar, SteadyLabel, named, number
 from .phase_plot import LABEL_STYLE
 from .plot_notes import PlotNote
-from .plotstyle import COLORS, step_style, style_plot
+from .plotstyle import COLORS, step_style, style_plot, title_never_sizes
 
 LAYOUT_TEXT = {"torch": "PyTorch (out, in)", "numpy": "numpy / Keras (in, out)"}
 # The values' histogram: a subsample this large draws the same picture as the whole tensor.
@@ -215,6 +216,10 @@ class InspectView(ComputedView):
         self.status.setProperty("role", "status")
         self.status.setTextFormat(Qt.TextFormat.PlainText)
 
+        # The selected tensor's findings in full, over its plots (the table's cell cuts them).
+        self.findings = named(SteadyLabel(), "tensor_findings", "What is wrong with the selected tensor")
+        self.findings.setProperty("role", "status")
+        self.findings.hide()
         self.table = named(QTableWidget(0, len(COLUMNS)), "tensor_table", "One row a tensor; select one "
                            "to see its values and spectrum below")
         self.table.setHorizontalHeaderLabels([header for _, header, _ in COLUMNS])
@@ -239,6 +244,7 @@ class InspectView(ComputedView):
         self.spectrum_plot = self.plots.addPlot(row=0, col=1)
         for plot in (self.value_plot, self.spectrum_plot):
             style_plot(plot)
+            title_never_sizes(plot)
             plot.setMouseEnabled(False, False)
             plot.showGrid(x=True, y=True, alpha=0.12)
             plot.setLabel("left", "density", **LABEL_STYLE)
@@ -249,9 +255,6 @@ class InspectView(ComputedView):
         self.density_curve = self.value_plot.plot([], [], pen=law_pen, antialias=True)
         self.spectrum_curve = self.spectrum_plot.plot([], [], **step_style(COLORS["post"]))
         self.law_curve = self.spectrum_plot.plot([], [], pen=law_pen, antialias=True)
-        self.value_legend = self.value_plot.addLegend(offset=(-8, 8), labelTextSize="9pt")
-        self.value_legend.addItem(pg.PlotDataItem(pen=pg.mkPen(COLORS["pre"], width=4)), "values")
-        self.match_proxy = pg.PlotDataItem(pen=law_pen)
         spectrum_legend = self.spectrum_plot.addLegend(offset=(-8, 8), labelTextSize="9pt")
         spectrum_legend.addItem(pg.PlotDataItem(pen=pg.mkPen(COLORS["post"], width=4)), "eigenvalues")
         spectrum_legend.addItem(pg.PlotDataItem(pen=law_pen), "Marchenko-Pastur")
@@ -269,7 +272,12 @@ class InspectView(ComputedView):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self.table)
-        splitter.addWidget(self.plots)
+        selected = QWidget()
+        selected_layout = QVBoxLayout(selected)
+        selected_layout.setContentsMargins(0, 4, 0, 0)
+        selected_layout.addWidget(self.findings)
+        selected_layout.addWidget(self.plots, 1)
+        splitter.addWidget(selected)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
@@ -367,9 +375,9 @@ class InspectView(ComputedView):
         summary = (f"{len(self.reports)} tensors, {weights} weights, {matched} matched to a scheme; "
                    f"read in {seconds:.1f} s. ")
         if flagged:
-            first = next(report for report in self.reports if report.flags)
-            show_message(self.status, "warn", summary + f"\u26a0 {flagged} with findings (shaded rows), the "
-                         f"first {first.name}: {first.flags[0]}")
+            first = next(report.name for report in self.reports if report.flags)
+            show_message(self.status, "warn", summary + f"\u26a0 {flagged} with findings (shaded rows; the "
+                         f"first is {first}).")
         else:
             show_message(self.status, "ok", summary + "\u2713 No findings.")
 
@@ -407,6 +415,9 @@ class InspectView(ComputedView):
     def _draw_detail(self, detail: TensorDetail) -> None:
         report = next(r for r in self.reports if r.name == detail.name)
         self.value_plot.setTitle(f"{detail.name}: values", size="10pt")
+        if report.flags:
+            show_message(self.findings, "warn", f"\u26a0 {detail.name}: " + " \u00b7 ".join(report.flags))
+        self.findings.setVisible(bool(report.flags))
         if detail.values is None:
             self.value_curve.setData([], [])
             self.density_curve.setData([], [])
@@ -414,15 +425,14 @@ class InspectView(ComputedView):
         else:
             edges, density = as_density(detail.values)
             self.value_curve.setData(edges, density, **step_style(COLORS["pre"]))
-            self.value_legend.removeItem(self.match_proxy)
             if detail.density is not None:
                 self.density_curve.setData(*detail.density)
-                self.value_legend.addItem(self.match_proxy, match_text(report))
+                # The title is the legend: a legend box would hide the bell it describes.
+                self.value_plot.setTitle(f"{detail.name}: values, and {match_text(report)}'s density "
+                                         "(dashed)", size="10pt")
             else:
                 self.density_curve.setData([], [])
-            if report.flags:
-                self.value_note.say("; ".join(report.flags), place="aside")
-            elif report.std == 0:
+            if report.std == 0 and not report.flags:
                 self.value_note.say(f"Every value is {number(report.mean)}", place="aside")
             else:
                 self.value_note.say("")
@@ -446,11 +456,11 @@ class InspectView(ComputedView):
         self.detail = None
         for curve in (self.value_curve, self.density_curve, self.spectrum_curve, self.law_curve):
             curve.setData([], [])
-        self.value_legend.removeItem(self.match_proxy)
         self.value_plot.setTitle("")
         self.spectrum_plot.setTitle("")
         self.value_note.say("")
         self.spectrum_note.say("")
+        self.findings.hide()
 
     def _show_empty(self, keep_status: bool = False) -> None:
         self._clear_detail()
