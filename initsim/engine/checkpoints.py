@@ -231,21 +231,33 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
         # safetensors before pickles: its header's length can start with 0x80 too (a 128-byte
         # header), while no pickle has '{' at byte 8 (protocol 4's frame length, or a module name).
         if len(head) >= 9 and head[8:9] == b"{":
-            return Checkpoint(path, "safetensors", _SafetensorsReader(path, file, size))
+            return _opened(path, "safetensors", lambda: _SafetensorsReader(path, file, size))
         if head[0] == _PICKLE_PROTO:
             raise _pickle_refusal(path, "this file is a pickle (it starts with pickle's protocol byte 0x80)")
         if head.startswith(_NPY_MAGIC):
-            return Checkpoint(path, "npy", _NpyReader(path, file, size))
+            return _opened(path, "npy", lambda: _NpyReader(path, file, size))
         if head.startswith(_ZIP_MAGICS):
-            return Checkpoint(path, "npz", _NpzReader(path, file, size))
+            return _opened(path, "npz", lambda: _NpzReader(path, file, size))
         if head.startswith(_HDF5_MAGIC):
             file.close()
-            return Checkpoint(path, "h5", _H5Reader(path))
+            return _opened(path, "h5", lambda: _H5Reader(path))
         raise CheckpointError(path, f"not a safetensors, .npz, .npy or HDF5 file (it starts with bytes "
                                     f"{head[:8].hex(' ')})")
     except BaseException:
         file.close()
         raise
+
+
+def _opened(path: Path, format: str, reader: Callable[[], _Reader]) -> Checkpoint:
+    """The checkpoint ``reader()`` lists. Each reader names the problems it checks for; whatever
+    else its libraries raise on a damaged file (zipfile's NotImplementedError for a version byte
+    gone wrong, struct's error...) is one CheckpointError too."""
+    try:
+        return Checkpoint(path, format, reader())
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(path, f"damaged {format} file: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 # --- safetensors ---------------------------------------------------------------------------
@@ -419,7 +431,7 @@ class _NpzReader:
         try:
             file.seek(0)
             self.zip = zipfile.ZipFile(file)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except Exception as exc:  # BadZipFile, and NotImplementedError, OverflowError... on bad bytes
             raise CheckpointError(path, f"truncated or not a zip (.npz): {_first_line(exc)}") from None
         members = self.zip.infolist()
         pickled = next((m.filename for m in members if m.filename.lower().endswith((".pkl", ".pickle"))), None)

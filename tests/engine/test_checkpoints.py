@@ -358,6 +358,15 @@ def safetensors_header(header: object, data: bytes = b"", length: int | None = N
     return write(struct.pack("<Q", len(text) if length is None else length) + text + data)
 
 
+def zip_version_91(path: Path) -> None:
+    """An .npz whose central directory says it needs zip version 9.1 (zipfile raises
+    NotImplementedError)."""
+    write_npz(path, {"w": np.ones(3)})
+    data = bytearray(path.read_bytes())
+    data[data.index(b"PK\x01\x02") + 6] = 91
+    path.write_bytes(bytes(data))
+
+
 def h5_file(path: Path) -> None:
     write_h5(path, {"w": np.ones((64, 64))})
 
@@ -385,6 +394,7 @@ MALFORMED = {
     "gap.safetensors": safetensors_header({"w": {**ENTRY, "data_offsets": [8, 32]}}, b"\0" * 32),
     "cut.npz": cut(lambda path: write_npz(path, TENSORS), 0.6),
     "cut-compressed.npz": cut(lambda path: write_npz_compressed(path, TENSORS), 0.5),
+    "zip-version.npz": zip_version_91,
     "other-member.npz": zip_of({"w.npy": npy_bytes(np.ones(3)), "README.txt": b"hello"}),
     "member-lies.npz": zip_of({"w.npy": lying_npy((600,))}),
     "member-lies-compressed.npz": zip_of({"w.npy": lying_npy((10**15,))}, zipfile.ZIP_DEFLATED),
