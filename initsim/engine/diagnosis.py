@@ -171,7 +171,8 @@ def _worst(fractions: np.ndarray) -> tuple[float, int]:
 def _unexplained_dead(config: SimConfig, event: ForwardEvent) -> float:
     """How many more of the layer's units are dead than the batch's correlation explains."""
     expected = expected_dead_fraction(event.geometry.correlation, config.batch)
-    noise = 4 * math.sqrt(max(expected * (1 - expected), 1e-12) / config.width)
+    units = config.fans(event.index)[1]  # a checkpoint's layers differ in width
+    noise = 4 * math.sqrt(max(expected * (1 - expected), 1e-12) / units)
     return event.dead_fraction - expected - DEAD_MARGIN - noise
 
 

@@ -11,7 +11,7 @@ from initsim.app.views.registry import PendingView, plot_views
 
 from appcheck import settle
 
-LAZY = ("heatmap", "stats", "theory", "spectra", "sweep", "training", "compare", "reference")
+LAZY = ("heatmap", "stats", "theory", "spectra", "sweep", "training", "compare", "inspect", "reference")
 
 
 def test_a_new_window_builds_only_the_first_view(qtbot, make_window):

@@ -189,7 +189,6 @@ class HistogramView(QWidget):
         if (state.layers, state.config.part) != self._network:
             self._lay_out(state.layers, state.config.part)
         grid = self.grid(state)
-        size = state.config.batch * state.config.width
         wanted = [(panel, layer, state.stats(self.quantity, layer))
                   for panel, layer in zip(self.panels, self._shown_layers)]
         stale = [(panel, layer, stats) for panel, layer, stats in wanted
@@ -198,6 +197,8 @@ class HistogramView(QWidget):
         # after it) is drawn whole at once, with no worker competing for the GIL.
         most = PANELS_PER_PAINT if not state.complete else len(stale)
         for panel, layer, stats in stale[:most]:
+            # A layer's values: a checkpoint's layers differ in width (config.fans).
+            size = state.config.batch * state.config.fans(layer)[1]
             panel.show(layer, stats, self.quantity, grid, size, state.config.part)
         self.catching_up = len(stale) > most
         if state.complete and not self.catching_up:

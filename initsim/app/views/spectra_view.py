@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, Q
                                QSizePolicy, QSpinBox, QVBoxLayout)
 
 from initsim.engine import ConfigError, SimConfig, get_scheme, initial_blocks, initial_weights
+from initsim.engine.schemes import READ_SCHEMES
 from initsim.engine.spectra import (JacobianSpectrum, WeightSpectrum, isometry_pair, jacobian_spectrum,
                                     weight_spectrum)
 from initsim.engine.theory import config_sigmas
@@ -107,8 +108,11 @@ def matrix_fans(config: SimConfig, layer: int) -> tuple[int, int]:
     return config.fans(layer) if config.residual == "none" else (config.width, config.hidden_width)
 
 
-def layer_variance(config: SimConfig, layer: int) -> float:
-    """E[W^2] of the shown matrix's entries from the scheme's formula (Fixup's W1: over L)."""
+def layer_variance(config: SimConfig, layer: int) -> float | None:
+    """E[W^2] of the shown matrix's entries from the scheme's formula (Fixup's W1: over L); None for
+    weights read from a checkpoint, which have no formula: their own mean square is the law's scale."""
+    if config.init in READ_SCHEMES:
+        return None
     fan_in, fan_out = matrix_fans(config, layer)
     second_moment = get_scheme(config.init).second_moment(fan_in, fan_out, config.init_params)
     return second_moment / config.layers if config.fixup else second_moment
@@ -451,7 +455,9 @@ def weight_lines(result: WeightResult) -> list[str]:
         return [f"{result.config.init}, {spectrum.fan_in} \u2192 {spectrum.fan_out}: every weight is 0, so is "
                 "every eigenvalue; there is no Marchenko-Pastur law of variance 0 to compare with."]
     low, high = spectrum.support
-    scale_text = {key: text for key, text, _ in WEIGHT_SCALES}[result.scale]
+    # A checkpoint's weights have no formula: their law's scale is their own mean square.
+    scale = "measured" if result.config.init in READ_SCHEMES else result.scale
+    scale_text = {key: text for key, text, _ in WEIGHT_SCALES}[scale]
     lines = [f"{result.config.init}, {spectrum.fan_in} \u2192 {spectrum.fan_out}: Marchenko-Pastur of ratio "
              f"{spectrum.ratio:.3g} and variance {spectrum.variance:.4g} ({scale_text}), support "
              f"[{low:.4g}, {high:.4g}]",
