@@ -25,7 +25,7 @@ from .train import add_train_flags, cmd_compare, cmd_train
 def build_parser() -> Parser:
     from ..engine.checks import choice_in
     from ..engine.compare import MAX_SEEDS
-    from ..engine.inspection import LAYOUTS
+    from ..engine.layouts import LAYOUTS
     from ..engine.sweep import CONNECT_SECONDS
     from ..engine.train import TRAIN_RANGES, TrainConfig
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from .checkpoints import CheckpointError, TensorInfo, open_checkpoint
 from .errors import ConfigError, shown
+from .layouts import as_matrix, fans
 
 FIELD = "init checkpoint.file"  # the parameter a chain's errors name, as the scheme's own checks do
 # Words that mark a 2-D tensor as a lookup table, not a layer that multiplies a signal.
@@ -49,20 +50,6 @@ class DenseLayer:
     fan_in: int
     fan_out: int
     nbytes: int  # the stored weight's
-
-
-# A dense weight's fans and matrix, as engine.inspection's `fans` and `as_matrix` give them for a 2-D
-# tensor (a test holds them equal): inspection imports the spectra, which import the simulation,
-# which imports this module, so importing inspection here would be a cycle.
-
-def fans(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
-    """(fan_in, fan_out) of a dense weight: PyTorch stores it as (out, in), numpy and Keras as (in, out)."""
-    return (shape[1], shape[0]) if layout == "torch" else (shape[0], shape[1])
-
-
-def as_matrix(array: np.ndarray, layout: str) -> np.ndarray:
-    """A dense weight as stored, as the (fan_in, fan_out) matrix of ``y = x @ W`` (a view)."""
-    return array.T if layout == "torch" else array
 
 
 def _bias_names(name: str) -> tuple[str, ...]:

@@ -66,10 +66,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from .layouts import as_matrix, check_layout, fans
 from .params import NONLINEARITIES, PARAMS
 from .schemes import SCHEMES, EntryLaw, Scheme, calculate_gain, get_scheme
 
-LAYOUTS = ("torch", "numpy")
 KINDS = ("weight", "bias", "norm scale", "other")
 
 CHUNK = 1 << 20  # entries converted to float64 at a time: a 1 GB tensor never gets a float64 copy
@@ -91,41 +91,6 @@ NICE_VALUES: dict[str, tuple[float, ...]] = {
     "scale": tuple(sorted({g * g for g in _GAINS} | {1 / 3})),  # 1/3: pytorch_linear's variance
     "negative_slope": (0.0, 0.01, 0.2, math.sqrt(5)),  # sqrt(5): nn.Linear's default
 }
-
-
-# --- fans and the matrix --------------------------------------------------------------------
-
-def _check_layout(layout: str) -> None:
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
-
-
-def fans(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight: PyTorch's ``_calculate_fan_in_and_fan_out`` for torch's layout
-    (out, in, *kernel), fan_in = in * prod(kernel); Keras's for numpy's (in, out) and its conv
-    kernels (*kernel, in, out)."""
-    _check_layout(layout)
-    shape = tuple(int(n) for n in shape)
-    if len(shape) < 2:
-        raise ValueError(f"fans need a tensor of at least 2 dimensions, got shape {shape}")
-    if layout == "torch":
-        receptive = math.prod(shape[2:])
-        return shape[1] * receptive, shape[0] * receptive
-    receptive = math.prod(shape[:-2])
-    return shape[-2] * receptive, shape[-1] * receptive
-
-
-def as_matrix(array: np.ndarray, layout: str) -> np.ndarray:
-    """The weight as the matrix W of ``y = x @ W`` (numpy's layout), a view where the layout allows:
-    (fan_in, fan_out) for a dense weight; for a conv kernel the matrix each patch meets,
-    (C_in * prod(kernel), C_out) (its rows are fan_in; fan_out counts the kernel too)."""
-    _check_layout(layout)
-    array = np.asarray(array)
-    if array.ndim < 2:
-        raise ValueError(f"a matrix needs a tensor of at least 2 dimensions, got shape {array.shape}")
-    if layout == "torch":
-        return array.reshape(array.shape[0], -1).T
-    return array.reshape(-1, array.shape[-1])
 
 
 # --- kinds ----------------------------------------------------------------------------------
@@ -605,7 +570,7 @@ def inspect_tensor(name: str, array: np.ndarray, layout: str) -> TensorReport:
     """Everything the inspector says about one tensor. ``array`` may be a memmap of any size: it is
     read in CHUNKs and at MAX_SAMPLE places, and only weights of at most MAX_MATRIX entries are read
     whole (for the structural tests and the spectrum)."""
-    _check_layout(layout)
+    check_layout(layout)
     array = np.asarray(array)
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) \
             or np.issubdtype(array.dtype, np.complexfloating):

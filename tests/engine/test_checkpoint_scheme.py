@@ -174,15 +174,6 @@ def test_the_file_and_layout_parameters_are_checked_as_every_parameter_is(tmp_pa
         assert needle in str(error.value)
 
 
-@pytest.mark.parametrize("layout", ["torch", "numpy"])
-def test_a_dense_weights_fans_and_matrix_are_the_inspectors(layout):
-    from initsim.engine import inspection
-
-    array = np.arange(12.0).reshape(3, 4)
-    assert chain_module.fans(array.shape, layout) == inspection.fans(array.shape, layout)
-    np.testing.assert_array_equal(chain_module.as_matrix(array, layout), inspection.as_matrix(array, layout))
-
-
 MEASURE = """
 import json, re, sys
 import numpy as np

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 from initsim.engine.chain import ChainError, find_chain
 from initsim.engine.checkpoints import open_checkpoint
 from initsim.engine import get_scheme
-from initsim.engine.inspection import LAYOUTS, TensorReport, as_matrix, inspect_tensor, scheme_density
+from initsim.engine.inspection import TensorReport, inspect_tensor, scheme_density
+from initsim.engine.layouts import LAYOUTS, as_matrix
 from initsim.engine.params import params_text
 from initsim.engine.spectra import weight_spectrum
 from initsim.engine.stats import Histogram, histogram
