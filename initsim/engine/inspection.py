@@ -7,7 +7,7 @@ Kinds (``tensor_kind``), conservative, from the rank and the name's last part (`
 - rank >= 2: "weight", embedding tables included (an embedding is drawn like any weight and matched
   like one, at PyTorch's fans of a (num_embeddings, dim) matrix; but a name with ``embed``, ``wte`` or
   ``wpe`` gets no std flag: a lookup's rows are copied, not multiplied with a signal);
-- rank 1 named ``bias``/``*_bias``/``b``, or ``beta`` (a norm's shift is a bias): "bias";
+- rank 1 named ``bias``/``*_bias``/``b``/``b1``, ``b2``..., or ``beta`` (a norm's shift is a bias): "bias";
 - rank 1 named ``gamma``, or ``weight``/``scale``/``g`` under a norm (a part of the name containing
   ``norm``, or starting ``ln``/``bn``/``gn``: ``ln_1``, ``bn1``): "norm scale";
 - everything else, rank 0 included: "other" (BatchNorm's running_mean/var, num_batches_tracked,
@@ -114,7 +114,8 @@ def tensor_kind(name: str, shape: tuple[int, ...]) -> str:
     if len(shape) == 0 or not parts:
         return "other"
     last = parts[-1]
-    if last in ("b", "beta") or last.startswith("bias") or last.endswith("_bias"):
+    # b1, b2...: the biases `initsim weights` writes beside W1, W2 (as many numpy MLPs name them).
+    if last in ("b", "beta") or re.fullmatch(r"b\d+", last) or last.startswith("bias") or last.endswith("_bias"):
         return "bias"
     if last == "gamma" or (last in ("weight", "scale", "g") and _under_norm(parts[:-1])):
         return "norm scale"

@@ -117,6 +117,7 @@ def test_as_matrix_is_the_matrix_of_y_equals_x_at_w():
     ("layers.0.weight", (4, 4), "weight"), ("embed_tokens.weight", (100, 8), "weight"),
     ("conv1.weight", (8, 3, 3, 3), "weight"), ("layers.0.bias", (4,), "bias"),
     ("dense_1/bias:0", (4,), "bias"), ("attn.in_proj_bias", (12,), "bias"), ("bn1.beta", (4,), "bias"),
+    ("b2", (4,), "bias"), ("W2", (4, 4), "weight"), ("bn1.num_batches", (4,), "other"),
     ("layers.0.norm.weight", (4,), "norm scale"), ("h.0.ln_1.weight", (4,), "norm scale"),
     ("bn1.weight", (4,), "norm scale"), ("batch_normalization/gamma:0", (4,), "norm scale"),
     ("params/LayerNorm_0/scale", (4,), "norm scale"), ("bn1.running_mean", (4,), "other"),
