@@ -11,6 +11,7 @@ from ..engine import ConfigError, SimConfig, memory
 from ..engine.diagnosis import WARNING_KINDS
 from ..engine.export import atomic_write, export_weights, result_record
 from ..engine.params import params_in_brackets
+from ..engine.schemes import READ_SCHEMES
 from .common import (CONFIG_FIELDS, Progress, SCHEME_PARAMS, UsageError, announce, config_from_args,
                      memory_limit, number_text, print_json)
 
@@ -26,8 +27,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     residual = c.residual != "none"
     block = (f"; {c.residual}-norm residual blocks, alpha {c.branch_scale}, expansion {c.expansion}"
              + (", Fixup" if c.fixup else "")) if residual else ""
-    print(f"{c.layers} x {c.width} {c.activation}, init {c.init} {params_in_brackets(c.init_params)}, "
-          f"bias {c.bias_init}, norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}{block}")
+    read = c.init in READ_SCHEMES  # a checkpoint's own layers: widths per layer, biases from the file
+    widths = " -> ".join(map(str, [c.fans(1)[0]] + [c.fans(k)[1] for k in range(1, c.layers + 1)]))
+    print(f"{f'{c.layers} layers {widths}' if read else f'{c.layers} x {c.width}'} {c.activation}, init {c.init} "
+          f"{params_in_brackets(c.init_params)}, {'biases from the file' if read else f'bias {c.bias_init}'}, "
+          f"norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}{block}")
     # A block's pre std is its branch's hidden pre-activation, its act the stream x_l, its grad dL/dx_l.
     header = (("block", "hidden pre", "x mean", "x std", "branch std") if residual else
               ("layer", "pre std", "act mean", "act std")) + \
@@ -48,6 +52,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     elif residual:  # a stream has no fixed point: the prediction is the columns' (README's residual theory)
         print(f"mean field: per block, W1's sigma_w^2 = {number_text(theory.sigma_w2[-1])}, b1's sigma_b^2 = "
               f"{number_text(theory.sigma_b2)}, alpha = {number_text(c.branch_alpha)}; {result.seconds:.3f} s")
+    elif read:  # each layer its own sigma_w^2: no one fixed point or depth scale
+        print(f"mean field: each layer's sigma_w^2 = fan_in x mean(W^2) of its stored weights, from "
+              f"{number_text(min(theory.sigma_w2))} to {number_text(max(theory.sigma_w2))}; {result.seconds:.3f} s")
     else:
         print(f"mean field: sigma_w^2 = {number_text(theory.sigma_w2[-1])}, sigma_b^2 = {number_text(theory.sigma_b2)}, "
               f"q* = {number_text(theory.q_star)}, chi_1 = {number_text(theory.chi1)}, "

@@ -331,3 +331,12 @@ def test_the_command_line_takes_the_file_and_layout(tmp_path, capsys):
                  "--layout", "numpy"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no two dense layers chain (numpy layout)" in err
+
+
+def test_simulate_prints_the_checkpoints_widths_and_its_layers_own_sigmas(tmp_path, capsys):
+    write_mlp(tmp_path / "mlp.safetensors")
+    assert main(["simulate", "--init", "checkpoint", "--file", str(tmp_path / "mlp.safetensors")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3 layers 784 -> 256 -> 128 -> 10 relu, init checkpoint")
+    assert "biases from the file" in lines[0] and "bias zeros" not in lines[0]
+    assert any(line.startswith("mean field: each layer's sigma_w^2 = fan_in x mean(W^2)") for line in lines)
