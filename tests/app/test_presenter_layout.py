@@ -181,3 +181,38 @@ def test_the_histogram_caption_names_blocks_of_a_residual_network(qtbot, make_wi
     window.set_config(SMALL.replace(layers=40, residual="pre", norm="layer"))
     settle(qtbot, window)
     assert view.caption.text().endswith("9 of 40 blocks: the first, every 5th, the last")
+
+
+def test_after_a_change_of_depth_each_panel_shows_when_its_layer_arrives_in_its_own_cell(qtbot):
+    """The grid fills in a few panels a paint: a panel waits, hidden, for its new layer (painting
+    every panel at its new place at once held the GUI thread), and keeps its cell meanwhile."""
+    from initsim.app.model.runstate import RunState
+    from initsim.app.views.histogram_view import PANELS_PER_PAINT, HistogramView
+    from initsim.engine import simulate_stream
+
+    view = HistogramView()
+    qtbot.addWidget(view)
+    view.resize(1200, 700)
+    view.show()
+    config = SMALL.replace(layers=12).validated()
+    events = list(simulate_stream(config))
+    state = RunState(config, run_id=1)
+    view.show_state(state)  # the depth's grid, nothing arrived
+    assert len(view.panels) == 12 and not any(panel.plot.isVisible() for panel in view.panels)
+    layout = view.plots.ci.layout
+    layout.activate()
+    cells = [panel.plot.geometry() for panel in view.panels]
+    assert all(cell.width() > 0 and cell.height() > 0 for cell in cells)  # kept while hidden
+    for event in events[:5]:
+        state.add(event)
+    view.show_state(state)
+    shown = [panel.plot.isVisible() for panel in view.panels]
+    assert shown == [i < min(5, PANELS_PER_PAINT) for i in range(12)]
+    layout.activate()
+    assert [panel.plot.geometry() for panel in view.panels] == cells  # nothing moved as they appeared
+    for event in events[5:]:
+        state.add(event)
+    while view.catching_up or not all(panel.plot.isVisible() for panel in view.panels):
+        view.show_state(state)
+    layout.activate()
+    assert [panel.plot.geometry() for panel in view.panels] == cells

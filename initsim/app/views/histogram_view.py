@@ -47,6 +47,10 @@ class HistogramPanel:
         self.plot.setMouseEnabled(False, False)
         self.plot.hideAxis("left")
         title_never_sizes(self.plot)
+        # A panel hidden until its layer arrives (after a change of depth) keeps its cell in the grid.
+        policy = self.plot.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.plot.setSizePolicy(policy)
         self.axis = self.plot.getAxis("bottom")
         # One height for the x axis with and without its tick labels (`label_ticks`), so that every
         # panel keeps the same data area whichever row it is in: pyqtgraph's own height formula
@@ -63,6 +67,13 @@ class HistogramPanel:
         self.layer = 0
         self.stats: Stats | None = None
         self._shown: tuple | None = None  # what is drawn: (layer, stats, quantity, grid)
+
+    def wait_for(self, layer: int, part: str) -> None:
+        """Hidden until ``layer`` arrives (`show`), its cell kept; titled already, so that the grid's
+        rows keep one height as the panels appear (a title's text sets its row's least height)."""
+        self.plot.hide()
+        self._shown = None
+        self._title(f"{part} {layer}", COLORS["muted"])
 
     def label_ticks(self, labelled: bool) -> None:
         """Whether the x axis writes its tick values; without them it draws its ticks only."""
@@ -90,6 +101,7 @@ class HistogramPanel:
                 self.plot.setXRange(grid[0], grid[-1], padding=0.03)
             self._title(f"{part} {layer}", COLORS["muted"])
             return
+        self.plot.show()
         x, y = panel_curve(stats.histogram, grid)
         self.curve.setData(x, y, stepMode="center", fillLevel=0,
                            pen=pg.mkPen(color, width=1), brush=pg.mkBrush(color + "90"))
@@ -257,6 +269,11 @@ class HistogramView(QWidget):
         while len(self._pool) < count:
             self._pool.append(HistogramPanel())
         self._place_panels(count)
+        # Each panel now shows another layer: hidden until that layer arrives, so that the grid fills
+        # in a few panels a paint, where painting every panel at its new place at once (axes, text)
+        # held the GUI thread 60 ms.
+        for panel, layer in zip(self.panels, self._shown_layers):
+            panel.wait_for(layer, part)
         self._network = (layers, part)
         self.caption.setText(f"all {layers} {part}s" if stride == 1 else
                              f"{count} of {layers} {part}s: the first, every {stride}"
