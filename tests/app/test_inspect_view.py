@@ -168,3 +168,23 @@ def test_closing_the_window_while_a_checkpoint_is_read_ends_the_views_threads(qt
     qtbot.waitUntil(lambda: view.table.rowCount() > 0, timeout=TIMEOUT_MS)
     window.close()  # the autouse check fails the test if a thread or timer is left running
     assert not view.runner.thread.isRunning() and not view.detail_runner.thread.isRunning()
+
+
+def test_sorting_by_a_column_orders_by_its_numbers_and_selection_follows_the_row(qtbot, make_window, tmp_path):
+    path = tmp_path / "mixed.npz"
+    # std 2.5 and 12.5 (both flagged) and 0.125: as text, "2.5" would sort above "12.5"
+    np.savez(path, **{"layer10/kernel": 20 * sample("glorot_uniform", 64, 64),
+                      "layer2/kernel": sample("glorot_uniform", 64, 64, seed=1),
+                      "layer9/kernel": 100 * sample("glorot_uniform", 64, 64, seed=2)})
+    window = make_window()
+    view = inspected(qtbot, window, path)
+    names = [view.table.item(row, 0).text() for row in range(3)]
+    assert names == ["layer2/kernel", "layer9/kernel", "layer10/kernel"]  # natural order first
+    view.table.sortByColumn(view.column("std"), Qt.SortOrder.DescendingOrder)
+    stds = [float(view.table.item(row, view.column("std")).text()) for row in range(3)]
+    assert stds == sorted(stds, reverse=True) and view.table.item(0, 0).text() == "layer9/kernel"
+    view.table.sortByColumn(view.column("flags"), Qt.SortOrder.AscendingOrder)
+    assert view.table.item(2, 0).text() == "layer2/kernel"  # the findings first
+    view.table.selectRow(2)
+    name = view.table.item(2, 0).text()
+    qtbot.waitUntil(lambda: view.detail is not None and view.detail.name == name, timeout=TIMEOUT_MS)

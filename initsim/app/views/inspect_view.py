@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QWidget)
 
 from initsim.engine.chain import ChainError, find_chain
-from initsim.engine.checkpoints import open_checkpoint
+from initsim.engine.checkpoints import natural_key, open_checkpoint
 from initsim.engine import get_scheme
 from initsim.engine.inspection import TensorReport, inspect_tensor, scheme_density
 from initsim.engine.layouts import LAYOUTS, as_matrix
@@ -162,6 +162,28 @@ def as_density(counts: Histogram) -> tuple[np.ndarray, np.ndarray]:
     return counts.edges, counts.counts / max(counts.total, 1) / widths
 
 
+class SortedItem(QTableWidgetItem):
+    """A cell that sorts by its value (a number, a name in natural order), not by its text."""
+
+    def __init__(self, text: str, key: tuple) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        return self.key < getattr(other, "key", ())
+
+
+def sort_keys(report: TensorReport) -> dict[str, tuple]:
+    """Each column's sort key: numbers as numbers (none last), names in natural order, the most
+    findings first."""
+    def value(number: float | None) -> tuple:
+        return (1, 0.0) if number is None or math.isnan(number) else (0, number)
+    return {"name": (natural_key(report.name),), "shape": (math.prod(report.shape),), "kind": (report.kind,),
+            "fans": value(report.fan_in), "std": value(report.std), "best": (match_text(report),),
+            "ks": value(report.best.ks if report.best else None), "mp": value(report.mp_ks),
+            "flags": (-len(report.flags),)}
+
+
 def match_text(report: TensorReport) -> str:
     """The best match as a call with the parameters that differ from the scheme's defaults."""
     best = report.best
@@ -239,6 +261,9 @@ class InspectView(ComputedView):
         header.setSectionResizeMode(self.column("best"), QHeaderView.ResizeMode.Interactive)
         header.resizeSection(self.column("best"), BEST_COLUMN_WIDTH)
         self.table.itemSelectionChanged.connect(self._on_selected)
+        # A click on a header sorts by it (the findings: the flagged tensors first); by name at first.
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.value_plot = self.plots.addPlot(row=0, col=0)
@@ -353,8 +378,12 @@ class InspectView(ComputedView):
                  "kind": report.kind, "fans": fans, "std": number(report.std), "best": match_text(report),
                  "ks": number(report.best.ks) if report.best else "", "mp": "" if report.mp_ks is None
                  else number(report.mp_ks), "flags": "; ".join(report.flags)}
+        keys = sort_keys(report)
+        sorting = self.table.isSortingEnabled()
+        self.table.setSortingEnabled(False)  # or the row would move between its cells
         for column, (key, _, _) in enumerate(COLUMNS):
-            item = QTableWidgetItem(cells[key])
+            item = SortedItem(cells[key], keys[key])
+            item.setData(Qt.ItemDataRole.UserRole, len(self.reports) - 1)  # the report it shows
             if key == "best" and report.equivalent:
                 item.setToolTip("The same distribution at these fans: " + ", ".join(report.equivalent))
             elif key == "flags" and report.flags:
@@ -364,6 +393,7 @@ class InspectView(ComputedView):
             if report.flags:
                 item.setBackground(QBrush(FLAGGED_ROW))
             self.table.setItem(row, column, item)
+        self.table.setSortingEnabled(sorting)
         if row == 0:
             self.table.selectRow(0)
 
@@ -399,7 +429,7 @@ class InspectView(ComputedView):
         rows = self.table.selectionModel().selectedRows()
         if not rows or self.opened is None:
             return
-        report = self.reports[rows[0].row()]
+        report = self.reports[self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)]
         self.detail_runner.start(detail_job(self.opened.path, self.opened.layout, report))
 
     @Slot(int, object)
