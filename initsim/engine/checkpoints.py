@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import stat
 import struct
 import zipfile
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from types import TracebackType
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
+
+from .userfiles import UnreadableFile, open_regular
 
 FORMATS = ("safetensors", "npz", "npy", "h5")
 # PyTorch stores a Linear weight as (out, in); numpy and Keras as (in, out).
@@ -188,29 +189,14 @@ class Checkpoint:
 
 # --- opening: a regular file, its format from its bytes ----------------------------------------
 
-_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a device"),
-               (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
-
-
 def _open_regular(path: Path) -> BinaryIO:
-    """``path`` opened for reading, if it is a regular file (also through a link). Opened without
-    blocking (a FIFO with no writer would wait forever) and checked after opening, so what is
-    checked is what is read."""
+    """``path`` opened for reading if it is a regular file (userfiles.open_regular)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-                     | getattr(os, "O_BINARY", 0))
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise CheckpointError(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for is_kind, name in _FILE_KINDS if is_kind(mode)), "not a regular file")
-            raise CheckpointError(path, f"cannot read: {kind}, not a checkpoint file")
-        # Unbuffered: a read at an offset reads the file as it is now, not a buffer of it.
-        return os.fdopen(fd, "rb", buffering=0)
-    except BaseException:
-        os.close(fd)
-        raise
+        fd = open_regular(path, "a checkpoint file")
+    except UnreadableFile as exc:
+        raise CheckpointError(path, str(exc)) from None
+    # Unbuffered: a read at an offset reads the file as it is now, not a buffer of it.
+    return os.fdopen(fd, "rb", buffering=0)
 
 
 def open_checkpoint(path: str | Path) -> Checkpoint:

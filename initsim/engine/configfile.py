@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 
 from .config import SimConfig
 from .errors import ConfigError
+from .userfiles import UnreadableFile, open_regular
 
 _PARAM_TABLES = ("activation_params", "init_params", "bias_params")
 T = TypeVar("T")
@@ -30,8 +30,6 @@ MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32
 # Messages quoting a file are cut to this: enough for the longest list of valid names.
 MESSAGE_LIMIT = 500
-_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a device"),
-               (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
 # Where a key can start on a line (after a table's brackets), and what follows a key. [ \t], not
 # \s: \s would reach back over blank lines and name the line above the key.
 _LINE_START = re.compile(r"^[ \t]*(?:\[+[ \t]*)?", re.MULTILINE)
@@ -197,15 +195,11 @@ def read_untrusted(path: str | Path) -> str:
     checked is what is read. Every problem is a ConfigError naming the file."""
     source = str(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-                     | getattr(os, "O_BINARY", 0))
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise ConfigError(source, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        fd = open_regular(path, "a config or tour file")
+    except UnreadableFile as exc:
+        raise ConfigError(source, str(exc)) from None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = next((name for is_kind, name in _FILE_KINDS if is_kind(info.st_mode)), "not a regular file")
-            raise ConfigError(source, f"cannot read: {kind}, not a config or tour file")
         if info.st_size > MAX_FILE_BYTES:
             raise _too_large(source, info.st_size)
         with os.fdopen(fd, "rb", closefd=False) as file:
