@@ -40,6 +40,9 @@ DENSITY_POINTS = 400
 # and the density's bulk, not the pole.
 DENSITY_PERCENTILE = 90
 
+COMPARE_TIP = ("Compare this network with Gaussian and with orthogonal weights of the same \u03c3w\u00b2 and "
+               "bias: orthogonal weights keep deep tanh or linear nets near criticality isometric (all singular "
+               "values near 1), Gaussian ones do not")
 # The variance the Marchenko-Pastur law is drawn with: (key, menu text, tooltip).
 WEIGHT_SCALES = (
     ("formula", "scheme's E[W\u00b2]",
@@ -200,10 +203,7 @@ class SpectraView(ComputedView):
                                "nonzero singular values: spreads over decades show as widths")
         self.log_scale.setChecked(True)
         self.log_scale.toggled.connect(self._show_jacobians)
-        self.compare = named(QPushButton("Gaussian vs orthogonal"), "isometry_compare",
-                             "Compare this network with Gaussian and with orthogonal weights of the same "
-                             "\u03c3w\u00b2 and bias: orthogonal weights keep deep tanh or linear nets near "
-                             "criticality isometric (all singular values near 1), Gaussian ones do not")
+        self.compare = named(QPushButton("Gaussian vs orthogonal"), "isometry_compare", COMPARE_TIP)
         self.compare.setCheckable(True)
         self.compare.toggled.connect(self._request_missing)
         self.layer = named(QSpinBox(), "spectrum_layer", "The layer whose weights are shown (layer 1's "
@@ -297,6 +297,15 @@ class SpectraView(ComputedView):
         first = self.config is None
         self.config = state.config
         self.layer_label.setText("Layer" if self.config.residual == "none" else "Block (W1)")
+        # A checkpoint's layers differ in width and in sigma_w^2: Gaussian or orthogonal weights of one
+        # sigma_w^2 at one width would be another network.
+        read = self.config.init in READ_SCHEMES
+        if read:
+            self.compare.setChecked(False)
+        self.compare.setEnabled(not read)
+        self.compare.setToolTip(COMPARE_TIP if not read else "Off for a checkpoint's own weights: its layers "
+                                "differ in width and in \u03c3w\u00b2, so no Gaussian or orthogonal network of "
+                                "one \u03c3w\u00b2 is its twin")
         self.layer.blockSignals(True)
         self.layer.setRange(1, self.config.layers)
         if first:

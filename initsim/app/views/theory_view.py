@@ -15,8 +15,9 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 from initsim.engine import SimConfig, get_activation, get_scheme
 from initsim.engine.phase_export import (MarkedPoint, axes_from_zero, default_extent, extent_holding,
                                          zero_weights_label)
-from initsim.engine.theory import (MeanField, PhaseDiagram, config_at, config_sigmas, mean_field, phase_diagram,
-                                   phase_of)
+from initsim.engine.schemes import READ_SCHEMES
+from initsim.engine.theory import (MeanField, PhaseDiagram, config_at, config_sigmas, layer_sigmas, mean_field,
+                                   phase_diagram, phase_of)
 
 from .phase_plot import CHI1, COLOR_MODES, SIGMA_B2, SIGMA_W2, XI, PhaseFigure
 from ..model.runstate import RunState
@@ -221,6 +222,11 @@ class TheoryView(ComputedView):
                          "the diagram is of the plain network.")
         if get_scheme(config.init).data_dependent:
             notes.append("LSUV rescales each layer from the data: the point is its orthogonal start.")
+        if config.init in READ_SCHEMES:
+            spread = [layer_sigmas(config, layer)[0] for layer in range(1, config.layers + 1)]
+            notes.append(f"A checkpoint's layers each have their own {SIGMA_W2}, here from {number(min(spread))} "
+                         f"to {number(max(spread))}: the point is layer {min(2, config.layers)}'s, and Layer "
+                         "statistics draws each layer's own theory.")
         self.numbers.setText(
             f"{head} · q* = {number(point.q_star)} · {CHI1} = {number(point.chi1)} · "
             f"{XI} = {number(point.depth_scale)} layers<br>{verdict}."
