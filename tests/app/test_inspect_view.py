@@ -209,3 +209,11 @@ def test_the_theory_and_spectra_views_say_what_a_checkpoints_own_layers_change(q
     window.tabs.setCurrentWidget(spectra)
     qtbot.waitUntil(spectra.up_to_date, timeout=TIMEOUT_MS)
     assert spectra.compare.isEnabled()
+
+
+def test_the_job_views_name_a_checkpoints_layers_by_their_widths_and_file(mlp_file):
+    from initsim.app.views.job_view import network_text
+    from initsim.engine import SimConfig
+
+    config = SimConfig(init="checkpoint", init_params={"file": str(mlp_file), "layout": "numpy"}).validated()
+    assert network_text(config).startswith("2 layers 64 \u2192 48 \u2192 32 relu, the weights of mlp.npz,")

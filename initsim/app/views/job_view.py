@@ -9,12 +9,15 @@ starts by itself on a control change (a training run is long): the user presses 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Slot
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QLayout, QPushButton, QVBoxLayout, QWidget
 
 from initsim.engine import ConfigError, SimConfig
 from initsim.engine.params import params_text
+from initsim.engine.schemes import READ_SCHEMES
 
 from ..controls import ControlsPanel
 from ..messages import show_message
@@ -44,7 +47,11 @@ def network_text(config: SimConfig) -> str:
     params = params_text(config.init_params)
     init = f"{config.init} ({params})" if params else config.init
     norm = "no normalization" if config.norm == "none" else f"{config.norm} norm"
-    if config.residual == "none":
+    if config.init in READ_SCHEMES:  # a checkpoint's own layers: their widths, the file's name
+        widths = " \u2192 ".join(map(str, [config.fans(1)[0]] + [config.fans(k)[1] for k in range(1, config.layers + 1)]))
+        shape = f"{config.layers} layers {widths} {config.activation}"
+        init = f"the weights of {Path(config.init_params['file']).name}"
+    elif config.residual == "none":
         shape = f"{config.layers} \u00d7 {config.width} {config.activation}"
     else:
         alpha = "0, learned" if config.branch_scale == "0" else config.branch_scale
