@@ -217,3 +217,12 @@ def test_the_job_views_name_a_checkpoints_layers_by_their_widths_and_file(mlp_fi
 
     config = SimConfig(init="checkpoint", init_params={"file": str(mlp_file), "layout": "numpy"}).validated()
     assert network_text(config).startswith("2 layers 64 \u2192 48 \u2192 32 relu, the weights of mlp.npz,")
+
+
+def test_a_tensor_the_inspector_cannot_read_is_left_out_and_said(qtbot, make_window, tmp_path):
+    path = tmp_path / "complex.npz"
+    np.savez(path, **{"a/kernel": sample("glorot_uniform", 32, 32), "b/phase": np.ones((4, 4), np.complex64)})
+    window = make_window()
+    view = inspected(qtbot, window, path)
+    assert [r.name for r in view.reports] == ["a/kernel"] and view.table.rowCount() == 1
+    assert "1 left out: tensor b/phase: dtype complex64 is not real numbers" in view.status.text()

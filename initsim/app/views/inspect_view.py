@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
+from initsim.engine import get_scheme
 from initsim.engine.chain import ChainError, find_chain
 from initsim.engine.checkpoints import natural_key, open_checkpoint
-from initsim.engine import get_scheme
 from initsim.engine.inspection import TensorReport, inspect_tensor, scheme_density
 from initsim.engine.layouts import LAYOUTS, as_matrix
 from initsim.engine.params import params_text
@@ -78,6 +78,14 @@ class Opened:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A tensor the inspector has no words for (complex numbers), left out of the table."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class TensorDetail:
     """What the plots draw of one tensor: its values' histogram and the matched scheme's density
     over it, and (a matrix) its eigenvalues' histogram and the Marchenko-Pastur law over them."""
@@ -108,7 +116,10 @@ def inspect_job(path: Path, layout: str | None):
             for info in checkpoint.tensors:
                 if should_stop():
                     return
-                yield inspect_tensor(info.name, checkpoint.read(info.name), shown)
+                try:
+                    yield inspect_tensor(info.name, checkpoint.read(info.name), shown)
+                except ValueError as exc:  # as the command does: one tensor, not the whole file
+                    yield Skipped(info.name, str(exc))
     return events
 
 
@@ -204,6 +215,7 @@ class InspectView(ComputedView):
         self.path: Path | None = None
         self.opened: Opened | None = None
         self.reports: list[TensorReport] = []
+        self.skipped: list[Skipped] = []
         self.detail: TensorDetail | None = None
         self.detail_runner = StreamRunner("inspect detail", parent=self)
         self.detail_runner.events.connect(self._on_detail)
@@ -328,6 +340,7 @@ class InspectView(ComputedView):
         self.path = Path(path)
         self.opened = None
         self.reports = []
+        self.skipped = []
         self.table.setRowCount(0)
         self._clear_detail()
         self.simulate_button.setEnabled(False)
@@ -352,6 +365,8 @@ class InspectView(ComputedView):
         for event in events:
             if isinstance(event, Opened):
                 self._opened(event)
+            elif isinstance(event, Skipped):
+                self.skipped.append(event)
             else:
                 self._add_row(event)
         if self.opened is not None:
@@ -403,7 +418,9 @@ class InspectView(ComputedView):
         flagged = sum(1 for report in self.reports if report.flags)
         weights = sum(1 for report in self.reports if report.kind == "weight")
         matched = sum(1 for report in self.reports if report.best is not None)
-        summary = (f"{len(self.reports)} tensors, {weights} weights, {matched} matched to a scheme; "
+        left_out = (f" ({len(self.skipped)} left out: {self.skipped[0].reason}"
+                    + (" and more" if len(self.skipped) > 1 else "") + ")") if self.skipped else ""
+        summary = (f"{len(self.reports)} tensors{left_out}, {weights} weights, {matched} matched to a scheme; "
                    f"read in {seconds:.1f} s. ")
         if flagged:
             first = next(report.name for report in self.reports if report.flags)
