@@ -226,3 +226,19 @@ def test_a_tensor_the_inspector_cannot_read_is_left_out_and_said(qtbot, make_win
     view = inspected(qtbot, window, path)
     assert [r.name for r in view.reports] == ["a/kernel"] and view.table.rowCount() == 1
     assert "1 left out: tensor b/phase: dtype complex64 is not real numbers" in view.status.text()
+
+
+def test_ctrl_c_copies_the_selected_row_with_its_findings_whole(qtbot, make_window, tmp_path):
+    from PySide6.QtWidgets import QApplication
+
+    path = tmp_path / "loud.npy"
+    np.save(path, 10 * sample("lecun_normal", 128, 128))
+    window = make_window()
+    view = inspected(qtbot, window, path)
+    view.table.setFocus()
+    view.table.selectRow(0)
+    qtbot.keyClick(view.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    header, row = QApplication.clipboard().text().split("\n")
+    assert header.split("\t")[0] == "Tensor" and len(header.split("\t")) == len(COLUMNS)
+    cells = row.split("\t")
+    assert cells[0] == "loud" and cells[-1] == " \u00b7 ".join(view.reports[0].flags)

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+from PySide6.QtGui import QBrush, QColor, QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                               QPushButton, QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
 from initsim.engine import get_scheme
@@ -30,6 +30,7 @@ from initsim.engine.params import params_text
 from initsim.engine.spectra import weight_spectrum
 from initsim.engine.stats import Histogram, histogram
 
+from ..actions import make_action
 from ..messages import show_message
 from ..runtime.controller import StreamRunner
 from ..widgets import ComputedView, ProgressBar, SteadyLabel, named, number
@@ -273,6 +274,13 @@ class InspectView(ComputedView):
         header.setSectionResizeMode(self.column("best"), QHeaderView.ResizeMode.Interactive)
         header.resizeSection(self.column("best"), BEST_COLUMN_WIDTH)
         self.table.itemSelectionChanged.connect(self._on_selected)
+        # Ctrl+C copies the selected row as the table shows it (tab-separated, under its header), the
+        # findings whole: for a bug report or a notebook.
+        copy = make_action(self.table, "Copy", [QKeySequence.StandardKey.Copy], self.copy_selected,
+                           "Copy the selected tensor's row")
+        copy.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.table.addAction(copy)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         # A click on a header sorts by it (the findings: the flagged tensors first); by name at first.
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
@@ -439,6 +447,17 @@ class InspectView(ComputedView):
     def _reinspect(self) -> None:
         if self.path is not None:
             self.open_checkpoint(self.path, self.layout_box.currentData())
+
+    def copy_selected(self) -> None:
+        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
+        if not rows:
+            return
+        lines = ["\t".join(header for _, header, _ in COLUMNS)]
+        for row in rows:
+            report = self.reports[self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)]
+            cells = [self.table.item(row, column).text() for column in range(len(COLUMNS) - 1)]
+            lines.append("\t".join(cells + [" \u00b7 ".join(report.flags)]))
+        QApplication.clipboard().setText("\n".join(lines))
 
     # --- the selected tensor ---------------------------------------------------------------
 
