@@ -80,6 +80,8 @@ def test_the_selected_weight_draws_its_values_over_the_scheme_and_its_spectrum_o
     qtbot.waitUntil(lambda: view.detail.name == "dense_1/bias", timeout=TIMEOUT_MS)
     assert view.spectrum_curve.getData()[0] is None or view.spectrum_curve.getData()[0].size == 0
     assert "not a weight" in view.spectrum_note.text  # says a bias has no spectrum
+    assert view.value_note.text == "Every finite value is 0"  # zeros: no bar one bin wide beside 0
+    assert view.value_curve.getData()[0] is None or view.value_curve.getData()[0].size == 0
 
 
 def test_a_flagged_tensor_shades_its_row_and_warns(qtbot, make_window, tmp_path):

@@ -485,10 +485,13 @@ class InspectView(ComputedView):
         if report.flags:
             show_message(self.findings, "warn", f"\u26a0 {detail.name}: " + " \u00b7 ".join(report.flags))
         self.findings.setVisible(bool(report.flags))
-        if detail.values is None:
+        finite = report.std == report.std and detail.values is not None  # nan: no finite value
+        if not finite or report.std == 0:
+            # A constant has no spread to draw: a bar one bin wide beside its value would mislead.
             self.value_curve.setData([], [])
             self.density_curve.setData([], [])
-            self.value_note.say("No finite value to draw")
+            self.value_note.say(f"Every finite value is {number(report.mean)}" if finite
+                                else "No finite value to draw")
         else:
             edges, density = as_density(detail.values)
             self.value_curve.setData(edges, density, **step_style(COLORS["pre"]))
@@ -499,10 +502,7 @@ class InspectView(ComputedView):
                                          "(dashed)", size="10pt")
             else:
                 self.density_curve.setData([], [])
-            if report.std == 0 and not report.flags:
-                self.value_note.say(f"Every value is {number(report.mean)}", place="aside")
-            else:
-                self.value_note.say("")
+            self.value_note.say("")
             self.value_plot.enableAutoRange()
         self.spectrum_plot.setTitle(f"{detail.name}: spectrum", size="10pt")
         if detail.spectrum is None:
