@@ -485,10 +485,9 @@ class ControlsPanel(QWidget):
         if isinstance(said, ConfigError):
             self.init_note.setText(f"<span style='color:#b00020'>{html.escape(str(said))}</span>")
             return
-        widths = [said.fans(1)[0]] + [said.fans(layer)[1] for layer in range(1, said.layers + 1)]
         self.init_note.setText(
             f"<b>{said.layers} dense layers</b> of {html.escape(Path(said.init_params['file']).name)}: "
-            f"{ARROW.join(map(str, widths))}<br><span style='color:#555'>their weights and biases as "
+            f"{ARROW.join(map(str, said.widths))}<br><span style='color:#555'>their weights and biases as "
             f"stored ({said.init_params['layout']} layout); the activation, batch and input are "
             "the controls'</span>")
         self.init_note.setToolTip(get_scheme(said.init).description)

@@ -28,7 +28,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     block = (f"; {c.residual}-norm residual blocks, alpha {c.branch_scale}, expansion {c.expansion}"
              + (", Fixup" if c.fixup else "")) if residual else ""
     read = c.init in READ_SCHEMES  # a checkpoint's own layers: widths per layer, biases from the file
-    widths = " -> ".join(map(str, [c.fans(1)[0]] + [c.fans(k)[1] for k in range(1, c.layers + 1)]))
+    widths = " -> ".join(map(str, c.widths))
     print(f"{f'{c.layers} layers {widths}' if read else f'{c.layers} x {c.width}'} {c.activation}, init {c.init} "
           f"{params_in_brackets(c.init_params)}, {'biases from the file' if read else f'bias {c.bias_init}'}, "
           f"norm {c.norm}, batch {c.batch}, seed {c.seed}, {c.dtype}{block}")

@@ -112,6 +112,11 @@ class SimConfig:
             return layer_fans[layer - 1]
         return (self.fan_in_first if layer == 1 else self.width), self.width
 
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The input's width, then each layer's: a checkpoint's differ (784, 256, 128, 10)."""
+        return (self.fans(1)[0], *(self.fans(layer)[1] for layer in range(1, self.layers + 1)))
+
     def replace(self, **changes: Any) -> SimConfig:
         return dataclasses.replace(self, **changes)
 

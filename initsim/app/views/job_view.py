@@ -48,7 +48,7 @@ def network_text(config: SimConfig) -> str:
     init = f"{config.init} ({params})" if params else config.init
     norm = "no normalization" if config.norm == "none" else f"{config.norm} norm"
     if config.init in READ_SCHEMES:  # a checkpoint's own layers: their widths, the file's name
-        widths = " \u2192 ".join(map(str, [config.fans(1)[0]] + [config.fans(k)[1] for k in range(1, config.layers + 1)]))
+        widths = " \u2192 ".join(map(str, config.widths))
         shape = f"{config.layers} layers {widths} {config.activation}"
         init = f"the weights of {Path(config.init_params['file']).name}"
     elif config.residual == "none":
