@@ -188,8 +188,8 @@ class SortedItem(QTableWidgetItem):
 def sort_keys(report: TensorReport) -> dict[str, tuple]:
     """Each column's sort key: numbers as numbers (none last), names in natural order, the most
     findings first."""
-    def value(number: float | None) -> tuple:
-        return (1, 0.0) if number is None or math.isnan(number) else (0, number)
+    def value(found: float | None) -> tuple:
+        return (1, 0.0) if found is None or math.isnan(found) else (0, found)
     return {"name": (natural_key(report.name),), "shape": (math.prod(report.shape),), "kind": (report.kind,),
             "fans": value(report.fan_in), "std": value(report.std), "best": (match_text(report),),
             "ks": value(report.best.ks if report.best else None), "mp": value(report.mp_ks),
