@@ -13,11 +13,11 @@ from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
 from threadpoolctl import threadpool_limits
 
 from initsim.app.views.phase_plot import LOG_DEPTH_LEVELS, MARKER_SIZE
-from initsim.app.views.spectra_view import (THEORY_COLUMN, density_steps, jacobian_numbers, jacobian_result,
-                                      layer_variance, shown_histogram)
+from initsim.app.views.spectra_view import (THEORY_COLUMN, jacobian_numbers, jacobian_result, layer_variance,
+                                            shown_histogram)
 from initsim.app.views.sweep_view import sweep_configs
 from initsim.app.views.theory_view import GRID, round_to_span
-from initsim.app.views.plotstyle import positive
+from initsim.app.views.plotstyle import density_steps, positive
 from initsim.engine import get_activation, initial_weights
 from initsim.engine.spectra import isometry_pair, jacobian_spectrum, weight_spectrum
 from initsim.engine.sweep import finite_width_band, sweep

@@ -36,7 +36,7 @@ from ..runtime.controller import StreamRunner
 from ..widgets import ComputedView, ProgressBar, SteadyLabel, named, number
 from .phase_plot import LABEL_STYLE
 from .plot_notes import PlotNote
-from .plotstyle import COLORS, step_style, style_plot, title_never_sizes
+from .plotstyle import COLORS, density_steps, step_style, style_plot, title_never_sizes
 
 LAYOUT_TEXT = {"torch": "PyTorch (out, in)", "numpy": "numpy / Keras (in, out)"}
 # The values' histogram: a subsample this large draws the same picture as the whole tensor.
@@ -166,12 +166,6 @@ def tensor_detail(report: TensorReport, array: np.ndarray, layout: str) -> Tenso
         x = np.linspace(spectrum.edges[0], spectrum.edges[-1], DENSITY_POINTS)
         law = (x, found.density(x))
     return TensorDetail(report.name, values, density, spectrum, law, note)
-
-
-def as_density(counts: Histogram) -> tuple[np.ndarray, np.ndarray]:
-    """(edges, density) of a histogram: counts over total x bin width, to lay a pdf over."""
-    widths = np.diff(counts.edges)
-    return counts.edges, counts.counts / max(counts.total, 1) / widths
 
 
 class SortedItem(QTableWidgetItem):
@@ -493,7 +487,7 @@ class InspectView(ComputedView):
             self.value_note.say(f"Every finite value is {number(report.mean)}" if finite
                                 else "No finite value to draw")
         else:
-            edges, density = as_density(detail.values)
+            edges, density = detail.values.edges, density_steps(detail.values.counts, detail.values.edges)
             self.value_curve.setData(edges, density, **step_style(COLORS["pre"]))
             if detail.density is not None:
                 self.density_curve.setData(*detail.density)
@@ -510,7 +504,7 @@ class InspectView(ComputedView):
             self.law_curve.setData([], [])
             self.spectrum_note.say(detail.spectrum_note)
         else:
-            edges, density = as_density(detail.spectrum)
+            edges, density = detail.spectrum.edges, density_steps(detail.spectrum.counts, detail.spectrum.edges)
             self.spectrum_curve.setData(edges, density, **step_style(COLORS["post"]))
             self.law_curve.setData(*detail.law)
             self.spectrum_note.say("")

@@ -55,6 +55,12 @@ def style_plot(plot: pg.PlotItem) -> None:
         axis.enableAutoSIPrefix(False)  # "value (x0.001)" over ticks of 500 reads worse than 0.5
 
 
+def density_steps(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts as a density, to lay a pdf over: the histogram's area is 1."""
+    total = counts.sum()
+    return counts / (total * np.diff(edges)) if total else np.zeros(len(counts))
+
+
 def step_style(color: str) -> dict:
     """A histogram drawn as a filled step curve."""
     fill = pg.mkColor(color)

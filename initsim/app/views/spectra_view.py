@@ -24,7 +24,7 @@ from ..preferences import memory_limit
 from ..widgets import ComputedView, DetailsGiveWay, named, number, numbers_label
 from .phase_plot import LABEL_STYLE
 from .plot_notes import PlotNote, sentence
-from .plotstyle import COLORS, step_style, style_plot
+from .plotstyle import COLORS, density_steps, step_style, style_plot
 
 # The numbers under the plots show when the view has room for this many lines of its text.
 DETAILS_LINES = 30
@@ -181,12 +181,6 @@ def table_row(name: str, cells) -> str:
         return text.replace(" ", "\u00a0")
     return (f"<tr><td>{unbroken(name)}</td>"
             + "".join(f"<td align=right>{unbroken(cell)}</td>" for cell in cells) + "</tr>")
-
-
-def density_steps(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts as a density: the histogram's area is 1."""
-    total = counts.sum()
-    return counts / (total * np.diff(edges)) if total else np.zeros(len(counts))
 
 
 COMPUTING = "computing\u2026"
