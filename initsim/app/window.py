@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
     def simulate_checkpoint(self, path: str, layout: str) -> None:
         """"Simulate these weights": the checkpoint's own dense layers (the checkpoint scheme) with
         the controls' activation, batch and input, shown by layer (Layer statistics); a file that
-        is no longer what it was says why in the controls' refusal."""
+        is no longer what it was says why in a message box."""
         config = self.controls.config().replace(init="checkpoint", init_params={"file": path, "layout": layout},
                                                 residual="none")
         try:

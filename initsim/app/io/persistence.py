@@ -17,6 +17,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from initsim.engine import ConfigError, SimConfig
+from initsim.engine.checkpoints import PICKLE_EXTENSIONS
 from initsim.engine.config import IGNORED_KEYS
 from initsim.engine.configfile import config_from_toml, config_to_toml, from_file
 from initsim.engine.export import ExportError, write_text
@@ -35,8 +36,9 @@ SESSION_KEY = "session/config"
 RECENT_KEY = "files/recent"
 MAX_RECENT = 8
 FILE_SUFFIXES = (".toml", ".json")
-# Checkpoints open in the Inspect view; PyTorch's pickles are among them to be refused in words.
-CHECKPOINT_SUFFIXES = (".safetensors", ".npz", ".npy", ".h5", ".pt", ".pth", ".bin", ".ckpt")
+# Checkpoints open in the Inspect view; the pickles the reader refuses are among them, to be refused
+# there in words.
+CHECKPOINT_SUFFIXES = (".safetensors", ".npz", ".npy", ".h5") + PICKLE_EXTENSIONS
 CONFIG_FILTER = "initsim configs (*.toml);;Presets (*.json);;All files (*)"
 TOUR_FILTER = "Tours (*.toml);;All files (*)"
 CHECKPOINT_FILTER = ("Checkpoints (*.safetensors *.npz *.npy *.h5);;PyTorch pickles, to convert "
